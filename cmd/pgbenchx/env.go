@@ -1,0 +1,305 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/pgbenchx/pgbenchx/env"
+)
+
+var nameFlag = &cli.StringFlag{
+	Name:    "name",
+	Value:   env.DefaultName,
+	Usage:   "which env: several can run side by side, e.g. --name lab2",
+	Sources: cli.EnvVars("PGBENCHX_ENV"),
+}
+
+func envCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "env",
+		Usage: "build, inspect and remove a replicated PostgreSQL lab",
+		Description: `An env is a primary plus N streaming standbys on this machine, built from
+the PostgreSQL server binaries already installed. It keeps running between
+commands until 'env down'; its passwords live in a state file of mode 0600.`,
+		Commands: []*cli.Command{envUpCommand(), envStatusCommand(), envVerifyCommand(), envDSNCommand(), envDownCommand(), envListCommand()},
+	}
+}
+
+func envUpCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "up",
+		Usage: "build a primary plus N streaming standbys",
+		Description: `Builds the primary from a cached initdb template, then each standby with its
+own physical slot (standbyN_slot) and pg_basebackup -X stream, and waits
+until the primary's pg_stat_replication shows every standby streaming.
+Servers listen on 127.0.0.1 only with scram-sha-256 passwords made for this
+env. As root, the servers run as --os-user. Ctrl-C removes what was half built.
+
+Examples:
+  pgbenchx env up --standbys 2
+  pgbenchx env up --standbys 2 --apply-delay standby2=500ms   # one slow standby
+  pgbenchx env up --standbys 3 --topology cascade             # standby2,3 stream from standby1
+  pgbenchx env up --name lab2 --pg-setting shared_buffers=256MB --fast`,
+		Flags: []cli.Flag{
+			nameFlag,
+			&cli.IntFlag{Name: "standbys", Value: 2, Usage: fmt.Sprintf("how many standbys, 0 to %d", env.MaxStandbys)},
+			&cli.StringFlag{Name: "provider", Value: "local", Usage: "where to build: local (this machine's PostgreSQL binaries)"},
+			&cli.StringFlag{Name: "topology", Value: "star", Usage: "star (all standbys stream from the primary) or cascade (standby2.. stream from standby1)"},
+			&cli.StringSliceFlag{Name: "apply-delay", Usage: "recovery_min_apply_delay for a standby, e.g. standby2=500ms (repeatable, or comma-separated)"},
+			&cli.StringSliceFlag{Name: "pg-setting", Usage: "a postgresql.conf setting for every node, e.g. shared_buffers=256MB (repeatable)"},
+			&cli.BoolFlag{Name: "fast", Usage: "fsync=off and synchronous_commit=off: quicker, not durable; for tests and CI, not for numbers"},
+			&cli.StringFlag{Name: "pg-bin", Usage: "folder of initdb/postgres/pg_basebackup (default: pg_config --bindir, else newest /usr/lib/postgresql/*/bin)"},
+			&cli.StringFlag{Name: "os-user", Usage: "when run as root, the unprivileged OS user who runs the servers and owns their folders (default postgres)"},
+		},
+		Action: envUp,
+	}
+}
+
+func envUp(ctx context.Context, cmd *cli.Command) error {
+	if p := cmd.String("provider"); p != "local" {
+		return &env.InputError{Flag: "provider", Value: p, Accepted: "accepted: local (docker is planned)"}
+	}
+	topo, err := env.ParseTopology(cmd.String("topology"))
+	if err != nil {
+		return err
+	}
+	delays, err := env.ParseApplyDelays(cmd.StringSlice("apply-delay"))
+	if err != nil {
+		return err
+	}
+	settings, err := env.ParseSettings(cmd.StringSlice("pg-setting"))
+	if err != nil {
+		return err
+	}
+	spec := env.Spec{
+		Name: cmd.String("name"), Standbys: int(cmd.Int("standbys")), Topology: topo,
+		ApplyDelay: delays, Settings: settings, Fast: cmd.Bool("fast"),
+	}
+	if err := spec.Validate(); err != nil {
+		return err
+	}
+	out := cmd.Root().Writer
+	p := env.NewLocal()
+	p.PgBin, p.OSUser = cmd.String("pg-bin"), cmd.String("os-user")
+	p.Step = func(step string, took time.Duration) { fmt.Fprintf(out, "  %-24s %6.2fs\n", step, took.Seconds()) }
+	durability := "fsync on"
+	if spec.Fast {
+		durability = "--fast: fsync off, synchronous_commit off"
+	}
+	fmt.Fprintf(out, "env %q: primary + %d standbys (%s), %s\n", spec.Name, spec.Standbys, spec.Topology, durability)
+	t0 := time.Now()
+	c, err := p.Up(ctx, spec)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "up in %.2fs, PostgreSQL %s\n\n", time.Since(t0).Seconds(), c.ServerVersion)
+	printNodes(out, c)
+	fmt.Fprintf(out, "\nNext: pgbenchx env verify --name %s   |   psql \"$(pgbenchx env dsn --name %s --node standby1)\"\n", c.Name, c.Name)
+	return nil
+}
+
+func printNodes(w io.Writer, c *env.Cluster) {
+	rows := [][]string{}
+	for _, n := range c.Nodes() {
+		up := n.Upstream
+		if up == "" {
+			up = "-"
+		}
+		delay := "-"
+		if n.ApplyDelay > 0 {
+			delay = n.ApplyDelay.String()
+		}
+		rows = append(rows, []string{n.Name, string(n.Role), fmt.Sprint(n.Port), up, delay, n.RedactedDSN()})
+	}
+	renderTable(w, []string{"node", "role", "port", "upstream", "apply delay", "dsn"}, rows)
+}
+
+func loadEnv(cmd *cli.Command) (*env.Cluster, error) {
+	return env.Store{Dir: env.DefaultStateDir()}.Load(cmd.String("name"))
+}
+
+func envStatusCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "status",
+		Usage: "replication state of every node: LSNs, lag, slots",
+		Description: `One row per node: role, port, whether it is in recovery, its walsender state
+on its upstream, sent and replay LSN, lag in bytes (primary's current LSN
+minus the standby's pg_last_wal_replay_lsn()) and in time (replay_lag from
+pg_stat_replication; '-' when unknown, e.g. on an idle primary, never 0),
+whether its slot is active and how much WAL the slot retains.
+
+Examples:
+  pgbenchx env status
+  pgbenchx env status --name lab2 --format json | jq '.[] | {node, lag_bytes}'`,
+		Flags: []cli.Flag{
+			nameFlag,
+			&cli.StringFlag{Name: "format", Value: "table", Usage: "table or json"},
+		},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			format := cmd.String("format")
+			if format != "table" && format != "json" {
+				return &env.InputError{Flag: "format", Value: format, Accepted: "accepted: table or json"}
+			}
+			c, err := loadEnv(cmd)
+			if err != nil {
+				return err
+			}
+			st := env.Status(ctx, c)
+			out := cmd.Root().Writer
+			if format == "json" {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			printStatus(out, c, st)
+			return nil
+		},
+	}
+}
+
+func envVerifyCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "verify",
+		Usage: "check the lab's success criteria; exit 0 only if all pass",
+		Description: `Runs the checks of the manual multi-standby lab and names each one:
+  streaming   pg_stat_replication has one 'streaming' row per standby
+  slots       one active replication slot per standby
+  recovery    every standby reports pg_is_in_recovery()
+  rows        rows written on the primary appear, same count, on every standby
+  read-only   an INSERT on each standby fails with SQLSTATE 25006
+  lag         lag per standby (bytes and time), printed
+
+Example:
+  pgbenchx env verify --name lab2 && echo ready`,
+		Flags: []cli.Flag{nameFlag},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			c, err := loadEnv(cmd)
+			if err != nil {
+				return err
+			}
+			out := cmd.Root().Writer
+			checks := env.Verify(ctx, c)
+			failed := 0
+			for _, ch := range checks {
+				verdict := "PASS"
+				if !ch.Pass {
+					verdict, failed = "FAIL", failed+1
+				}
+				fmt.Fprintf(out, "%s  %-10s %s\n", verdict, ch.Name, ch.Detail)
+			}
+			if failed > 0 {
+				return cli.Exit(fmt.Sprintf("env %q: %d of %d checks failed", c.Name, failed, len(checks)), exitFailure)
+			}
+			fmt.Fprintf(out, "env %q: all %d checks passed\n", c.Name, len(checks))
+			return nil
+		},
+	}
+}
+
+func envDSNCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "dsn",
+		Usage: "print a node's full connection string (password included) for scripts",
+		Description: `Prints the DSN with its password, for tools that need to connect.
+Everything else pgbenchx prints shows passwords as xxxxx.
+
+Examples:
+  psql "$(pgbenchx env dsn --node standby1)"
+  pgbench -n -S -T 10 "$(pgbenchx env dsn --node primary)"`,
+		Flags: []cli.Flag{
+			nameFlag,
+			&cli.StringFlag{Name: "node", Value: "primary", Usage: "primary, standby1, standby2, ..."},
+		},
+		Action: func(_ context.Context, cmd *cli.Command) error {
+			c, err := loadEnv(cmd)
+			if err != nil {
+				return err
+			}
+			n, err := c.Node(cmd.String("node"))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.Root().Writer, n.DSN())
+			return nil
+		},
+	}
+}
+
+func envDownCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "down",
+		Usage: "stop every node and remove the env's folders and state",
+		Description: `Stops standbys (fast shutdown, then immediate), then the primary, drops the
+replication slots, and removes the data folders and the state file. Also
+cleans up an env whose builder died half way.
+
+Example:
+  pgbenchx env down --name lab2`,
+		Flags: []cli.Flag{nameFlag},
+		Action: func(ctx context.Context, cmd *cli.Command) error {
+			name := cmd.String("name")
+			if err := env.ValidateName(name); err != nil {
+				return err
+			}
+			out := cmd.Root().Writer
+			p := env.NewLocal()
+			p.Step = func(step string, took time.Duration) { fmt.Fprintf(out, "  %-24s %6.2fs\n", step, took.Seconds()) }
+			// Down runs to the end even after Ctrl-C: a half-stopped env is
+			// worse than a slow exit.
+			if err := p.Down(context.WithoutCancel(ctx), name); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "env %q is down\n", name)
+			return nil
+		},
+	}
+}
+
+func envListCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "list",
+		Usage: "list the envs this user has",
+		Action: func(_ context.Context, cmd *cli.Command) error {
+			store := env.Store{Dir: env.DefaultStateDir()}
+			names, err := store.Names()
+			if err != nil {
+				return err
+			}
+			rows := [][]string{}
+			for _, name := range names {
+				c, err := store.Load(name)
+				if err != nil {
+					rows = append(rows, []string{name, "unreadable", "", "", ""})
+					continue
+				}
+				alive := env.Alive(c)
+				running := 0
+				for _, ok := range alive {
+					if ok {
+						running++
+					}
+				}
+				rows = append(rows, []string{name, c.Status, fmt.Sprint(len(c.Standbys)), string(c.Topology), fmt.Sprintf("%d/%d", running, len(alive))})
+			}
+			if len(rows) == 0 {
+				fmt.Fprintln(cmd.Root().Writer, "no envs (start one with: pgbenchx env up)")
+				return nil
+			}
+			renderTable(cmd.Root().Writer, []string{"name", "status", "standbys", "topology", "running"}, rows)
+			return nil
+		},
+	}
+}
+
+func dash(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "-"
+	}
+	return s
+}

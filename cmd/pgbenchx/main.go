@@ -1,0 +1,114 @@
+// Command pgbenchx builds a replicated PostgreSQL lab (a primary plus N
+// streaming standbys), benchmarks reads routed across it, and reports
+// latency, throughput, replica lag and stale reads.
+//
+// This package turns flags into plans and prints results; the work is done
+// by the env, workload, routing, metrics and report packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"regexp"
+	"syscall"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/pgbenchx/pgbenchx/env"
+)
+
+// Exit codes: 1 a failure (a check failed, a server error), 2 bad input.
+const (
+	exitFailure  = 1
+	exitBadInput = 2
+)
+
+// usageError marks errors that come from what the user typed.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args, os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := rootCommand(stdout, stderr)
+	err := root.Run(ctx, args)
+	if err == nil {
+		return 0
+	}
+	var code cli.ExitCoder
+	if errors.As(err, &code) && code.ExitCode() != exitFailure {
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintf(stderr, "pgbenchx: %s\n", msg)
+		}
+		return code.ExitCode()
+	}
+	fmt.Fprintf(stderr, "pgbenchx: %s\n", err)
+	if isBadInput(err) {
+		return exitBadInput
+	}
+	return exitFailure
+}
+
+var (
+	singleDashFlag = regexp.MustCompile(`(^|flag |: )-([a-z][a-z0-9-]*)`)
+	strconvDetail  = regexp.MustCompile(`: strconv\.Parse\w+: parsing "[^"]*": (invalid syntax|value out of range)`)
+)
+
+// tidyParseError rewrites the flag parser's messages in our own dialect:
+// flags with two dashes, and "want a number" instead of strconv's detail.
+func tidyParseError(err error) string {
+	msg := singleDashFlag.ReplaceAllString(err.Error(), "${1}--$2")
+	return strconvDetail.ReplaceAllString(msg, ": want a number")
+}
+
+func isBadInput(err error) bool {
+	var ue usageError
+	var ie *env.InputError
+	return errors.As(err, &ue) || errors.As(err, &ie)
+}
+
+func rootCommand(stdout, stderr io.Writer) *cli.Command {
+	root := &cli.Command{
+		Name:  "pgbenchx",
+		Usage: "a replicated PostgreSQL lab in seconds, and honest numbers on reads spread across standbys",
+		Description: `pgbenchx provisions a PostgreSQL primary plus N streaming standbys (or uses
+an existing cluster), drives writes on the primary and reads through routing
+strategies, and reports latency, throughput, replica lag and stale reads.
+
+Examples:
+  pgbenchx env up --standbys 2          # primary + 2 standbys on this machine
+  pgbenchx env verify                   # the manual lab's success criteria
+  psql "$(pgbenchx env dsn --node standby1)"
+  pgbenchx env down`,
+		Writer:                stdout,
+		ErrWriter:             stderr,
+		EnableShellCompletion: false,
+		Suggest:               true,
+		// We print errors and choose exit codes ourselves (see run).
+		ExitErrHandler: func(context.Context, *cli.Command, error) {},
+		Commands:       []*cli.Command{envCommand()},
+	}
+	setUsageErrors(root)
+	return root
+}
+
+// setUsageErrors makes every parse error (unknown flag, a word where a
+// number goes) a one-line usage error with exit code 2, not a help dump.
+func setUsageErrors(c *cli.Command) {
+	c.OnUsageError = func(_ context.Context, cmd *cli.Command, err error, _ bool) error {
+		return usageError{fmt.Errorf("%s: %s (see: %s --help)", cmd.FullName(), tidyParseError(err), cmd.FullName())}
+	}
+	for _, sub := range c.Commands {
+		setUsageErrors(sub)
+	}
+}

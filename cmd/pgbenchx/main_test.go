@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/pgbenchx/pgbenchx/env"
+)
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), append([]string{"pgbenchx"}, args...), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestBadInputExitsTwoWithOneLine(t *testing.T) {
+	t.Setenv(env.StateDirEnv, t.TempDir())
+	tests := []struct {
+		args []string
+		want string // what the one line must name
+	}{
+		{[]string{"env", "up", "--standbys", "-1"}, "--standbys -1"},
+		{[]string{"env", "up", "--standbys", "1000"}, "--standbys 1000"},
+		{[]string{"env", "up", "--standbys", "two"}, "standbys"},
+		{[]string{"env", "up", "--standbys", "2", "--apply-delay", "standby9=1s"}, "--apply-delay standby9=1s"},
+		{[]string{"env", "up", "--apply-delay", "standby1=later"}, "--apply-delay"},
+		{[]string{"env", "up", "--topology", "ring"}, "--topology ring"},
+		{[]string{"env", "up", "--pg-setting", "port=1"}, "--pg-setting"},
+		{[]string{"env", "up", "--provider", "k8s"}, "--provider k8s"},
+		{[]string{"env", "up", "--name", "Has Space"}, "--name"},
+		{[]string{"env", "up", "--no-such-flag"}, "no-such-flag"},
+		{[]string{"env", "status", "--format", "xml"}, "--format xml"},
+		{[]string{"env", "down", "--name", "../x"}, "--name"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, _, stderr := runCLI(t, tt.args...)
+			if code != exitBadInput {
+				t.Errorf("exit %d, want %d (stderr %q)", code, exitBadInput, stderr)
+			}
+			if lines := strings.Count(strings.TrimSpace(stderr), "\n") + 1; lines != 1 || !strings.Contains(stderr, tt.want) {
+				t.Errorf("stderr %q: want one line naming %q", stderr, tt.want)
+			}
+			if strings.Contains(stderr, "goroutine") || strings.Contains(stderr, "panic") {
+				t.Errorf("stack trace in %q", stderr)
+			}
+		})
+	}
+}
+
+func TestMissingEnvIsAFailureNotBadInput(t *testing.T) {
+	t.Setenv(env.StateDirEnv, t.TempDir())
+	for _, cmd := range [][]string{{"env", "status"}, {"env", "verify"}, {"env", "dsn"}, {"env", "down"}} {
+		code, _, stderr := runCLI(t, append(cmd, "--name", "nothere")...)
+		if code != exitFailure || !strings.Contains(stderr, `env "nothere"`) {
+			t.Errorf("%v: exit %d, stderr %q", cmd, code, stderr)
+		}
+	}
+}
+
+func TestHelpTeachesEveryFlag(t *testing.T) {
+	for _, cmd := range [][]string{{"env", "up"}, {"env", "status"}, {"env", "verify"}, {"env", "dsn"}, {"env", "down"}} {
+		code, out, _ := runCLI(t, append(cmd, "--help")...)
+		if code != 0 {
+			t.Errorf("%v --help: exit %d", cmd, code)
+		}
+		if !strings.Contains(out, "Example") {
+			t.Errorf("%v --help has no example:\n%s", cmd, out)
+		}
+	}
+	_, out, _ := runCLI(t, "env", "up", "--help")
+	for _, flag := range []string{"--standbys", "--topology", "--apply-delay", "--pg-setting", "--fast", "--pg-bin", "--os-user", "--name"} {
+		if !strings.Contains(out, flag) {
+			t.Errorf("env up --help does not explain %s", flag)
+		}
+	}
+}
+
+// TestEnvLifecycle drives the real commands against a real cluster.
+func TestEnvLifecycle(t *testing.T) {
+	t.Setenv(env.StateDirEnv, t.TempDir())
+	const name = "clitest"
+	code, out, stderr := runCLI(t, "env", "up", "--standbys", "1", "--fast", "--name", name)
+	t.Cleanup(func() { runCLI(t, "env", "down", "--name", name) })
+	if code != 0 {
+		t.Fatalf("env up: exit %d: %s%s", code, out, stderr)
+	}
+	c, err := env.Store{Dir: env.DefaultStateDir()}.Load(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out, c.Primary.Password) || !strings.Contains(out, "xxxxx") {
+		t.Errorf("env up printed a password or no redacted DSN:\n%s", out)
+	}
+	for _, step := range []string{"primary start", "standby1 basebackup", "standby1 streaming"} {
+		if !strings.Contains(out, step) {
+			t.Errorf("env up does not time step %q:\n%s", step, out)
+		}
+	}
+	if code, out, _ := runCLI(t, "env", "dsn", "--name", name, "--node", "standby1"); code != 0 || strings.TrimSpace(out) != c.Standbys[0].DSN() {
+		t.Errorf("env dsn: exit %d, %q", code, out)
+	}
+	if code, _, stderr := runCLI(t, "env", "dsn", "--name", name, "--node", "standby9"); code != exitBadInput || !strings.Contains(stderr, "--node standby9") {
+		t.Errorf("env dsn --node standby9: exit %d, %q", code, stderr)
+	}
+	code, out, _ = runCLI(t, "env", "verify", "--name", name)
+	if code != 0 || strings.Count(out, "PASS") != 6 {
+		t.Errorf("env verify: exit %d:\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "env", "status", "--name", name, "--format", "json")
+	if code != 0 || !strings.Contains(out, `"state": "streaming"`) || strings.Contains(out, c.Primary.Password) {
+		t.Errorf("env status --format json: exit %d:\n%s", code, out)
+	}
+	if code, out, _ := runCLI(t, "env", "down", "--name", name); code != 0 || !strings.Contains(out, "is down") {
+		t.Errorf("env down: exit %d: %s", code, out)
+	}
+}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/olekukonko/tablewriter"
+
+	"github.com/pgbenchx/pgbenchx/env"
+)
+
+func renderTable(w io.Writer, header []string, rows [][]string) {
+	t := tablewriter.NewWriter(w)
+	hdr := make([]any, len(header))
+	for i, h := range header {
+		hdr[i] = h
+	}
+	t.Header(hdr...)
+	_ = t.Bulk(rows)
+	_ = t.Render()
+}
+
+func printStatus(w io.Writer, c *env.Cluster, st []env.NodeStatus) {
+	rows := [][]string{}
+	var errs []string
+	for _, s := range st {
+		row := []string{s.Node, string(s.Role), fmt.Sprint(s.Port), boolPtr(s.InRecovery), dash(s.State),
+			dash(s.SentLSN), dash(firstNonEmpty(s.WALLSN, s.ReplayLSN)), bytesPtr(s.LagBytes), msPtr(s.ReplayLagMS), boolPtr(s.SlotActive), bytesPtr(s.SlotRetainedBytes)}
+		if s.Role == env.RolePrimary {
+			row[4], row[5], row[6] = "-", "-", dash(s.WALLSN)+" (current)"
+		}
+		if s.Error != "" {
+			errs = append(errs, s.Error)
+		}
+		rows = append(rows, row)
+	}
+	fmt.Fprintf(w, "%s, PostgreSQL %s\n", c, c.ServerVersion)
+	renderTable(w, []string{"node", "role", "port", "in recovery", "state", "sent lsn", "replay lsn", "lag bytes", "lag time", "slot active", "slot retained"}, rows)
+	for _, e := range errs {
+		fmt.Fprintf(w, "error: %s\n", e)
+	}
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func boolPtr(b *bool) string {
+	if b == nil {
+		return "-"
+	}
+	if *b {
+		return "yes"
+	}
+	return "no"
+}
+
+func bytesPtr(n *int64) string {
+	if n == nil {
+		return "-"
+	}
+	return env.FormatBytes(*n)
+}
+
+func msPtr(f *float64) string {
+	if f == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f ms", *f)
+}

@@ -1,0 +1,141 @@
+package env
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// Role of a node in the cluster.
+type Role string
+
+const (
+	RolePrimary Role = "primary"
+	RoleStandby Role = "standby"
+)
+
+// Node is one PostgreSQL server of a cluster.
+type Node struct {
+	Name     string `json:"name"`
+	Role     Role   `json:"role"`
+	Upstream string `json:"upstream,omitempty"` // the node a standby streams from
+	Slot     string `json:"slot,omitempty"`     // its slot on the upstream
+	Host     string `json:"host"`
+	Port     int    `json:"port"`
+	User     string `json:"user"`
+	Password string `json:"password"`
+	Database string `json:"database"`
+	// ApplyDelay is the standby's recovery_min_apply_delay.
+	ApplyDelay time.Duration `json:"apply_delay,omitempty"`
+
+	// Local provider only.
+	DataDir string `json:"data_dir,omitempty"`
+	LogFile string `json:"log_file,omitempty"`
+	PID     int    `json:"pid,omitempty"`
+}
+
+const redacted = "xxxxx"
+
+// DSN is the node's full connection string, password included.
+func (n *Node) DSN() string { return n.dsn(n.Password) }
+
+// RedactedDSN is safe to print, log and store in reports.
+func (n *Node) RedactedDSN() string {
+	if n.Password == "" {
+		return n.dsn("")
+	}
+	return n.dsn(redacted)
+}
+
+func (n *Node) dsn(password string) string {
+	u := url.URL{
+		Scheme:   "postgres",
+		Host:     net.JoinHostPort(n.Host, strconv.Itoa(n.Port)),
+		Path:     "/" + n.Database,
+		RawQuery: "sslmode=disable",
+	}
+	if password != "" {
+		u.User = url.UserPassword(n.User, password)
+	} else {
+		u.User = url.User(n.User)
+	}
+	return u.String()
+}
+
+// Cluster is a primary and its standbys, as a provider built them. It is
+// also the local provider's state file, so it carries what a later process
+// needs to inspect or remove the cluster.
+type Cluster struct {
+	SchemaVersion int       `json:"schema_version"`
+	Name          string    `json:"name"`
+	Provider      string    `json:"provider"`
+	Status        string    `json:"status"` // building | ready
+	OwnerPID      int       `json:"owner_pid"`
+	CreatedAt     time.Time `json:"created_at"`
+	ServerVersion string    `json:"server_version,omitempty"`
+	Topology      Topology  `json:"topology"`
+	Fast          bool      `json:"fast"`
+	Settings      []Setting `json:"settings,omitempty"`
+
+	Primary  Node   `json:"primary"`
+	Standbys []Node `json:"standbys"`
+
+	// Local provider only.
+	PgBin        string `json:"pg_bin,omitempty"`
+	OSUser       string `json:"os_user,omitempty"`
+	UID          int    `json:"uid,omitempty"`
+	GID          int    `json:"gid,omitempty"`
+	BaseDir      string `json:"base_dir,omitempty"`
+	SocketDir    string `json:"socket_dir,omitempty"`
+	ReplUser     string `json:"repl_user,omitempty"`
+	ReplPassword string `json:"repl_password,omitempty"`
+}
+
+const (
+	statusBuilding = "building"
+	statusReady    = "ready"
+	stateSchema    = 1
+)
+
+// Nodes lists the primary then the standbys in order.
+func (c *Cluster) Nodes() []*Node {
+	out := []*Node{&c.Primary}
+	for i := range c.Standbys {
+		out = append(out, &c.Standbys[i])
+	}
+	return out
+}
+
+// Node finds a node by name.
+func (c *Cluster) Node(name string) (*Node, error) {
+	for _, n := range c.Nodes() {
+		if n.Name == name {
+			return n, nil
+		}
+	}
+	names := ""
+	for i, n := range c.Nodes() {
+		if i > 0 {
+			names += ", "
+		}
+		names += n.Name
+	}
+	return nil, badInput("node", name, "env %q has %s", c.Name, names)
+}
+
+// ApplyDelays returns the apply delay of every delayed standby.
+func (c *Cluster) ApplyDelays() map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, s := range c.Standbys {
+		if s.ApplyDelay > 0 {
+			out[s.Name] = s.ApplyDelay
+		}
+	}
+	return out
+}
+
+func (c *Cluster) String() string {
+	return fmt.Sprintf("env %q (%s, %d standbys, %s)", c.Name, c.Provider, len(c.Standbys), c.Topology)
+}

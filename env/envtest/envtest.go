@@ -1,0 +1,71 @@
+// Package envtest starts real clusters for tests through the env package:
+// one call gives a running primary and standbys that are removed when the
+// test ends, with every node's log printed if the test failed.
+package envtest
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgbenchx/pgbenchx/env"
+)
+
+// Provider returns a local provider whose state lives in the test's temp
+// folder, so tests never see or touch a user's envs. Templates are cached
+// in the user's cache as usual: that is what keeps each Up fast.
+func Provider(t testing.TB) *env.Local {
+	t.Helper()
+	p := env.NewLocal()
+	p.Store = env.Store{Dir: t.TempDir()}
+	return p
+}
+
+// Up builds a cluster and registers its removal. Tests usually set
+// spec.Fast: they check behaviour, not durability.
+func Up(t testing.TB, spec env.Spec) (*env.Cluster, *env.Local) {
+	t.Helper()
+	p := Provider(t)
+	return UpWith(t, p, spec), p
+}
+
+// UpWith builds a cluster with a given provider and registers its removal.
+func UpWith(t testing.TB, p *env.Local, spec env.Spec) *env.Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := p.Up(ctx, spec)
+	if err != nil {
+		t.Fatalf("env up %s: %v", spec.Name, err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			DumpLogs(t, c)
+		}
+		// A test may have taken it down itself.
+		if err := p.Down(context.Background(), c.Name); err != nil && !errors.Is(err, env.ErrNotFound) {
+			t.Errorf("env down %s: %v", c.Name, err)
+		}
+	})
+	return c
+}
+
+// DumpLogs prints the tail of every node's server log.
+func DumpLogs(t testing.TB, c *env.Cluster) {
+	t.Helper()
+	for _, n := range c.Nodes() {
+		b, err := os.ReadFile(n.LogFile)
+		if err != nil {
+			t.Logf("%s: no log: %v", n.Name, err)
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		if len(lines) > 40 {
+			lines = lines[len(lines)-40:]
+		}
+		t.Logf("--- %s log (%s), last %d lines ---\n%s", n.Name, n.LogFile, len(lines), strings.Join(lines, "\n"))
+	}
+}

@@ -1,0 +1,326 @@
+package env
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Local provisions clusters from the PostgreSQL server binaries on this
+// machine. Its zero value works: every field has a default.
+type Local struct {
+	Store    Store    // where state files live (default: DefaultStateDir)
+	CacheDir string   // initdb templates (default: DefaultCacheDir)
+	PgBin    string   // server binaries (default: FindPgBin's search)
+	OSUser   string   // who runs the servers when we are root (default postgres)
+	Step     StepFunc // optional progress callback, called one at a time
+
+	stepMu sync.Mutex
+}
+
+var _ Provider = (*Local)(nil)
+
+// NewLocal returns a local provider with default folders.
+func NewLocal() *Local {
+	return &Local{Store: Store{Dir: DefaultStateDir()}, CacheDir: DefaultCacheDir()}
+}
+
+func (l *Local) defaults() {
+	if l.Store.Dir == "" {
+		l.Store.Dir = DefaultStateDir()
+	}
+	if l.CacheDir == "" {
+		l.CacheDir = DefaultCacheDir()
+	}
+}
+
+func (l *Local) step(step string, took time.Duration) {
+	if l.Step == nil {
+		return
+	}
+	l.stepMu.Lock()
+	defer l.stepMu.Unlock()
+	l.Step(step, took)
+}
+
+// timed runs fn and reports it as a step.
+func (l *Local) timed(step string, fn func() error) error {
+	t0 := time.Now()
+	err := fn()
+	if err == nil {
+		l.step(step, time.Since(t0))
+	}
+	return err
+}
+
+// Up builds a primary and spec.Standbys standbys. On any failure, Ctrl-C
+// included, it removes what it had built before returning the error.
+func (l *Local) Up(ctx context.Context, spec Spec) (_ *Cluster, err error) {
+	l.defaults()
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	u, err := resolveOSUser(l.OSUser)
+	if err != nil {
+		return nil, err
+	}
+	bin, err := FindPgBin(ctx, l.PgBin)
+	if err != nil {
+		return nil, err
+	}
+	version, err := ServerVersion(ctx, bin)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.clearStale(ctx, spec.Name); err != nil {
+		return nil, err
+	}
+	c, err := l.newCluster(spec, u, bin, version)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			// Clean up with a context of our own: the caller's may be the
+			// very Ctrl-C that brought us here.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if terr := l.teardown(cctx, c); terr != nil {
+				err = errors.Join(err, fmt.Errorf("cleanup: %w", terr))
+			}
+		}
+	}()
+	b := &builder{l: l, c: c, u: u, spec: spec}
+	if err := b.build(ctx); err != nil {
+		return nil, err
+	}
+	c.Status = statusReady
+	if err := l.Store.Save(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// newCluster lays out folders and claims the env's name with a state file
+// before anything runs, so a crash at any later point leaves a record that
+// the next `up` or `down` can clean up from.
+func (l *Local) newCluster(spec Spec, u osUser, bin, version string) (*Cluster, error) {
+	base, err := os.MkdirTemp(DataRoot(), "pgbx-"+spec.Name+"-")
+	if err != nil {
+		return nil, fmt.Errorf("env %q: %w", spec.Name, err)
+	}
+	c := &Cluster{
+		SchemaVersion: stateSchema, Name: spec.Name, Provider: "local", Status: statusBuilding,
+		OwnerPID: os.Getpid(), CreatedAt: time.Now().UTC(), ServerVersion: version,
+		Topology: spec.Topology, Fast: spec.Fast, Settings: spec.Settings,
+		PgBin: bin, OSUser: u.Name, UID: u.UID, GID: u.GID, BaseDir: base, ReplUser: "replicator",
+	}
+	fail := func(err error) (*Cluster, error) {
+		os.RemoveAll(base)
+		return nil, fmt.Errorf("env %q: %w", spec.Name, err)
+	}
+	if err := u.chown(base); err != nil {
+		return fail(err)
+	}
+	// A Unix socket path is limited to 107 bytes; TMPDIR can be long.
+	c.SocketDir = filepath.Join(base, "s")
+	if len(c.SocketDir)+len("/.s.PGSQL.65535.lock") > 100 {
+		if c.SocketDir, err = os.MkdirTemp("/tmp", "pgbx"); err != nil {
+			return fail(err)
+		}
+		if err := u.chown(c.SocketDir); err != nil {
+			return fail(err)
+		}
+	} else if err := u.mkdir(c.SocketDir); err != nil {
+		return fail(err)
+	}
+	if err := os.Mkdir(filepath.Join(base, "log"), 0o755); err != nil {
+		return fail(err)
+	}
+	if c.Primary.Password, err = newPassword(); err != nil {
+		return fail(err)
+	}
+	if c.ReplPassword, err = newPassword(); err != nil {
+		return fail(err)
+	}
+	node := func(name string, role Role) Node {
+		return Node{
+			Name: name, Role: role, Host: "127.0.0.1", User: "postgres", Password: c.Primary.Password, Database: "postgres",
+			DataDir: filepath.Join(base, name), LogFile: filepath.Join(base, "log", name+".log"),
+		}
+	}
+	c.Primary = node("primary", RolePrimary)
+	for i := 1; i <= spec.Standbys; i++ {
+		s := node(StandbyName(i), RoleStandby)
+		s.Upstream = "primary"
+		if spec.Topology == Cascade && i > 1 {
+			s.Upstream = StandbyName(1)
+		}
+		s.Slot = SlotName(s.Name)
+		s.ApplyDelay = spec.ApplyDelay[s.Name]
+		c.Standbys = append(c.Standbys, s)
+	}
+	if err := l.Store.Create(c); err != nil {
+		if c.SocketDir != filepath.Join(base, "s") {
+			os.RemoveAll(c.SocketDir)
+		}
+		return fail(err)
+	}
+	return c, nil
+}
+
+// clearStale removes an env of this name left by a process that died: a
+// state file whose builder is gone, or whose servers are not all running.
+func (l *Local) clearStale(ctx context.Context, name string) error {
+	c, err := l.Store.Load(name)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if c.Status == statusBuilding && c.OwnerPID != os.Getpid() && processAlive(c.OwnerPID) {
+		return fmt.Errorf("env %q is being built by pid %d; wait for it or choose another --name", name, c.OwnerPID)
+	}
+	if c.Status == statusReady && allAlive(c) {
+		return &ExistsError{Name: name}
+	}
+	return l.timed("cleaned up stale env "+name, func() error {
+		if err := l.teardown(ctx, c); err != nil {
+			return fmt.Errorf("env %q: cleaning up a stale env: %w", name, err)
+		}
+		return nil
+	})
+}
+
+func allAlive(c *Cluster) bool {
+	for _, n := range c.Nodes() {
+		if !postmasterAlive(n.PID, n.DataDir) {
+			return false
+		}
+	}
+	return true
+}
+
+// Alive reports which nodes of a local env have a running postmaster.
+func Alive(c *Cluster) map[string]bool {
+	out := map[string]bool{}
+	for _, n := range c.Nodes() {
+		out[n.Name] = postmasterAlive(n.PID, n.DataDir) || postmasterAlive(postmasterPID(n.DataDir), n.DataDir)
+	}
+	return out
+}
+
+// Down stops every node of the env, drops its slots and removes its
+// folders and state file.
+func (l *Local) Down(ctx context.Context, name string) error {
+	l.defaults()
+	c, err := l.Store.Load(name)
+	if err != nil {
+		return err
+	}
+	if c.Status == statusBuilding && c.OwnerPID != os.Getpid() && processAlive(c.OwnerPID) {
+		return fmt.Errorf("env %q is being built by pid %d; interrupt that process (it cleans up) or wait", name, c.OwnerPID)
+	}
+	return l.teardown(ctx, c)
+}
+
+// teardown stops standbys (leaves first) then the primary, drops the slots
+// while the primary still runs, removes folders and, if all went well, the
+// state file.
+func (l *Local) teardown(ctx context.Context, c *Cluster) error {
+	var errs []error
+	err := l.timed("stopped standbys", func() error {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		// Cascade: standbys fed by standby1 stop before it.
+		for _, group := range [][]*Node{leafStandbys(c), feedingStandbys(c)} {
+			for _, n := range group {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := stopServer(n); err != nil {
+						mu.Lock()
+						errs = append(errs, err)
+						mu.Unlock()
+					}
+				}()
+			}
+			wg.Wait()
+		}
+		return nil
+	})
+	errs = append(errs, err)
+	if len(c.Standbys) > 0 && postmasterAlive(c.Primary.PID, c.Primary.DataDir) {
+		if err := dropSlots(ctx, c); err != nil {
+			// Only a courtesy: the primary's folder goes next.
+			l.step("slots not dropped: "+err.Error(), 0)
+		}
+	}
+	errs = append(errs, l.timed("stopped primary", func() error { return stopServer(&c.Primary) }))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("env %q: %w (state kept in %s)", c.Name, err, l.Store.path(c.Name))
+	}
+	if c.BaseDir != "" {
+		errs = append(errs, os.RemoveAll(c.BaseDir))
+	}
+	if c.SocketDir != "" && !strings.HasPrefix(c.SocketDir, c.BaseDir+"/") {
+		errs = append(errs, os.RemoveAll(c.SocketDir))
+	}
+	errs = append(errs, l.Store.Remove(c.Name))
+	return errors.Join(errs...)
+}
+
+func leafStandbys(c *Cluster) []*Node {
+	var out []*Node
+	for _, n := range c.Nodes()[1:] {
+		if !feeds(c, n.Name) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func feedingStandbys(c *Cluster) []*Node {
+	var out []*Node
+	for _, n := range c.Nodes()[1:] {
+		if feeds(c, n.Name) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func feeds(c *Cluster, name string) bool {
+	for _, s := range c.Standbys {
+		if s.Upstream == name {
+			return true
+		}
+	}
+	return false
+}
+
+func dropSlots(ctx context.Context, c *Cluster) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, socketDSN(c, &c.Primary))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	_, err = conn.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE NOT active AND slot_name LIKE '%\_slot'`)
+	return err
+}
+
+// socketDSN reaches a node over its Unix socket with peer authentication:
+// how we set passwords before any exist, and manage slots without them.
+func socketDSN(c *Cluster, n *Node) string {
+	return fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres sslmode=disable application_name=pgbenchx-env", c.SocketDir, n.Port)
+}

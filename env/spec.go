@@ -1,0 +1,201 @@
+package env
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Limits on what a Spec may ask for. MaxStandbys keeps a lab on one host
+// within what its ports, memory and max_wal_senders sensibly allow.
+const (
+	MaxStandbys   = 16
+	MaxApplyDelay = time.Hour
+	DefaultName   = "default"
+)
+
+// Topology says where standbys stream from.
+type Topology string
+
+const (
+	// Star: every standby streams from the primary.
+	Star Topology = "star"
+	// Cascade: standby1 streams from the primary, the others from standby1.
+	Cascade Topology = "cascade"
+)
+
+// Setting is one postgresql.conf parameter applied to every node.
+type Setting struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// Spec is what a caller asks a provider to build.
+type Spec struct {
+	Name     string
+	Standbys int
+	Topology Topology
+	// ApplyDelay sets recovery_min_apply_delay per standby name ("standby2").
+	ApplyDelay map[string]time.Duration
+	// Settings are applied to every node, after pgbenchx's own.
+	Settings []Setting
+	// Fast turns fsync and synchronous_commit off: for tests and CI only,
+	// since numbers measured without durable commits mean little.
+	Fast bool
+}
+
+// InputError is bad input from the user: it names the flag, the value given
+// and what would have been accepted. The CLI maps it to exit code 2.
+type InputError struct {
+	Flag     string
+	Value    string
+	Accepted string
+}
+
+func (e *InputError) Error() string {
+	if e.Value == "" {
+		return fmt.Sprintf("--%s: %s", e.Flag, e.Accepted)
+	}
+	return fmt.Sprintf("--%s %s: %s", e.Flag, e.Value, e.Accepted)
+}
+
+func badInput(flag, value, accepted string, args ...any) *InputError {
+	return &InputError{Flag: flag, Value: value, Accepted: fmt.Sprintf(accepted, args...)}
+}
+
+var (
+	nameRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+	standbyRE = regexp.MustCompile(`^standby([1-9][0-9]*)$`)
+	settingRE = regexp.MustCompile(`^[a-z_][a-z0-9_.]*$`)
+)
+
+// ValidateName checks an env name: it becomes part of folder names, slot
+// names and process titles, so it is kept short and plain.
+func ValidateName(name string) error {
+	if !nameRE.MatchString(name) {
+		return badInput("name", strconv.Quote(name), "want 1-32 characters of a-z, 0-9, '-' or '_', starting with a letter or digit")
+	}
+	return nil
+}
+
+// ParseTopology accepts "star" or "cascade" (empty means star).
+func ParseTopology(s string) (Topology, error) {
+	switch Topology(strings.ToLower(strings.TrimSpace(s))) {
+	case "", Star:
+		return Star, nil
+	case Cascade:
+		return Cascade, nil
+	}
+	return "", badInput("topology", s, "accepted: star (every standby streams from the primary) or cascade (standby2.. stream from standby1)")
+}
+
+// ParseApplyDelays reads specs such as "standby2=500ms", each item possibly
+// a comma-separated list, into a map by standby name.
+func ParseApplyDelays(specs []string) (map[string]time.Duration, error) {
+	out := map[string]time.Duration{}
+	for _, spec := range specs {
+		for _, item := range strings.Split(spec, ",") {
+			item = strings.TrimSpace(item)
+			if item == "" {
+				continue
+			}
+			node, val, ok := strings.Cut(item, "=")
+			if !ok {
+				return nil, badInput("apply-delay", item, "want standbyN=DURATION, e.g. standby2=500ms")
+			}
+			node = strings.TrimSpace(node)
+			if !standbyRE.MatchString(node) {
+				return nil, badInput("apply-delay", item, "%q is not a standby name; want standby1, standby2, ...", node)
+			}
+			d, err := time.ParseDuration(strings.TrimSpace(val))
+			if err != nil || d < 0 || d > MaxApplyDelay {
+				return nil, badInput("apply-delay", item, "want a duration from 0 to 1h such as 500ms or 2s")
+			}
+			if d%time.Millisecond != 0 {
+				return nil, badInput("apply-delay", item, "recovery_min_apply_delay has millisecond resolution")
+			}
+			if _, dup := out[node]; dup {
+				return nil, badInput("apply-delay", item, "%s is given twice", node)
+			}
+			out[node] = d
+		}
+	}
+	return out, nil
+}
+
+// managedSettings are set per node by the provider; letting the user set
+// them would break the lab (wrong port, wrong listen address, no replication).
+var managedSettings = map[string]bool{
+	"port": true, "listen_addresses": true, "unix_socket_directories": true,
+	"data_directory": true, "hba_file": true, "ident_file": true, "config_file": true,
+	"primary_conninfo": true, "primary_slot_name": true, "cluster_name": true,
+	"recovery_min_apply_delay": true, "wal_level": true,
+}
+
+// ParseSettings reads repeated key=value flags.
+func ParseSettings(specs []string) ([]Setting, error) {
+	var out []Setting
+	seen := map[string]bool{}
+	for _, spec := range specs {
+		key, val, ok := strings.Cut(spec, "=")
+		key = strings.ToLower(strings.TrimSpace(key))
+		if !ok || !settingRE.MatchString(key) {
+			return nil, badInput("pg-setting", spec, "want key=value with a postgresql.conf parameter name, e.g. shared_buffers=256MB")
+		}
+		if managedSettings[key] {
+			return nil, badInput("pg-setting", spec, "%s is set by pgbenchx per node (use --apply-delay for recovery_min_apply_delay)", key)
+		}
+		if seen[key] {
+			return nil, badInput("pg-setting", spec, "%s is given twice", key)
+		}
+		seen[key] = true
+		out = append(out, Setting{Key: key, Value: strings.TrimSpace(val)})
+	}
+	return out, nil
+}
+
+// Validate checks the spec as a whole; the parsers above check each flag.
+func (s *Spec) Validate() error {
+	if s.Name == "" {
+		s.Name = DefaultName
+	}
+	if err := ValidateName(s.Name); err != nil {
+		return err
+	}
+	if s.Standbys < 0 || s.Standbys > MaxStandbys {
+		return badInput("standbys", strconv.Itoa(s.Standbys), "want a whole number from 0 to %d", MaxStandbys)
+	}
+	if s.Topology == "" {
+		s.Topology = Star
+	}
+	if _, err := ParseTopology(string(s.Topology)); err != nil {
+		return err
+	}
+	names := make([]string, 0, len(s.ApplyDelay))
+	for n := range s.ApplyDelay {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		m := standbyRE.FindStringSubmatch(n)
+		if m == nil {
+			return badInput("apply-delay", n, "want standby1..standby%d", s.Standbys)
+		}
+		if i, _ := strconv.Atoi(m[1]); i > s.Standbys {
+			if s.Standbys == 0 {
+				return badInput("apply-delay", n+"="+s.ApplyDelay[n].String(), "this env has no standbys")
+			}
+			return badInput("apply-delay", n+"="+s.ApplyDelay[n].String(), "this env has standby1..standby%d", s.Standbys)
+		}
+	}
+	return nil
+}
+
+// StandbyName is the name of the i-th standby, counting from 1.
+func StandbyName(i int) string { return "standby" + strconv.Itoa(i) }
+
+// SlotName is the physical replication slot a standby streams through.
+func SlotName(standby string) string { return standby + "_slot" }
