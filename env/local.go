@@ -112,7 +112,7 @@ func (l *Local) Up(ctx context.Context, spec Spec) (_ *Cluster, err error) {
 // before anything runs, so a crash at any later point leaves a record that
 // the next `up` or `down` can clean up from.
 func (l *Local) newCluster(spec Spec, u osUser, bin, version string) (*Cluster, error) {
-	base, err := os.MkdirTemp(DataRoot(), "pgbx-"+spec.Name+"-")
+	base, err := os.MkdirTemp(DataRoot(spec.Fast), "pgbx-"+spec.Name+"-")
 	if err != nil {
 		return nil, fmt.Errorf("env %q: %w", spec.Name, err)
 	}

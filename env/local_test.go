@@ -296,7 +296,7 @@ func TestInterruptedUpCleansUp(t *testing.T) {
 	if _, err := p.Store.Load("intr"); !errors.Is(err, env.ErrNotFound) {
 		t.Errorf("state file left after an interrupted up: %v", err)
 	}
-	out, _ := os.ReadDir(env.DataRoot())
+	out, _ := os.ReadDir(env.DataRoot(true))
 	for _, e := range out {
 		if strings.HasPrefix(e.Name(), "pgbx-intr-") {
 			t.Errorf("folder %s left after an interrupted up", e.Name())

@@ -93,6 +93,18 @@ func startOnce(ctx context.Context, c *Cluster, u osUser, n *Node) error {
 	// processes); a CLI exits and hands the server to init.
 	go func() { _ = cmd.Wait(); close(exited) }()
 
+	// A server we started but could not bring up must not outlive this
+	// call: nobody else knows its pid yet.
+	abandon := func(err error) error {
+		_ = cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		return err
+	}
 	deadline := time.NewTimer(90 * time.Second)
 	defer deadline.Stop()
 	tick := time.NewTicker(pollEvery)
@@ -103,7 +115,7 @@ func startOnce(ctx context.Context, c *Cluster, u osUser, n *Node) error {
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return abandon(ctx.Err())
 		case <-exited:
 			tail := logSince(n.LogFile, start)
 			if strings.Contains(tail, "Address already in use") {
@@ -111,7 +123,7 @@ func startOnce(ctx context.Context, c *Cluster, u osUser, n *Node) error {
 			}
 			return fmt.Errorf("%s: postgres exited during start: %s", n.Name, lastLines(tail, 5))
 		case <-deadline.C:
-			return fmt.Errorf("%s: not ready after 90s: %s", n.Name, lastLines(logSince(n.LogFile, start), 5))
+			return abandon(fmt.Errorf("%s: not ready after 90s: %s", n.Name, lastLines(logSince(n.LogFile, start), 5)))
 		case <-tick.C:
 		}
 	}

@@ -24,17 +24,23 @@ const CacheDirEnv = "PGBENCHX_CACHE_DIR"
 // DataDirEnv overrides where data folders are made.
 const DataDirEnv = "PGBENCHX_DATA_DIR"
 
-// DataRoot is where each env gets its folder: $PGBENCHX_DATA_DIR, else
-// /var/tmp, else the temp dir. Not /tmp first: on some hosts (this project's
-// CI among them) every file created under /tmp costs about a millisecond, and
-// a data folder is a thousand files. The folder must be reachable by the
-// servers' OS user, which rules out a home folder of mode 0700.
-func DataRoot() string {
+// DataRoot is where each env gets its folder: $PGBENCHX_DATA_DIR, else for
+// a --fast env the RAM-backed /dev/shm (it is not durable anyway, and on
+// virtual disks such as this project's CI creating a data folder's thousand
+// files costs up to a second), else /var/tmp, else the temp dir. The folder
+// must be reachable by the servers' OS user: a home folder of mode 0700 is not.
+func DataRoot(fast bool) string {
 	if d := os.Getenv(DataDirEnv); d != "" {
 		return d
 	}
-	if st, err := os.Stat("/var/tmp"); err == nil && st.IsDir() && unix.Access("/var/tmp", unix.W_OK) == nil {
-		return "/var/tmp"
+	candidates := []string{"/var/tmp"}
+	if fast {
+		candidates = []string{"/dev/shm", "/var/tmp"}
+	}
+	for _, d := range candidates {
+		if st, err := os.Stat(d); err == nil && st.IsDir() && unix.Access(d, unix.W_OK) == nil {
+			return d
+		}
 	}
 	return os.TempDir()
 }
@@ -65,7 +71,7 @@ func ensureTemplate(ctx context.Context, cacheDir, bin, version string, u osUser
 	}
 	// initdb runs as the server's OS user, who may not reach our cache
 	// (root's home is 0700): build in a temp folder, then copy in.
-	work, err := os.MkdirTemp(DataRoot(), "pgbx-initdb-")
+	work, err := os.MkdirTemp(DataRoot(false), "pgbx-initdb-")
 	if err != nil {
 		return "", err
 	}

@@ -98,7 +98,7 @@ func envUp(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "up in %.2fs, PostgreSQL %s\n\n", time.Since(t0).Seconds(), c.ServerVersion)
+	fmt.Fprintf(out, "up in %.2fs, PostgreSQL %s, data in %s\n\n", time.Since(t0).Seconds(), c.ServerVersion, c.BaseDir)
 	printNodes(out, c)
 	fmt.Fprintf(out, "\nNext: pgbenchx env verify --name %s   |   psql \"$(pgbenchx env dsn --name %s --node standby1)\"\n", c.Name, c.Name)
 	return nil
