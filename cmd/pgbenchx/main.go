@@ -96,7 +96,7 @@ Examples:
 		Suggest:               true,
 		// We print errors and choose exit codes ourselves (see run).
 		ExitErrHandler: func(context.Context, *cli.Command, error) {},
-		Commands:       []*cli.Command{envCommand()},
+		Commands:       []*cli.Command{envCommand(), runCommand(), reportCommand()},
 	}
 	setUsageErrors(root)
 	return root

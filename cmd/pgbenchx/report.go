@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/pgbenchx/pgbenchx/env"
+	"github.com/pgbenchx/pgbenchx/metrics"
+	"github.com/pgbenchx/pgbenchx/report"
+)
+
+func reportCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "report",
+		Usage:     "re-render a stored run from its run.json",
+		ArgsUsage: "RUN_FOLDER",
+		Description: `Reads RUN_FOLDER/run.json (its histograms are stored whole, so every
+percentile is recomputed exactly) and writes the chosen files again, then
+prints the terminal table.
+
+Examples:
+  pgbenchx report results/20261125-210000-lag-aware
+  pgbenchx report results/20261125-210000-lag-aware --format md`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "format", Value: "md,csv", Usage: "files to write: md, csv, json or all"},
+		},
+		Action: func(_ context.Context, cmd *cli.Command) error {
+			if cmd.Args().Len() != 1 {
+				return &env.InputError{Flag: "RUN_FOLDER", Value: "", Accepted: "give exactly one run folder, e.g. pgbenchx report results/<run>"}
+			}
+			dir := cmd.Args().First()
+			formats, err := report.ParseFormats(cmd.String("format"))
+			if err != nil {
+				return err
+			}
+			res, err := metrics.Load(filepath.Join(dir, "run.json"))
+			if errors.Is(err, fs.ErrNotExist) {
+				return &env.InputError{Flag: "RUN_FOLDER", Value: dir, Accepted: "holds no run.json (is it a run folder written by pgbenchx run?)"}
+			}
+			if err != nil {
+				return usageError{err}
+			}
+			files, err := report.WriteRun(dir, res, formats)
+			if err != nil {
+				return err
+			}
+			out := cmd.Root().Writer
+			_ = report.WriteTable(out, res)
+			for _, f := range files {
+				fmt.Fprintf(out, "wrote %s\n", f)
+			}
+			_ = os.Stdout.Sync()
+			return nil
+		},
+	}
+}

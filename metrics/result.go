@@ -1,0 +1,209 @@
+package metrics
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+)
+
+// SchemaVersion of run.json. Bump it when a field changes meaning; readers
+// refuse versions they do not know rather than misreport them.
+const SchemaVersion = 1
+
+// Result is everything a run leaves behind: what report renders, and what
+// compare and merge read back. Passwords never enter it (DSNs are redacted
+// before they get here).
+type Result struct {
+	Schema      int               `json:"schema"`
+	Tool        string            `json:"tool"`
+	Label       string            `json:"label"`
+	StartedAt   time.Time         `json:"started_at"`
+	EndedAt     time.Time         `json:"ended_at"`
+	Interrupted bool              `json:"interrupted,omitempty"`
+	Config      Config            `json:"config"`
+	Environment Environment       `json:"environment"`
+	Write       *WritePhase       `json:"write_phase,omitempty"`
+	Strategies  []*StrategyResult `json:"strategies"`
+	Warnings    []string          `json:"warnings,omitempty"`
+}
+
+// Config is the run's configuration as the user gave it.
+type Config struct {
+	Strategies    []string           `json:"strategies"`
+	Duration      Duration           `json:"duration"`
+	Warmup        Duration           `json:"warmup"`
+	Clients       int                `json:"clients"`
+	Rate          float64            `json:"rate"` // 0 = closed loop
+	Mix           map[string]int     `json:"mix"`
+	QueryFile     string             `json:"query_file,omitempty"`
+	Scale         int                `json:"scale"`
+	WriteRows     int                `json:"write_rows"`
+	WriteBatch    int                `json:"write_batch"`
+	WriteRate     float64            `json:"write_rate"` // background rows/s on the primary during the read phases
+	MaxLagBytes   int64              `json:"max_lag_bytes,omitempty"`
+	MaxLagTime    Duration           `json:"max_lag_time,omitempty"`
+	LagFallback   string             `json:"lag_fallback,omitempty"`
+	Weights       map[string]float64 `json:"weights,omitempty"`
+	ReadPrimary   bool               `json:"read_primary"`
+	MaxTries      int                `json:"max_tries"`
+	EjectFor      Duration           `json:"eject_for"`
+	LagInterval   Duration           `json:"lag_interval"`
+	Heartbeat     Duration           `json:"heartbeat_interval"`
+	StaleSample   int                `json:"stale_sample_every"`       // 1 = every read checks staleness
+	SessionWrites int                `json:"session_writes,omitempty"` // each client writes a row every N ops and reads it back next
+}
+
+// Environment describes the cluster measured.
+type Environment struct {
+	Provider      string            `json:"provider"` // local | external
+	Name          string            `json:"name,omitempty"`
+	ServerVersion string            `json:"server_version"`
+	Standbys      int               `json:"standbys"`
+	Topology      string            `json:"topology,omitempty"`
+	ApplyDelays   map[string]string `json:"apply_delays,omitempty"`
+	Fast          bool              `json:"fast"`
+	Cores         int               `json:"cores"`
+	Host          string            `json:"host,omitempty"`
+	Nodes         []NodeInfo        `json:"nodes"`
+}
+
+// NodeInfo names a node and how it was reached (password redacted).
+type NodeInfo struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+	DSN  string `json:"dsn"`
+}
+
+// WritePhase is the bulk insert on the primary and how standbys kept up.
+type WritePhase struct {
+	Rows        int64            `json:"rows"`
+	Batch       int              `json:"batch"`
+	Seconds     float64          `json:"seconds"`
+	RowsPerSec  float64          `json:"rows_per_sec"`
+	Standbys    []CatchUp        `json:"standbys"`
+	RowCounts   map[string]int64 `json:"row_counts"`
+	CountsEqual bool             `json:"counts_equal"`
+	Errors      int64            `json:"errors"`
+}
+
+// CatchUp is one standby's view of the write phase.
+type CatchUp struct {
+	Node         string  `json:"node"`
+	CatchUpMS    float64 `json:"catch_up_ms"` // last commit until its replay LSN reached that commit's LSN; -1 if never
+	PeakLagBytes int64   `json:"peak_lag_bytes"`
+	PeakLagMS    float64 `json:"peak_lag_ms"`
+}
+
+// StrategyResult is one strategy's read phase.
+type StrategyResult struct {
+	Strategy         string        `json:"strategy"`
+	Seconds          float64       `json:"seconds"` // measured time, warmup excluded
+	Nodes            []*NodeResult `json:"nodes"`
+	ScheduleLag      *Hist         `json:"schedule_lag,omitempty"` // open loop: start minus due, us
+	Ticks            []Tick        `json:"ticks"`
+	Lag              []LagSample   `json:"lag"`
+	RYWChecks        int64         `json:"ryw_checks,omitempty"`     // causal: reads of the client's own last write
+	RYWViolation     int64         `json:"ryw_violations,omitempty"` // ... that did not find it
+	CPU              CPU           `json:"cpu"`
+	BackgroundWrites int64         `json:"background_writes"`
+}
+
+// NodeResult is one node's share of a strategy's reads.
+type NodeResult struct {
+	Node         string           `json:"node"`
+	Role         string           `json:"role"`
+	Kinds        map[string]*Hist `json:"latency_us"`       // per query kind
+	Errors       map[string]int64 `json:"errors,omitempty"` // by class: connection, conflict (40001), query, timeout
+	Retries      int64            `json:"retries"`          // queries retried elsewhere after failing here
+	StaleReads   int64            `json:"stale_reads"`
+	StaleChecked int64            `json:"stale_checked"`
+}
+
+// Tick is one second of a strategy's read phase.
+type Tick struct {
+	Second   int                `json:"second"`
+	Queries  int64              `json:"queries"`
+	Errors   int64              `json:"errors"`
+	P50MS    float64            `json:"p50_ms"`
+	P99MS    float64            `json:"p99_ms"`
+	LagBytes map[string]int64   `json:"lag_bytes,omitempty"`
+	LagMS    map[string]float64 `json:"lag_ms,omitempty"`
+}
+
+// LagSample is one sample of one standby's lag.
+type LagSample struct {
+	T         float64  `json:"t"` // seconds since the phase began
+	Node      string   `json:"node"`
+	Bytes     *int64   `json:"bytes"`               // primary insert LSN minus standby replay LSN; nil = unknown
+	MS        *float64 `json:"ms"`                  // heartbeat time lag; nil = unknown
+	PSRBytes  *int64   `json:"psr_bytes,omitempty"` // same, from the primary's pg_stat_replication.replay_lsn (cross-check)
+	ReplayLag *float64 `json:"replay_lag_ms,omitempty"`
+}
+
+// CPU is what the load generator and the host used during a phase.
+type CPU struct {
+	Cores         int     `json:"cores"`
+	LoadGenCores  float64 `json:"loadgen_cores"`   // user+sys seconds of this process per second
+	HostBusyCores float64 `json:"host_busy_cores"` // from /proc/stat, all processes
+	LoadGenBound  bool    `json:"loadgen_bound"`
+	HostSaturated bool    `json:"host_saturated"`
+}
+
+// Duration is a time.Duration that reads and writes as "1.5s" in JSON.
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	*d = Duration(v)
+	return err
+}
+
+// Total merges a node's histograms over every query kind.
+func (n *NodeResult) Total() *Hist {
+	h := NewHist()
+	for _, k := range n.Kinds {
+		h.Add(k)
+	}
+	return h
+}
+
+// ErrorCount sums errors over classes.
+func (n *NodeResult) ErrorCount() int64 {
+	var t int64
+	for _, v := range n.Errors {
+		t += v
+	}
+	return t
+}
+
+// Total merges every node's histograms.
+func (s *StrategyResult) Total() *Hist {
+	h := NewHist()
+	for _, n := range s.Nodes {
+		h.Add(n.Total())
+	}
+	return h
+}
+
+// Load reads a run.json.
+func Load(path string) (*Result, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r Result
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if r.Schema != SchemaVersion {
+		return nil, fmt.Errorf("%s: schema %d, this pgbenchx reads schema %d", path, r.Schema, SchemaVersion)
+	}
+	return &r, nil
+}

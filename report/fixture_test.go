@@ -1,0 +1,128 @@
+package report
+
+import (
+	"time"
+
+	"github.com/pgbenchx/pgbenchx/metrics"
+)
+
+// hist records n values spread evenly over [lo, hi) microseconds: known
+// inputs, so the percentiles in the golden files can be checked by hand.
+func hist(n int, lo, hi int64) *metrics.Hist {
+	h := metrics.NewHist()
+	for i := range n {
+		h.RecordUS(lo + (hi-lo)*int64(i)/int64(n))
+	}
+	return h
+}
+
+func i64(v int64) *int64                    { return &v }
+func f64(v float64) *float64                { return &v }
+func mdur(d time.Duration) metrics.Duration { return metrics.Duration(d) }
+
+// fixture is a small run of two strategies over a primary and two
+// standbys, with every kind of value the renderers must handle: a node
+// that served nothing, unknown lag samples, errors, retries, stale reads.
+func fixture() *metrics.Result {
+	start := time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)
+	nodes := []metrics.NodeInfo{
+		{Name: "primary", Role: "primary", DSN: "postgres://bench:xxxxx@127.0.0.1:54320/bench"},
+		{Name: "standby1", Role: "standby", DSN: "postgres://bench:xxxxx@127.0.0.1:54321/bench"},
+		{Name: "standby2", Role: "standby", DSN: "postgres://bench:xxxxx@127.0.0.1:54322/bench"},
+	}
+	rr := &metrics.StrategyResult{
+		Strategy: "round-robin",
+		Seconds:  3,
+		Nodes: []*metrics.NodeResult{
+			{Node: "primary", Role: "primary", Kinds: map[string]*metrics.Hist{"point": metrics.NewHist()}},
+			{Node: "standby1", Role: "standby", Kinds: map[string]*metrics.Hist{
+				"point": hist(300, 400, 800), "range": hist(60, 2000, 4000)},
+				StaleReads: 3, StaleChecked: 360},
+			{Node: "standby2", Role: "standby", Kinds: map[string]*metrics.Hist{
+				"point": hist(290, 500, 1000), "range": hist(50, 2500, 5000)},
+				Errors: map[string]int64{"conflict": 2, "connection": 1}, Retries: 3,
+				StaleReads: 17, StaleChecked: 340},
+		},
+		ScheduleLag: hist(700, 10, 210),
+		Ticks: []metrics.Tick{
+			{Second: 1, Queries: 230, P50MS: 0.71, P99MS: 3.9,
+				LagBytes: map[string]int64{"standby1": 0, "standby2": 4096}, LagMS: map[string]float64{"standby1": 0.4, "standby2": 21.5}},
+			{Second: 2, Queries: 240, Errors: 3, P50MS: 0.69, P99MS: 4.1,
+				LagBytes: map[string]int64{"standby1": 512}, LagMS: map[string]float64{"standby1": 0.6, "standby2": 20.25}},
+			{Second: 3, Queries: 230, P50MS: 0.7, P99MS: 4.0,
+				LagBytes: map[string]int64{"standby1": 0, "standby2": 2048}, LagMS: map[string]float64{"standby1": 0.5, "standby2": 20.0}},
+		},
+		Lag: []metrics.LagSample{
+			{T: 0.1, Node: "standby1", Bytes: i64(0), MS: f64(0.4)},
+			{T: 0.1, Node: "standby2", Bytes: i64(4096), MS: f64(21.5)},
+			{T: 1.1, Node: "standby1", Bytes: i64(512), MS: f64(0.6)},
+			{T: 1.1, Node: "standby2", Bytes: nil, MS: f64(20.25)},
+			{T: 2.1, Node: "standby1", Bytes: i64(0), MS: f64(0.5)},
+			{T: 2.1, Node: "standby2", Bytes: i64(2048), MS: f64(20.0)},
+		},
+		CPU:              metrics.CPU{Cores: 4, LoadGenCores: 0.82, HostBusyCores: 2.4},
+		BackgroundWrites: 150,
+	}
+	la := &metrics.StrategyResult{
+		Strategy: "lag-aware",
+		Seconds:  3,
+		Nodes: []*metrics.NodeResult{
+			{Node: "primary", Role: "primary", Kinds: map[string]*metrics.Hist{"point": hist(40, 300, 600)}},
+			{Node: "standby1", Role: "standby", Kinds: map[string]*metrics.Hist{
+				"point": hist(520, 400, 800), "range": hist(100, 2000, 4000)},
+				StaleReads: 1, StaleChecked: 620},
+			{Node: "standby2", Role: "standby", Kinds: map[string]*metrics.Hist{"point": hist(40, 500, 1000)},
+				StaleChecked: 40},
+		},
+		ScheduleLag: hist(700, 10, 110),
+		Ticks: []metrics.Tick{
+			{Second: 1, Queries: 233, P50MS: 0.62, P99MS: 3.5,
+				LagBytes: map[string]int64{"standby1": 0, "standby2": 8192}, LagMS: map[string]float64{"standby1": 0.3, "standby2": 22}},
+			{Second: 2, Queries: 234, P50MS: 0.61, P99MS: 3.6},
+			{Second: 3, Queries: 233, P50MS: 0.6, P99MS: 3.4,
+				LagBytes: map[string]int64{"standby1": 0, "standby2": 1536 * 1024}, LagMS: map[string]float64{"standby1": 0.3, "standby2": 640}},
+		},
+		Lag: []metrics.LagSample{
+			{T: 0.1, Node: "standby1", Bytes: i64(0), MS: f64(0.3)},
+			{T: 0.1, Node: "standby2", Bytes: i64(8192), MS: f64(22)},
+			{T: 2.1, Node: "standby1", Bytes: i64(0), MS: f64(0.3)},
+			{T: 2.1, Node: "standby2", Bytes: i64(1536 * 1024), MS: f64(640)},
+		},
+		CPU:              metrics.CPU{Cores: 4, LoadGenCores: 0.9, HostBusyCores: 3.8, HostSaturated: true},
+		BackgroundWrites: 151,
+	}
+	return &metrics.Result{
+		Schema:    metrics.SchemaVersion,
+		Tool:      "pgbenchx test",
+		Label:     "fixture",
+		StartedAt: start,
+		EndedAt:   start.Add(75 * time.Second),
+		Config: metrics.Config{
+			Strategies: []string{"round-robin", "lag-aware"},
+			Duration:   mdur(3 * time.Second), Warmup: mdur(time.Second), Clients: 8, Rate: 700,
+			Mix:   map[string]int{"point": 85, "range": 15},
+			Scale: 1, WriteRows: 10000, WriteBatch: 500, WriteRate: 50,
+			MaxLagBytes: 1 << 20, MaxLagTime: mdur(500 * time.Millisecond), LagFallback: "primary",
+			MaxTries: 2, EjectFor: mdur(5 * time.Second), LagInterval: mdur(100 * time.Millisecond),
+			Heartbeat: mdur(100 * time.Millisecond), StaleSample: 1,
+		},
+		Environment: metrics.Environment{
+			Provider: "local", Name: "default", ServerVersion: "17.2", Standbys: 2, Topology: "star",
+			ApplyDelays: map[string]string{"standby2": "20ms"}, Fast: true, Cores: 4, Nodes: nodes,
+		},
+		Write: &metrics.WritePhase{
+			Rows: 10000, Batch: 500, Seconds: 2.5, RowsPerSec: 4000,
+			Standbys: []metrics.CatchUp{
+				{Node: "standby1", CatchUpMS: 3.2, PeakLagBytes: 180 * 1024, PeakLagMS: 4.5},
+				{Node: "standby2", CatchUpMS: 27.9, PeakLagBytes: 2*1024*1024 + 300*1024, PeakLagMS: 31.2},
+			},
+			RowCounts:   map[string]int64{"primary": 10000, "standby1": 10000, "standby2": 10000},
+			CountsEqual: true,
+		},
+		Strategies: []*metrics.StrategyResult{rr, la},
+		Warnings: []string{
+			"standby2: 1 lag sample unanswered during round-robin",
+			"lag-aware: the host was saturated (3.8 of 4 cores busy): every node shares these cores, so this measures co-location, not replica scaling",
+		},
+	}
+}

@@ -1,0 +1,246 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pgbenchx/pgbenchx/metrics"
+)
+
+// md collects the first write error so rendering reads top to bottom.
+type md struct {
+	w   io.Writer
+	err error
+}
+
+func (m *md) p(format string, args ...any) {
+	if m.err == nil {
+		_, m.err = fmt.Fprintf(m.w, format, args...)
+	}
+}
+
+// table writes a Markdown table; align holds "l" or "r" per column.
+func (m *md) table(header []string, align string, rows [][]string) {
+	seps := make([]string, len(header))
+	for i := range header {
+		seps[i] = "---"
+		if i < len(align) && align[i] == 'r' {
+			seps[i] = "---:"
+		}
+	}
+	m.p("| %s |\n| %s |\n", strings.Join(header, " | "), strings.Join(seps, " | "))
+	for _, row := range rows {
+		cells := make([]string, len(row))
+		for i, c := range row {
+			cells[i] = mdCell(c)
+		}
+		m.p("| %s |\n", strings.Join(cells, " | "))
+	}
+	m.p("\n")
+}
+
+// WriteMarkdown writes report.md: what a capacity review reads, from
+// settings and environment to per-strategy tables, lag and warnings. It
+// prints only what the Result holds, whose DSNs are already redacted; it
+// does not print the DSNs either, a report has no use for them.
+func WriteMarkdown(w io.Writer, r *metrics.Result) error {
+	m := &md{w: w}
+	title := "pgbenchx run"
+	if r.Label != "" {
+		title += ": " + r.Label
+	}
+	m.p("# %s (%s)\n\n", title, stamp(r.StartedAt))
+	if r.Interrupted {
+		m.p("> **Interrupted.** This run was interrupted; figures cover what was measured before.\n\n")
+	}
+	m.p("Started %s, ended %s", stamp(r.StartedAt), stamp(r.EndedAt))
+	if r.Tool != "" {
+		m.p(", by %s", r.Tool)
+	}
+	m.p(".\n\n")
+	writeMeasured(m, r)
+	writeEnvironment(m, r)
+	writeWritePhase(m, r)
+	for _, s := range r.Strategies {
+		if s != nil {
+			writeStrategy(m, r, s)
+		}
+	}
+	writeLag(m, r)
+	m.p("## Warnings\n\n")
+	warns := warnings(r)
+	if len(warns) == 0 {
+		m.p("None.\n")
+	}
+	for _, w := range warns {
+		m.p("- %s\n", w)
+	}
+	return m.err
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "unknown time"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+func dur(d metrics.Duration) string { return time.Duration(d).String() }
+
+func writeStrategy(m *md, r *metrics.Result, s *metrics.StrategyResult) {
+	m.p("## Strategy: %s\n\n", s.Strategy)
+	m.p("Measured for %s s (warmup excluded).\n\n", fixed(s.Seconds, 1))
+	rows := strategyRows(s)
+	cells := make([][]string, 0, len(rows)+1)
+	for _, row := range rows {
+		cells = append(cells, nodeCells(row))
+	}
+	t := strategyTotal(s)
+	share := ""
+	if t.Queries > 0 {
+		share = "100.00"
+	}
+	cells = append(cells, []string{"**all**", "", count(t.Queries), num(t.QPS, 1), orDash(share),
+		num(t.P50, 3), num(t.P99, 3), num(t.P999, 3), num(t.Max, 3),
+		count(t.Errors), count(t.Retries), num(pct(t.StaleReads, t.StaleChecked), 2)})
+	m.table(nodeColumns, "llrrrrrrrrrr", cells)
+
+	m.p("- Total: %s queries, %s qps, p50 %s ms, p99 %s ms (merged histogram of every node).\n",
+		count(t.Queries), num(t.QPS, 1), num(t.P50, 3), num(t.P99, 3))
+	if t.Errors > 0 || t.Retries > 0 {
+		m.p("- Errors: %s (%s); retries elsewhere: %s.\n", count(t.Errors), errorClasses(s), count(t.Retries))
+	}
+	if t.StaleChecked > 0 {
+		m.p("- Stale reads: %s of %s checked (%s%%).\n", count(t.StaleReads), count(t.StaleChecked), num(pct(t.StaleReads, t.StaleChecked), 2))
+	} else {
+		m.p("- Stale reads: not checked.\n")
+	}
+	if s.RYWChecks > 0 {
+		m.p("- Read-your-writes: %s checks, %s violations (%s%%).\n",
+			count(s.RYWChecks), count(s.RYWViolation), num(pct(s.RYWViolation, s.RYWChecks), 2))
+	}
+	if h := s.ScheduleLag; h != nil && h.Histogram != nil && h.TotalCount() > 0 {
+		p50, _, p99, _, mx := percentiles(h)
+		m.p("- Open-loop schedule lag (start minus due time): p50 %s ms, p99 %s ms, max %s ms.\n", num(p50, 3), num(p99, 3), num(mx, 3))
+	}
+	if s.BackgroundWrites > 0 {
+		// Not a rate: the workload counts them over the warmup too, and
+		// Seconds leaves the warmup out.
+		m.p("- Background rows written on the primary (warmup included): %s.\n", count(s.BackgroundWrites))
+	}
+	m.p("- %s\n\n", cpuLine(r, s.CPU))
+}
+
+func errorClasses(s *metrics.StrategyResult) string {
+	byClass := map[string]int64{}
+	for _, n := range s.Nodes {
+		if n != nil {
+			for c, v := range n.Errors {
+				byClass[c] += v
+			}
+		}
+	}
+	classes := make([]string, 0, len(byClass))
+	for c := range byClass {
+		classes = append(classes, c)
+	}
+	sort.Strings(classes)
+	parts := make([]string, len(classes))
+	for i, c := range classes {
+		parts[i] = c + " " + count(byClass[c])
+	}
+	return orDash(strings.Join(parts, ", "))
+}
+
+func cpuLine(r *metrics.Result, c metrics.CPU) string {
+	cores := c.Cores
+	if cores == 0 {
+		cores = r.Environment.Cores
+	}
+	if c.LoadGenCores == 0 && c.HostBusyCores == 0 {
+		return "CPU: not measured."
+	}
+	line := fmt.Sprintf("CPU: the load generator used %s cores; the host was busy on %s of %d cores.",
+		fixed(c.LoadGenCores, 2), fixed(c.HostBusyCores, 2), cores)
+	if c.LoadGenBound {
+		line += " **The load generator was the bottleneck: these numbers understate the cluster.**"
+	}
+	if c.HostSaturated {
+		line += " **" + upperFirst(saturated(r)) + "**"
+	}
+	return line
+}
+
+// saturated explains a busy host: with the nodes on it, they compete with
+// each other and the client; with an external cluster only the client does.
+func saturated(r *metrics.Result) string {
+	if r.Environment.Provider == "external" {
+		return "the load generator's host was saturated: these numbers may understate the cluster."
+	}
+	return "the host was saturated: on one host all nodes share the cores, so a comparison reflects co-location, not replica scaling."
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+func writeLag(m *md, r *metrics.Result) {
+	m.p("## Replica lag\n\n")
+	names := standbys(r)
+	var rows [][]string
+	for _, s := range r.Strategies {
+		if s == nil {
+			continue
+		}
+		for _, n := range names {
+			l := lagOf(s, n)
+			samples := strconv.Itoa(l.Samples)
+			if u := max(l.UnknownBytes, l.UnknownMS); u > 0 {
+				samples += fmt.Sprintf(" (%d unknown)", u)
+			}
+			rows = append(rows, []string{s.Strategy, n, samples,
+				humanBytes(l.BytesAvg), humanBytes(l.BytesMax), num(l.MSAvg, 1), num(l.MSMax, 1)})
+		}
+	}
+	if len(rows) == 0 {
+		m.p("No lag samples.\n\n")
+		return
+	}
+	m.p("Sampled every %s on each standby; an unknown sample (no answer) is left out of the averages, never counted as 0.\n\n", dur(r.Config.LagInterval))
+	m.table([]string{"strategy", "standby", "samples", "avg lag", "max lag", "avg lag ms", "max lag ms"}, "llrrrrr", rows)
+}
+
+// warnings gathers what must not be missed: the run's own warnings (the
+// workload already words row-count differences and CPU limits there, so
+// they are not repeated) and the caveats only the figures show.
+func warnings(r *metrics.Result) []string {
+	var out []string
+	if r.Interrupted {
+		out = append(out, "This run was interrupted; figures cover what was measured before.")
+	}
+	out = append(out, r.Warnings...)
+	if r.Environment.Fast {
+		out = append(out, "fsync off: not durable numbers.")
+	}
+	if wp := r.Write; wp != nil {
+		for _, c := range wp.Standbys {
+			if c.CatchUpMS < 0 {
+				out = append(out, c.Node+" never caught up with the write phase's last commit.")
+			}
+		}
+	}
+	for _, s := range r.Strategies {
+		if s != nil && math.IsNaN(ratio(1, s.Seconds)) {
+			out = append(out, s.Strategy+" has no measured time, so no rates.")
+		}
+	}
+	return out
+}

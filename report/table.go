@@ -1,0 +1,85 @@
+package report
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/tw"
+
+	"github.com/pgbenchx/pgbenchx/metrics"
+)
+
+// nodeColumns are the per-node columns of the terminal and Markdown tables.
+var nodeColumns = []string{"node", "role", "queries", "qps", "share %", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "errors", "retries", "stale %"}
+
+// nodeCells formats a Row for people: grouped digits, "-" when unknown.
+func nodeCells(r Row) []string {
+	return []string{
+		r.Node, r.Role, count(r.Queries), num(r.QPS, 1), num(r.SharePct, 2),
+		num(r.P50, 3), num(r.P99, 3), num(r.P999, 3), num(r.Max, 3),
+		count(r.Errors), count(r.Retries), num(r.StalePct(), 2),
+	}
+}
+
+// WriteTable prints what a user watching the terminal needs after a run:
+// per strategy a table of nodes, the strategy's totals, and each standby's
+// lag while it ran.
+func WriteTable(w io.Writer, r *metrics.Result) error {
+	names := standbys(r)
+	for i, s := range r.Strategies {
+		if s == nil {
+			continue
+		}
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "strategy %s: %s s measured\n", s.Strategy, fixed(s.Seconds, 1))
+		if err := renderTerminal(w, strategyRows(s)); err != nil {
+			return err
+		}
+		t := strategyTotal(s)
+		fmt.Fprintf(w, "%s total: %s queries, %s qps, p50 %s ms, p99 %s ms, %s errors, %s retries\n",
+			s.Strategy, count(t.Queries), num(t.QPS, 1), num(t.P50, 3), num(t.P99, 3), count(t.Errors), count(t.Retries))
+		for _, n := range names {
+			l := lagOf(s, n)
+			if l.Samples == 0 {
+				continue
+			}
+			fmt.Fprintf(w, "  lag %s: avg %s, max %s; avg %s ms, max %s ms (%d samples)\n",
+				n, humanBytes(l.BytesAvg), humanBytes(l.BytesMax), num(l.MSAvg, 1), num(l.MSMax, 1), l.Samples)
+		}
+		if s.CPU.LoadGenBound {
+			fmt.Fprintln(w, "  warning: the load generator was the bottleneck: these numbers understate the cluster")
+		}
+		if s.CPU.HostSaturated {
+			fmt.Fprintln(w, "  warning: "+saturated(r))
+		}
+	}
+	return nil
+}
+
+func renderTerminal(w io.Writer, rows []Row) error {
+	right := make([]tw.Align, len(nodeColumns))
+	for i := range right {
+		right[i] = tw.AlignRight
+	}
+	right[0], right[1] = tw.AlignLeft, tw.AlignLeft
+	t := tablewriter.NewWriter(w)
+	// Auto-format would turn "p99.9 ms" into "P 99 . 9 MS".
+	t.Options(tablewriter.WithHeaderAutoFormat(tw.Off),
+		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: right}))
+	hdr := make([]any, len(nodeColumns))
+	for i, c := range nodeColumns {
+		hdr[i] = c
+	}
+	t.Header(hdr...)
+	cells := make([][]string, len(rows))
+	for i, row := range rows {
+		cells[i] = nodeCells(row)
+	}
+	if err := t.Bulk(cells); err != nil {
+		return err
+	}
+	return t.Render()
+}

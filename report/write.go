@@ -1,0 +1,154 @@
+package report
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/pgbenchx/pgbenchx/metrics"
+)
+
+// Formats a run folder can hold.
+const (
+	FormatJSON = "json"
+	FormatCSV  = "csv"
+	FormatMD   = "md"
+)
+
+// allFormats is also the order WriteRun writes in: run.json first, since
+// every other file can be rendered again from it.
+var allFormats = []string{FormatJSON, FormatCSV, FormatMD}
+
+// ParseFormats reads the --format flag: a comma-separated subset of md,
+// csv and json in any order and case, or "all". It returns each chosen
+// format once, in WriteRun's order.
+func ParseFormats(s string) ([]string, error) {
+	chosen := map[string]bool{}
+	for _, f := range strings.Split(s, ",") {
+		f = strings.ToLower(strings.TrimSpace(f))
+		switch f {
+		case "": // "md,csv," is a slip, not a different wish
+		case "all":
+			for _, a := range allFormats {
+				chosen[a] = true
+			}
+		case FormatJSON, FormatCSV, FormatMD:
+			chosen[f] = true
+		default:
+			return nil, fmt.Errorf("--format %q: want md, csv, json (any comma-separated subset, e.g. md,csv) or all", s)
+		}
+	}
+	var out []string
+	for _, f := range allFormats {
+		if chosen[f] {
+			out = append(out, f)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--format %q: name at least one of md, csv, json, or all", s)
+	}
+	return out, nil
+}
+
+// WriteRun writes the chosen formats of r into dir, creating it if
+// missing: run.json for json, summary.csv and timeseries.csv for csv,
+// report.md for md. It returns the paths written and, joined, the error
+// of each file it could not write; every file is whole or absent.
+func WriteRun(dir string, r *metrics.Result, formats []string) ([]string, error) {
+	if r == nil {
+		return nil, errors.New("report: no result to write")
+	}
+	chosen := map[string]bool{}
+	for _, f := range formats {
+		switch f {
+		case FormatJSON, FormatCSV, FormatMD:
+			chosen[f] = true
+		default:
+			return nil, fmt.Errorf("report: unknown format %q (want md, csv or json)", f)
+		}
+	}
+	if len(chosen) == 0 {
+		return nil, errors.New("report: no format to write")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	type file struct {
+		format, name string
+		render       func(io.Writer, *metrics.Result) error
+	}
+	files := []file{
+		{FormatJSON, "run.json", writeJSON},
+		{FormatCSV, "summary.csv", WriteSummaryCSV},
+		{FormatCSV, "timeseries.csv", WriteTimeseriesCSV},
+		{FormatMD, "report.md", WriteMarkdown},
+	}
+	// One file failing does not stop the others: a run may have taken an
+	// hour, and whatever can still be written of it should be.
+	var written []string
+	var errs []error
+	for _, f := range files {
+		if !chosen[f.format] {
+			continue
+		}
+		path := filepath.Join(dir, f.name)
+		if err := writeAtomic(path, func(w io.Writer) error { return f.render(w, r) }); err != nil {
+			errs = append(errs, fmt.Errorf("write %s: %w", path, err))
+			continue
+		}
+		written = append(written, path)
+	}
+	return written, errors.Join(errs...)
+}
+
+// writeJSON is metrics.Result's own encoding, indented so a person can read
+// and diff run.json; metrics.Load reads it back.
+func writeJSON(w io.Writer, r *metrics.Result) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// writeAtomic renders into a hidden temporary file beside path and renames
+// it over path: a reader, or a run killed halfway, sees the old file or the
+// new one, never half of one. The fsync makes the rename safe against a
+// crash too, not only against an interrupt.
+func writeAtomic(path string, render func(io.Writer) error) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+		}
+	}()
+	bw := bufio.NewWriter(f)
+	if err = render(bw); err != nil {
+		return err
+	}
+	if err = bw.Flush(); err != nil {
+		return err
+	}
+	// CreateTemp makes 0600 files; run folders are meant to be shared.
+	if err = f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,125 @@
+package routing
+
+import (
+	"math"
+	"math/bits"
+	"sync/atomic"
+	"time"
+)
+
+// node is the per-node state every Pick and Done touches. It fills a cache
+// line so that clients hammering different nodes do not contend on one.
+type node struct {
+	inflight   atomic.Int64
+	ejectUntil atomic.Int64  // nanoseconds since base.start; meaningful only while the node's bit is set in base.ejected
+	lagBytes   atomic.Int64  // last sampled Bytes, unknownBytes when unknown (lag-aware)
+	replayLSN  atomic.Uint64 // last sampled ReplayLSN, 0 when unknown (causal; LSN 0 is never valid)
+	_          [32]byte
+}
+
+const unknownBytes = math.MinInt64
+
+// base holds what all strategies share: node states, ejections and the
+// rotation counter. The strategies embed it and add only Pick.
+type base struct {
+	names    []string
+	nodes    []node
+	all      uint64 // every node
+	standbys uint64 // every node but the primary
+	targets  uint64 // the nodes reads normally go to
+	ejected  atomic.Uint64
+	turn     atomic.Uint64
+	ejectFor time.Duration
+	now      func() time.Time
+	// start anchors ejection deadlines: durations since it use the monotonic
+	// clock, so a wall-clock step cannot eject a node for an hour.
+	start time.Time
+}
+
+// Done ends a pick. Only a connection-class failure ejects: a query that
+// failed on a healthy node (a recovery conflict) says nothing about the node.
+func (b *base) Done(i int, o Outcome) {
+	n := &b.nodes[i]
+	n.inflight.Add(-1)
+	if o == ConnError {
+		n.ejectUntil.Store(int64(b.now().Sub(b.start) + b.ejectFor))
+		// After the deadline, so that whoever sees the bit sees the deadline.
+		b.ejected.Or(1 << i)
+	}
+}
+
+// InFlight returns the node's picked-but-not-done queries.
+func (b *base) InFlight(i int) int64 { return b.nodes[i].inflight.Load() }
+
+func (b *base) take(i int) (int, error) {
+	b.nodes[i].inflight.Add(1)
+	return i, nil
+}
+
+// healthy returns every node that is neither excluded nor ejected. When no
+// node is ejected, which is nearly always, it costs one atomic load and
+// never reads the clock.
+func (b *base) healthy(exclude uint64) uint64 {
+	m := b.all &^ exclude
+	if e := b.ejected.Load() & m; e != 0 {
+		m &^= b.stillEjected(e)
+	}
+	return m
+}
+
+// stillEjected returns the nodes of hint whose ejection has not expired and
+// clears the others from b.ejected, so that they are tried again.
+func (b *base) stillEjected(hint uint64) uint64 {
+	now := int64(b.now().Sub(b.start))
+	var out uint64
+	for ; hint != 0; hint &= hint - 1 {
+		i := lowest(hint)
+		bit := uint64(1) << i
+		if b.nodes[i].ejectUntil.Load() > now {
+			out |= bit
+			continue
+		}
+		b.ejected.And(^bit)
+		// A ConnError may have set a new deadline and its bit between our
+		// load and our And, and the And just erased that bit: look again.
+		if b.nodes[i].ejectUntil.Load() > now {
+			b.ejected.Or(bit)
+			out |= bit
+		}
+	}
+	return out
+}
+
+// leastLoaded returns the node of m with the fewest in-flight queries, or
+// -1 when m is empty. The scan starts at a rotating member of m and keeps
+// the first minimum, so nodes with equal load take turns instead of the
+// lowest index taking every tie.
+func (b *base) leastLoaded(m uint64) int {
+	k := bits.OnesCount64(m)
+	switch k {
+	case 0:
+		return -1
+	case 1:
+		return lowest(m)
+	}
+	s := nthBit(m, int(b.turn.Add(1)%uint64(k)))
+	best, load := -1, int64(math.MaxInt64)
+	for r := bits.RotateLeft64(m, -s); r != 0; r &= r - 1 {
+		i := (lowest(r) + s) & 63
+		if l := b.nodes[i].inflight.Load(); l < load {
+			best, load = i, l
+		}
+	}
+	return best
+}
+
+// nthBit returns the index of the n-th (from 0) set bit of m; m must have
+// more than n bits set.
+func nthBit(m uint64, n int) int {
+	for ; n > 0; n-- {
+		m &= m - 1
+	}
+	return lowest(m)
+}
+
+func lowest(m uint64) int { return bits.TrailingZeros64(m) }

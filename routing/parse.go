@@ -1,0 +1,219 @@
+package routing
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// InputError names a flag, the value given and what is accepted, so a user
+// can fix the command line from the message alone.
+type InputError struct {
+	Flag     string // without dashes, e.g. "max-lag"
+	Value    string // as given
+	Reason   string // optional: what is wrong, when the value alone does not say
+	Accepted string
+}
+
+// Error is one line: "--flag value: [reason; ]accepted: ...".
+func (e *InputError) Error() string {
+	var sb strings.Builder
+	sb.WriteString("--")
+	sb.WriteString(e.Flag)
+	sb.WriteByte(' ')
+	sb.WriteString(quoteIfNeeded(e.Value))
+	sb.WriteString(": ")
+	if e.Reason != "" {
+		sb.WriteString(oneLine(e.Reason))
+		sb.WriteString("; ")
+	}
+	sb.WriteString("accepted: ")
+	sb.WriteString(oneLine(e.Accepted))
+	return sb.String()
+}
+
+// quoteIfNeeded quotes values that would otherwise be invisible, ambiguous
+// or break the line (empty, spaces, control characters).
+func quoteIfNeeded(s string) string {
+	if s == "" || strings.IndexFunc(s, func(r rune) bool {
+		return unicode.IsSpace(r) || !unicode.IsPrint(r) || r == '"'
+	}) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+const (
+	acceptedStrategies = "random, round-robin, least-conn, lag-aware, causal or all"
+	acceptedFallbacks  = "primary, least-lagged or error"
+	acceptedMaxLag     = "a size (64kB, 1MB, 2GB, 1048576B), a duration (500ms, 1s) or one of each, comma-separated (1MB,500ms)"
+	acceptedWeights    = "name=weight pairs, comma-separated (standby1=2,standby2=1), weights >= 0, at least one > 0"
+)
+
+// ParseStrategies reads "all" or a comma-separated list of strategies
+// ("round-robin,lag-aware"). Names are trimmed and case-insensitive.
+func ParseStrategies(s string) ([]Strategy, error) {
+	bad := func(reason string) error {
+		return &InputError{Flag: "strategies", Value: s, Reason: reason, Accepted: acceptedStrategies}
+	}
+	parts := strings.Split(s, ",")
+	var out []Strategy
+	for _, p := range parts {
+		p = strings.ToLower(strings.TrimSpace(p))
+		st := Strategy(p)
+		switch {
+		case p == "" && len(parts) == 1:
+			return nil, bad("")
+		case p == "":
+			return nil, bad("empty item in the list")
+		case p == "all" && len(parts) == 1:
+			return slices.Clone(All), nil
+		case p == "all":
+			return nil, bad("all already names every strategy")
+		case !slices.Contains(All, st):
+			if len(parts) == 1 {
+				return nil, bad("")
+			}
+			return nil, bad(quoteIfNeeded(p) + " is not a strategy")
+		case slices.Contains(out, st):
+			return nil, bad(p + " is given twice")
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Fallback is what lag-aware does when no standby is within --max-lag.
+type Fallback string
+
+// The fallbacks.
+const (
+	FallbackPrimary     Fallback = "primary"      // read from the primary
+	FallbackLeastLagged Fallback = "least-lagged" // read from the standby with the smallest known byte lag
+	FallbackError       Fallback = "error"        // fail the read with ErrNoTarget
+)
+
+// ParseFallback reads --lag-fallback.
+func ParseFallback(s string) (Fallback, error) {
+	f := Fallback(strings.ToLower(strings.TrimSpace(s)))
+	switch f {
+	case FallbackPrimary, FallbackLeastLagged, FallbackError:
+		return f, nil
+	}
+	return "", &InputError{Flag: "lag-fallback", Value: s, Accepted: acceptedFallbacks}
+}
+
+// ParseMaxLag reads --max-lag: a size, a duration or one of each in either
+// order ("1MB,500ms", "1s,1MB", "64kB", "500ms"). Size units are B, kB, MB,
+// GB and TB in any case, multiples of 1024 as in PostgreSQL settings; a
+// bare number is refused, since "1M" or "500" could mean either kind.
+// Durations use Go syntax. bytes = 0 means no byte limit, d = 0 no time limit.
+func ParseMaxLag(s string) (bytes int64, d time.Duration, err error) {
+	bad := func(reason string) (int64, time.Duration, error) {
+		return 0, 0, &InputError{Flag: "max-lag", Value: s, Reason: reason, Accepted: acceptedMaxLag}
+	}
+	parts := strings.Split(s, ",")
+	if len(parts) > 2 {
+		return bad("at most one size and one duration")
+	}
+	for _, p := range parts {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			if len(parts) == 1 {
+				return bad("")
+			}
+			return bad("empty item in the list")
+		}
+		if n, isSize, reason := parseSize(p); isSize {
+			switch {
+			case reason != "":
+				return bad(reason)
+			case bytes != 0:
+				return bad("two sizes")
+			}
+			bytes = n
+			continue
+		}
+		v, perr := time.ParseDuration(p)
+		switch {
+		case perr != nil:
+			return bad(quoteIfNeeded(p) + " is neither a size nor a duration")
+		case v <= 0:
+			return bad(p + ": a limit must be > 0")
+		case d != 0:
+			return bad("two durations")
+		}
+		d = v
+	}
+	return bytes, d, nil
+}
+
+var sizeUnits = map[string]float64{
+	"b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "tb": 1 << 40,
+	"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+}
+
+// parseSize reads "64kB" or "1.5 MB". isSize is false when the unit is not
+// a size unit (the text may be a duration); reason says what is wrong with
+// a size.
+func parseSize(p string) (n int64, isSize bool, reason string) {
+	j := strings.IndexFunc(p, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
+	if j < 0 {
+		return 0, false, ""
+	}
+	mult, ok := sizeUnits[strings.ToLower(strings.TrimSpace(p[j:]))]
+	if !ok {
+		return 0, false, ""
+	}
+	v, err := strconv.ParseFloat(p[:j], 64)
+	switch {
+	case err != nil:
+		return 0, true, quoteIfNeeded(p) + ": the size needs a number"
+	case v*mult > math.MaxInt64:
+		return 0, true, p + " is too large"
+	case math.Round(v*mult) < 1:
+		return 0, true, p + ": a limit must be > 0"
+	}
+	return int64(math.Round(v * mult)), true, ""
+}
+
+// ParseWeights reads --weights "standby1=2,standby2=1": non-negative
+// numbers, at least one > 0. Whether the names are nodes is New's to check.
+func ParseWeights(s string) (map[string]float64, error) {
+	bad := func(reason string) (map[string]float64, error) {
+		return nil, &InputError{Flag: "weights", Value: s, Reason: reason, Accepted: acceptedWeights}
+	}
+	if strings.TrimSpace(s) == "" {
+		return bad("")
+	}
+	out := map[string]float64{}
+	positive := false
+	for _, p := range strings.Split(s, ",") {
+		name, val, found := strings.Cut(p, "=")
+		name, val = strings.TrimSpace(name), strings.TrimSpace(val)
+		if !found || name == "" {
+			return bad(fmt.Sprintf("%s is not name=weight", quoteIfNeeded(strings.TrimSpace(p))))
+		}
+		w, err := strconv.ParseFloat(val, 64)
+		if err != nil || !(w >= 0) || math.IsInf(w, 0) {
+			return bad(fmt.Sprintf("weight of %s: %s is not a number >= 0", quoteIfNeeded(name), quoteIfNeeded(val)))
+		}
+		if _, dup := out[name]; dup {
+			return bad(quoteIfNeeded(name) + " is given twice")
+		}
+		out[name] = w
+		positive = positive || w > 0
+	}
+	if !positive {
+		return bad("no weight is > 0")
+	}
+	return out, nil
+}

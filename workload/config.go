@@ -1,0 +1,162 @@
+package workload
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Node is a server the workload talks to; Nodes[0] is the primary.
+type Node struct {
+	Name string
+	Role string // primary | standby
+	DSN  string
+}
+
+// Config is a run's workload, as cmd builds it from flags.
+type Config struct {
+	Strategies  []string
+	Duration    time.Duration
+	Warmup      time.Duration
+	Clients     int
+	Rate        float64 // queries/s over all clients; 0 = closed loop
+	Mix         []Weighted
+	Custom      []CustomQuery // --query-file
+	Scale       int
+	WriteRows   int
+	WriteBatch  int
+	WriteRate   float64 // background rows/s on the primary during reads
+	ReadPrimary bool
+	MaxTries    int
+	EjectFor    time.Duration
+	MaxLagBytes int64
+	MaxLagTime  time.Duration
+	LagFallback string
+	Weights     map[string]float64
+	LagInterval time.Duration
+	Heartbeat   time.Duration
+	Settle      time.Duration
+	// SessionWrites makes each client write a row every N operations and
+	// read it back next (read-your-writes); 0 = only under causal, every 10.
+	SessionWrites int
+}
+
+// Weighted is one query kind of the mix.
+type Weighted struct {
+	Kind   string
+	Weight int
+}
+
+// BuiltinKinds are the query kinds of the default mix.
+var BuiltinKinds = []string{"point", "range", "report"}
+
+// ParseMix reads --mix "point=80,range=15,report=5".
+func ParseMix(s string) ([]Weighted, error) {
+	bad := func(why string) error {
+		return &InputError{Flag: "mix", Value: s, Accepted: why + "; want kind=weight pairs of point, range, report, e.g. point=80,range=15,report=5"}
+	}
+	var out []Weighted
+	seen := map[string]bool{}
+	total := 0
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(item, "=")
+		k = strings.TrimSpace(k)
+		w, err := strconv.Atoi(strings.TrimSpace(v))
+		if !ok || err != nil || w < 0 {
+			return nil, bad(fmt.Sprintf("%q is not kind=weight", item))
+		}
+		if !contains(BuiltinKinds, k) {
+			return nil, bad(fmt.Sprintf("unknown kind %q", k))
+		}
+		if seen[k] {
+			return nil, bad(k + " given twice")
+		}
+		seen[k] = true
+		total += w
+		out = append(out, Weighted{k, w})
+	}
+	if total == 0 {
+		return nil, bad("weights sum to 0")
+	}
+	return out, nil
+}
+
+// CustomQuery is one line of a --query-file.
+type CustomQuery struct {
+	Name   string
+	Weight int
+	SQL    string
+}
+
+// ParseQueryFile reads lines of "name weight SQL" (# comments, blank lines
+// ignored). $1, if used, is a random order id in [1, scale].
+func ParseQueryFile(path string) ([]CustomQuery, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &InputError{Flag: "query-file", Value: path, Accepted: "cannot read it: " + err.Error()}
+	}
+	var out []CustomQuery
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.SplitN(line, " ", 3)
+		w := 0
+		if len(f) == 3 {
+			w, err = strconv.Atoi(f[1])
+		}
+		if len(f) < 3 || err != nil || w <= 0 || contains(BuiltinKinds, f[0]) {
+			return nil, &InputError{Flag: "query-file", Value: fmt.Sprintf("%s:%d", path, i+1), Accepted: "want lines of: name weight SQL (e.g. big_orders 10 SELECT count(*) FROM orders WHERE amount > 900), name not point/range/report"}
+		}
+		out = append(out, CustomQuery{Name: f[0], Weight: w, SQL: strings.TrimSpace(f[2])})
+	}
+	if len(out) == 0 {
+		return nil, &InputError{Flag: "query-file", Value: path, Accepted: "holds no queries"}
+	}
+	return out, nil
+}
+
+// InputError is bad input, one line naming the flag.
+type InputError struct{ Flag, Value, Accepted string }
+
+func (e *InputError) Error() string { return fmt.Sprintf("--%s %s: %s", e.Flag, e.Value, e.Accepted) }
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// kinds lists every query kind in a stable order: the mix's, then custom.
+func (c *Config) kinds() []string {
+	var out []string
+	for _, m := range c.Mix {
+		out = append(out, m.Kind)
+	}
+	for _, q := range c.Custom {
+		out = append(out, q.Name)
+	}
+	return out
+}
+
+// MixMap is the mix as a map, for the result's configuration.
+func (c *Config) MixMap() map[string]int {
+	m := map[string]int{}
+	for _, w := range c.Mix {
+		m[w.Kind] = w.Weight
+	}
+	for _, q := range c.Custom {
+		m[q.Name] = q.Weight
+	}
+	return m
+}

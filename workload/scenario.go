@@ -1,0 +1,187 @@
+package workload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgbenchx/pgbenchx/metrics"
+)
+
+// Scenario is a run's phases in order: schema, write phase, then a read
+// phase per strategy, each a function of the context, the cluster's pools
+// and the recorders. It fills a metrics.Result as it goes, so whatever was
+// measured before an interruption is there to be written.
+type Scenario struct {
+	Config Config
+	// MaxApplyDelay lengthens waits for delayed standbys.
+	MaxApplyDelay time.Duration
+
+	nodes    []Node
+	pools    []*pgxpool.Pool
+	lag      *metrics.LagSampler
+	hb       *metrics.Heartbeat
+	maxID    atomic.Int64
+	bgErrors atomic.Int64
+
+	mu       sync.Mutex
+	warnings []string
+}
+
+// Hooks are told of progress; all optional.
+type Hooks struct {
+	Phase func(msg string)
+	Write WriteProgress
+	Live  LiveFunc
+}
+
+// New opens one pool per node (pgx pools per node, routing above them:
+// a pool that picks a host at connect time never rebalances).
+func New(ctx context.Context, nodes []Node, cfg Config) (*Scenario, error) {
+	if len(nodes) == 0 || nodes[0].Role != "primary" {
+		return nil, errors.New("workload: the first node must be the primary")
+	}
+	if len(nodes) > 64 {
+		return nil, errors.New("workload: at most 63 standbys")
+	}
+	hasPoint := false
+	for _, m := range cfg.Mix {
+		hasPoint = hasPoint || m.Kind == "point"
+	}
+	if !hasPoint { // session reads read back by id
+		cfg.Mix = append(cfg.Mix, Weighted{"point", 0})
+	}
+	s := &Scenario{Config: cfg, nodes: nodes}
+	for _, n := range nodes {
+		pc, err := pgxpool.ParseConfig(n.DSN)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("%s: %w", n.Name, err)
+		}
+		pc.MaxConns = int32(cfg.Clients + 4)
+		pc.ConnConfig.RuntimeParams["application_name"] = "pgbenchx"
+		pool, err := pgxpool.NewWithConfig(ctx, pc)
+		if err == nil {
+			err = pool.Ping(ctx)
+		}
+		if err != nil {
+			if pool != nil {
+				pool.Close()
+			}
+			s.Close()
+			return nil, fmt.Errorf("%s: connect: %w", n.Name, err)
+		}
+		s.pools = append(s.pools, pool)
+	}
+	return s, nil
+}
+
+// Close closes the pools.
+func (s *Scenario) Close() {
+	for _, p := range s.pools {
+		p.Close()
+	}
+}
+
+func (s *Scenario) warn(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.warnings = append(s.warnings, fmt.Sprintf(format, args...))
+}
+
+// Run executes every phase into res. On interruption it returns
+// context.Canceled with res holding what was measured.
+func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (err error) {
+	phase := func(msg string) {
+		if hooks.Phase != nil {
+			hooks.Phase(msg)
+		}
+	}
+	defer func() {
+		s.mu.Lock()
+		res.Warnings = append(res.Warnings, s.warnings...)
+		s.mu.Unlock()
+		if n := s.bgErrors.Load(); n > 0 {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%d background write batches failed on the primary", n))
+		}
+	}()
+	phase(fmt.Sprintf("schema: orders seeded to %d rows", s.Config.Scale))
+	if err := Setup(ctx, s.pools[0], s.pools[1:], s.Config.Scale); err != nil {
+		return err
+	}
+	if err := s.refreshMaxID(ctx); err != nil {
+		return err
+	}
+	if s.hb, err = metrics.NewHeartbeat(ctx, s.pools[0], s.Config.Heartbeat); err != nil {
+		return fmt.Errorf("primary: heartbeat: %w", err)
+	}
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	go s.hb.Run(bg)
+	s.lag = &metrics.LagSampler{Primary: s.pools[0], Interval: s.Config.LagInterval, HB: s.hb}
+	for i, n := range s.nodes[1:] {
+		s.lag.Standbys = append(s.lag.Standbys, metrics.LagTarget{Name: n.Name, Pool: s.pools[i+1]})
+	}
+	go s.lag.Run(bg)
+
+	if s.Config.WriteRows > 0 {
+		phase(fmt.Sprintf("write phase: %d rows in batches of %d on the primary", s.Config.WriteRows, s.Config.WriteBatch))
+		wp, err := s.writePhase(ctx, hooks.Write)
+		res.Write = wp
+		if err != nil {
+			return err
+		}
+		if !wp.CountsEqual {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("orders row counts differ between nodes after the write phase: %v", wp.RowCounts))
+		}
+		if err := s.refreshMaxID(ctx); err != nil {
+			return err
+		}
+	}
+	for i, strategy := range s.Config.Strategies {
+		if i > 0 {
+			s.settle(ctx)
+		}
+		phase(fmt.Sprintf("read phase: %s, %d clients, %s warmup + %s", strategy, s.Config.Clients, s.Config.Warmup, s.Config.Duration))
+		sr, err := s.readPhase(ctx, strategy, hooks.Live)
+		if sr != nil {
+			res.Strategies = append(res.Strategies, sr)
+			if sr.CPU.LoadGenBound {
+				res.Warnings = append(res.Warnings, fmt.Sprintf("%s: the load generator used %.1f of %d cores: it, not the cluster, may have set these numbers", strategy, sr.CPU.LoadGenCores, sr.CPU.Cores))
+			}
+			if sr.CPU.HostSaturated {
+				res.Warnings = append(res.Warnings, fmt.Sprintf("%s: the host was saturated (%.1f of %d cores busy): every node shares these cores, so this measures co-location, not replica scaling", strategy, sr.CPU.HostBusyCores, sr.CPU.Cores))
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.refreshMaxID(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Scenario) refreshMaxID(ctx context.Context) error {
+	var id int64
+	if err := s.pools[0].QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM orders`).Scan(&id); err != nil {
+		return fmt.Errorf("primary: %w", err)
+	}
+	s.maxID.Store(id)
+	return nil
+}
+
+// settle lets standbys catch up between strategies so one strategy's
+// backlog is not the next one's lag.
+func (s *Scenario) settle(ctx context.Context) {
+	limit := s.Config.Settle + s.MaxApplyDelay
+	if _, err := waitCaughtUp(ctx, s.pools[0], s.pools[1:], limit); err != nil && ctx.Err() == nil {
+		s.warn("settle: standbys not caught up within %s before the next strategy", limit)
+	}
+}

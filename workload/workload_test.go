@@ -1,0 +1,162 @@
+package workload_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/pgbenchx/pgbenchx/env"
+	"github.com/pgbenchx/pgbenchx/env/envtest"
+	"github.com/pgbenchx/pgbenchx/metrics"
+	"github.com/pgbenchx/pgbenchx/workload"
+)
+
+func testConfig(strategies ...string) workload.Config {
+	mix, _ := workload.ParseMix("point=80,range=15,report=5")
+	return workload.Config{
+		Strategies: strategies, Duration: 3 * time.Second, Warmup: 500 * time.Millisecond, Clients: 4,
+		Mix: mix, Scale: 2000, WriteRows: 1000, WriteBatch: 100, WriteRate: 200, MaxTries: 2,
+		EjectFor: 5 * time.Second, MaxLagBytes: 1 << 20, MaxLagTime: 500 * time.Millisecond, LagFallback: "primary",
+		LagInterval: 50 * time.Millisecond, Heartbeat: 50 * time.Millisecond, Settle: 30 * time.Second,
+	}
+}
+
+// run builds an env and runs the scenario on it.
+func run(t *testing.T, spec env.Spec, cfg workload.Config) *metrics.Result {
+	t.Helper()
+	c, _ := envtest.Up(t, spec)
+	var nodes []workload.Node
+	var maxDelay time.Duration
+	for _, n := range c.Nodes() {
+		nodes = append(nodes, workload.Node{Name: n.Name, Role: string(n.Role), DSN: n.DSN()})
+		maxDelay = max(maxDelay, n.ApplyDelay)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	sc, err := workload.New(ctx, nodes, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	sc.MaxApplyDelay = maxDelay
+	res := &metrics.Result{}
+	if err := sc.Run(ctx, res, workload.Hooks{}); err != nil {
+		t.Fatal(err)
+	}
+	if res.Write == nil || !res.Write.CountsEqual || res.Write.Rows != int64(cfg.WriteRows) {
+		t.Fatalf("write phase: %+v", res.Write)
+	}
+	for node, n := range res.Write.RowCounts {
+		if n != int64(cfg.Scale+cfg.WriteRows) {
+			t.Errorf("%s has %d orders, want %d", node, n, cfg.Scale+cfg.WriteRows)
+		}
+	}
+	return res
+}
+
+func queries(sr *metrics.StrategyResult) map[string]int64 {
+	out := map[string]int64{}
+	for _, n := range sr.Nodes {
+		out[n.Node] = n.Total().TotalCount()
+	}
+	return out
+}
+
+func share(sr *metrics.StrategyResult, node string) float64 {
+	q := queries(sr)
+	var total int64
+	for _, v := range q {
+		total += v
+	}
+	if total == 0 {
+		return 0
+	}
+	return float64(q[node]) / float64(total)
+}
+
+func staleRate(sr *metrics.StrategyResult) float64 {
+	var stale, checked int64
+	for _, n := range sr.Nodes {
+		stale += n.StaleReads
+		checked += n.StaleChecked
+	}
+	if checked == 0 {
+		return 0
+	}
+	return float64(stale) / float64(checked)
+}
+
+func TestRoundRobinSpreadsEvenly(t *testing.T) {
+	res := run(t, env.Spec{Name: "wrr", Standbys: 2, Fast: true}, testConfig("round-robin"))
+	sr := res.Strategies[0]
+	q := queries(sr)
+	if q["primary"] != 0 {
+		t.Errorf("primary served %d reads without --read-primary", q["primary"])
+	}
+	if q["standby1"] < 100 || q["standby2"] < 100 {
+		t.Fatalf("too few reads to judge: %v", q)
+	}
+	if s := share(sr, "standby1"); s < 0.47 || s > 0.53 {
+		t.Errorf("standby1 share %.3f, want 0.5 within 3 points (%v)", s, q)
+	}
+	if len(sr.Ticks) < 2 || len(sr.Lag) == 0 {
+		t.Errorf("ticks %d, lag samples %d", len(sr.Ticks), len(sr.Lag))
+	}
+}
+
+func TestLagAwareAvoidsDelayedStandby(t *testing.T) {
+	spec := env.Spec{Name: "wlag", Standbys: 2, Fast: true, ApplyDelay: map[string]time.Duration{"standby2": time.Second}}
+	res := run(t, spec, testConfig("lag-aware", "round-robin"))
+	la, rr := res.Strategies[0], res.Strategies[1]
+	if s := share(la, "standby2"); s > 0.05 {
+		t.Errorf("lag-aware sent %.1f%% of reads to the 1s-delayed standby2 (%v)", 100*s, queries(la))
+	}
+	if s := share(rr, "standby2"); s < 0.4 || s > 0.6 {
+		t.Errorf("round-robin sent %.1f%% to standby2, want about half (%v)", 100*s, queries(rr))
+	}
+	if staleRate(la) >= staleRate(rr) {
+		t.Errorf("stale rate lag-aware %.3f not below round-robin %.3f", staleRate(la), staleRate(rr))
+	}
+	var peak float64
+	for _, cu := range res.Write.Standbys {
+		if cu.Node == "standby2" {
+			peak = cu.PeakLagMS
+		}
+	}
+	if peak < 500 {
+		t.Errorf("standby2 peak time lag in the write phase %.0fms, want about its 1s delay", peak)
+	}
+}
+
+func TestCausalReadsYourWrites(t *testing.T) {
+	spec := env.Spec{Name: "wcausal", Standbys: 2, Fast: true, ApplyDelay: map[string]time.Duration{"standby2": time.Second}}
+	cfg := testConfig("causal", "round-robin")
+	cfg.SessionWrites = 5
+	res := run(t, spec, cfg)
+	causal, rr := res.Strategies[0], res.Strategies[1]
+	if causal.RYWChecks == 0 || causal.RYWViolation != 0 {
+		t.Errorf("causal: %d of %d reads of the client's own last write missed it, want 0", causal.RYWViolation, causal.RYWChecks)
+	}
+	if rr.RYWViolation == 0 {
+		t.Errorf("round-robin with a 1s-delayed standby never missed a client's own write (%d checks): the check cannot fail", rr.RYWChecks)
+	}
+}
+
+func TestLeastConnFavoursFasterStandby(t *testing.T) {
+	// The same query sleeps 5 ms on standby2 only (cluster_name names the
+	// node): a slower node holds its queries longer, so least-conn, which
+	// counts queries in flight, must send it fewer; round-robin cannot tell.
+	cfg := testConfig("least-conn", "round-robin")
+	cfg.Mix = []workload.Weighted{{Kind: "point", Weight: 0}}
+	cfg.Custom = []workload.CustomQuery{{Name: "slow_on_standby2", Weight: 1,
+		SQL: `SELECT pg_sleep(CASE WHEN current_setting('cluster_name') LIKE '%standby2' THEN 0.005 ELSE 0 END)`}}
+	cfg.WriteRate = 0
+	res := run(t, env.Spec{Name: "wlc", Standbys: 2, Fast: true}, cfg)
+	lc, rr := res.Strategies[0], res.Strategies[1]
+	if s := share(lc, "standby1"); s < 0.65 {
+		t.Errorf("least-conn gave the fast standby1 %.1f%% of reads, want clearly more than half (%v)", 100*s, queries(lc))
+	}
+	if s := share(rr, "standby1"); s < 0.45 || s > 0.55 {
+		t.Errorf("round-robin gave standby1 %.1f%%, want about half (%v)", 100*s, queries(rr))
+	}
+}
