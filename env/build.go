@@ -124,7 +124,7 @@ func (b *builder) writePrimaryConfig() error {
 		"max_slot_wal_keep_size = '8GB'", // a dead standby must not fill the disk
 	}
 	if c.Fast {
-		conf = append(conf, "# --fast: not durable, for tests and CI only", "fsync = off", "synchronous_commit = off")
+		conf = append(conf, "# --fast: not durable, for tests and CI only", "fsync = off")
 	}
 	for _, s := range c.Settings {
 		conf = append(conf, fmt.Sprintf("%s = '%s'", s.Key, strings.ReplaceAll(s.Value, "'", "''")))

@@ -42,8 +42,11 @@ type Spec struct {
 	ApplyDelay map[string]time.Duration
 	// Settings are applied to every node, after pgbenchx's own.
 	Settings []Setting
-	// Fast turns fsync and synchronous_commit off: for tests and CI only,
-	// since numbers measured without durable commits mean little.
+	// Fast turns fsync off (and keeps data folders in RAM): for tests and
+	// CI only, since numbers measured without durable commits mean little.
+	// synchronous_commit stays on: off, WAL would reach standbys only when
+	// the WAL writer wakes (every 200 ms), faking ~100 ms of lag on every
+	// standby and making nearly every read stale.
 	Fast bool
 }
 
@@ -61,6 +64,9 @@ func (e *InputError) Error() string {
 	}
 	return fmt.Sprintf("--%s %s: %s", e.Flag, e.Value, e.Accepted)
 }
+
+// BadInput marks the error as the user's input: the CLI exits 2.
+func (e *InputError) BadInput() {}
 
 func badInput(flag, value, accepted string, args ...any) *InputError {
 	return &InputError{Flag: flag, Value: value, Accepted: fmt.Sprintf(accepted, args...)}

@@ -20,6 +20,9 @@ type InputError struct {
 }
 
 // Error is one line: "--flag value: [reason; ]accepted: ...".
+// BadInput marks the error as the user's input: the CLI exits 2.
+func (e *InputError) BadInput() {}
+
 func (e *InputError) Error() string {
 	var sb strings.Builder
 	sb.WriteString("--")

@@ -126,6 +126,9 @@ func ParseQueryFile(path string) ([]CustomQuery, error) {
 // InputError is bad input, one line naming the flag.
 type InputError struct{ Flag, Value, Accepted string }
 
+// BadInput marks the error as the user's input: the CLI exits 2.
+func (e *InputError) BadInput() {}
+
 func (e *InputError) Error() string { return fmt.Sprintf("--%s %s: %s", e.Flag, e.Value, e.Accepted) }
 
 func contains(list []string, s string) bool {

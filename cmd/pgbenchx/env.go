@@ -53,7 +53,7 @@ Examples:
 			&cli.StringFlag{Name: "topology", Value: "star", Usage: "star (all standbys stream from the primary) or cascade (standby2.. stream from standby1)"},
 			&cli.StringSliceFlag{Name: "apply-delay", Usage: "recovery_min_apply_delay for a standby, e.g. standby2=500ms (repeatable, or comma-separated)"},
 			&cli.StringSliceFlag{Name: "pg-setting", Usage: "a postgresql.conf setting for every node, e.g. shared_buffers=256MB (repeatable)"},
-			&cli.BoolFlag{Name: "fast", Usage: "fsync=off and synchronous_commit=off: quicker, not durable; for tests and CI, not for numbers"},
+			&cli.BoolFlag{Name: "fast", Usage: "fsync=off, data folders in RAM: quicker, not durable; for tests and CI, not for numbers"},
 			&cli.StringFlag{Name: "pg-bin", Usage: "folder of initdb/postgres/pg_basebackup (default: pg_config --bindir, else newest /usr/lib/postgresql/*/bin)"},
 			&cli.StringFlag{Name: "os-user", Usage: "when run as root, the unprivileged OS user who runs the servers and owns their folders (default postgres)"},
 		},
@@ -90,7 +90,7 @@ func envUp(ctx context.Context, cmd *cli.Command) error {
 	p.Step = func(step string, took time.Duration) { fmt.Fprintf(out, "  %-24s %6.2fs\n", step, took.Seconds()) }
 	durability := "fsync on"
 	if spec.Fast {
-		durability = "--fast: fsync off, synchronous_commit off"
+		durability = "--fast: fsync off, data in RAM"
 	}
 	fmt.Fprintf(out, "env %q: primary + %d standbys (%s), %s\n", spec.Name, spec.Standbys, spec.Topology, durability)
 	t0 := time.Now()

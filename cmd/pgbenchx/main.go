@@ -17,8 +17,6 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v3"
-
-	"github.com/pgbenchx/pgbenchx/env"
 )
 
 // Exit codes: 1 a failure (a check failed, a server error), 2 bad input.
@@ -71,10 +69,13 @@ func tidyParseError(err error) string {
 	return strconvDetail.ReplaceAllString(msg, ": want a number")
 }
 
+// badInput is what every package's input error satisfies.
+type badInput interface{ BadInput() }
+
 func isBadInput(err error) bool {
 	var ue usageError
-	var ie *env.InputError
-	return errors.As(err, &ue) || errors.As(err, &ie)
+	var bi badInput
+	return errors.As(err, &ue) || errors.As(err, &bi)
 }
 
 func rootCommand(stdout, stderr io.Writer) *cli.Command {

@@ -34,6 +34,19 @@ func TestBadInputExitsTwoWithOneLine(t *testing.T) {
 		{[]string{"env", "up", "--no-such-flag"}, "no-such-flag"},
 		{[]string{"env", "status", "--format", "xml"}, "--format xml"},
 		{[]string{"env", "down", "--name", "../x"}, "--name"},
+		{[]string{"run", "--strategy", "fastest"}, "--strategies fastest"},
+		{[]string{"run", "--strategy", "random", "--strategies", "all"}, "--strategy"},
+		{[]string{"run", "--mix", "point=80,scan=20"}, "--mix"},
+		{[]string{"run", "--max-lag", "soon"}, "--max-lag"},
+		{[]string{"run", "--lag-fallback", "standby9"}, "--lag-fallback"},
+		{[]string{"run", "--clients", "0"}, "--clients 0"},
+		{[]string{"run", "--duration", "10ms"}, "--duration"},
+		{[]string{"run", "--format", "pdf"}, "--format"},
+		{[]string{"run", "--weights", "standby1=-1"}, "--weights"},
+		{[]string{"run", "--query-file", "/nonexistent/q.sql"}, "--query-file"},
+		{[]string{"run", "--standby", "postgres://x@127.0.0.1/db"}, "--standby"},
+		{[]string{"report", "/nonexistent/run"}, "/nonexistent/run"},
+		{[]string{"report"}, "RUN_FOLDER"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
