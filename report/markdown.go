@@ -131,7 +131,7 @@ func writeStrategy(m *md, r *metrics.Result, s *metrics.StrategyResult) {
 	if s.BackgroundWrites > 0 {
 		// Not a rate: the workload counts them over the warmup too, and
 		// Seconds leaves the warmup out.
-		m.p("- Background rows written on the primary (warmup included): %s.\n", count(s.BackgroundWrites))
+		m.p("- Background rows written on the primary while measuring: %s.\n", count(s.BackgroundWrites))
 	}
 	m.p("- %s\n\n", cpuLine(r, s.CPU))
 }
