@@ -34,6 +34,10 @@ type Node struct {
 	DataDir string `json:"data_dir,omitempty"`
 	LogFile string `json:"log_file,omitempty"`
 	PID     int    `json:"pid,omitempty"`
+	// CPUs is the node's CPU quota in cores, Cgroup the cgroup enforcing
+	// it (env up --cpus); zero and empty when uncapped.
+	CPUs   float64 `json:"cpus,omitempty"`
+	Cgroup string  `json:"cgroup,omitempty"`
 }
 
 const redacted = "xxxxx"

@@ -167,6 +167,23 @@ func (l *Local) newCluster(spec Spec, u osUser, bin, version string) (*Cluster, 
 		s.ApplyDelay = spec.ApplyDelay[s.Name]
 		c.Standbys = append(c.Standbys, s)
 	}
+	if len(spec.CPUs) > 0 {
+		fs, err := findCgroupFS()
+		if err != nil {
+			return fail(badInput("cpus", "", "%v", err))
+		}
+		for _, n := range c.Nodes() {
+			if n.CPUs = cpuCap(spec.CPUs, n.Name); n.CPUs == 0 {
+				continue
+			}
+			if n.Cgroup, err = makeCgroup(fs, c.Name, n.Name, n.CPUs); err != nil {
+				for _, m := range c.Nodes() {
+					_ = removeCgroup(m.Cgroup)
+				}
+				return fail(badInput("cpus", "", "cannot make a cgroup: %v", err))
+			}
+		}
+	}
 	if err := l.Store.Create(c); err != nil {
 		if c.SocketDir != filepath.Join(base, "s") {
 			os.RemoveAll(c.SocketDir)
@@ -267,6 +284,9 @@ func (l *Local) teardown(ctx context.Context, c *Cluster) error {
 	errs = append(errs, l.timed("stopped primary", func() error { return stopServer(&c.Primary) }))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("env %q: %w (state kept in %s)", c.Name, err, l.Store.path(c.Name))
+	}
+	for _, n := range c.Nodes() {
+		errs = append(errs, removeCgroup(n.Cgroup))
 	}
 	if c.BaseDir != "" {
 		errs = append(errs, os.RemoveAll(c.BaseDir))

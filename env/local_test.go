@@ -316,3 +316,32 @@ func exitedPID(t *testing.T) int {
 	}
 	return pr.Pid
 }
+
+func TestCPUCapThrottles(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("CPU caps need root (cgroups)")
+	}
+	c, p := envtest.Up(t, env.Spec{Name: "capped", Standbys: 1, Fast: true, CPUs: map[string]float64{"standby1": 0.2}})
+	if caps := env.CPUCaps(c); caps["standby1"] != 0.2 || caps["primary"] != 0 {
+		t.Fatalf("caps %v", caps)
+	}
+	s1 := connect(t, &c.Standbys[0])
+	// Busy for longer than the quota allows in a period: the kernel must
+	// throttle it, whatever else the machine is doing.
+	if _, err := s1.Exec(context.Background(), `SELECT count(*) FROM generate_series(1, 3000000)`); err != nil {
+		t.Fatal(err)
+	}
+	if th := env.Throttled(c); th["standby1"] <= 0 {
+		t.Errorf("standby1 capped at 0.2 cores ran a busy query unthrottled: %v", th)
+	}
+	if _, capped := env.Throttled(c)["primary"]; capped {
+		t.Error("the uncapped primary has a cgroup")
+	}
+	cg := c.Standbys[0].Cgroup
+	if err := p.Down(context.Background(), c.Name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(cg); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("cgroup %s left after down (%v)", cg, err)
+	}
+}

@@ -88,6 +88,13 @@ func startOnce(ctx context.Context, c *Cluster, u osUser, n *Node) error {
 		return fmt.Errorf("%s: start postgres: %w", n.Name, err)
 	}
 	n.PID = cmd.Process.Pid
+	if n.Cgroup != "" {
+		if err := joinCgroup(n.Cgroup, n.PID); err != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return fmt.Errorf("%s: CPU cap: %w", n.Name, err)
+		}
+	}
 	exited := make(chan struct{})
 	// Reap the child if it dies while we live (tests are long-lived
 	// processes); a CLI exits and hands the server to init.

@@ -48,6 +48,8 @@ type Spec struct {
 	// the WAL writer wakes (every 200 ms), faking ~100 ms of lag on every
 	// standby and making nearly every read stale.
 	Fast bool
+	// CPUs caps nodes' CPU in cores: "*" for every node, or by node name.
+	CPUs map[string]float64
 }
 
 // InputError is bad input from the user: it names the flag, the value given
@@ -179,6 +181,14 @@ func (s *Spec) Validate() error {
 	}
 	if _, err := ParseTopology(string(s.Topology)); err != nil {
 		return err
+	}
+	for _, n := range capNames(s.CPUs) {
+		if n == "*" || n == "primary" {
+			continue
+		}
+		if i, _ := strconv.Atoi(strings.TrimPrefix(n, "standby")); i > s.Standbys {
+			return badInput("cpus", n, "this env has standby1..standby%d", s.Standbys)
+		}
 	}
 	names := make([]string, 0, len(s.ApplyDelay))
 	for n := range s.ApplyDelay {

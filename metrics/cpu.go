@@ -38,6 +38,7 @@ func (m *CPUMeter) Stop() CPU {
 	if busy, all, ok := hostJiffies(); ok && m.ok && all > m.all {
 		c.HostBusyCores = float64(busy-m.busy) / float64(all-m.all) * float64(c.Cores)
 	}
+	c.ServerCores = max(0, c.HostBusyCores-c.LoadGenCores)
 	// The thresholds leave room for measurement noise: a generator using
 	// most of the machine, or a machine with no idle left.
 	c.LoadGenBound = c.LoadGenCores >= 0.6*float64(c.Cores)

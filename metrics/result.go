@@ -66,6 +66,17 @@ type Environment struct {
 	Cores         int               `json:"cores"`
 	Host          string            `json:"host,omitempty"`
 	Nodes         []NodeInfo        `json:"nodes"`
+	// CPUCaps is each capped node's CPU quota in cores (env up --cpus).
+	CPUCaps map[string]float64 `json:"cpu_caps,omitempty"`
+}
+
+// StandbyCost is one standby's cost to the primary: the WAL sent to it
+// (deltas of pg_stat_replication.sent_lsn) and its walsender's CPU, where
+// the walsender's process can be seen from here (-1 when it cannot).
+type StandbyCost struct {
+	Node           string  `json:"node"`
+	WALBytesPerSec float64 `json:"wal_bytes_per_sec"`
+	WalsenderCores float64 `json:"walsender_cores"`
 }
 
 // NodeInfo names a node and how it was reached (password redacted).
@@ -97,16 +108,21 @@ type CatchUp struct {
 
 // StrategyResult is one strategy's read phase.
 type StrategyResult struct {
-	Strategy         string        `json:"strategy"`
-	Seconds          float64       `json:"seconds"` // measured time, warmup excluded
-	Nodes            []*NodeResult `json:"nodes"`
-	ScheduleLag      *Hist         `json:"schedule_lag,omitempty"` // open loop: start minus due, us
-	Ticks            []Tick        `json:"ticks"`
-	Lag              []LagSample   `json:"lag"`
-	RYWChecks        int64         `json:"ryw_checks,omitempty"`     // causal: reads of the client's own last write
-	RYWViolation     int64         `json:"ryw_violations,omitempty"` // ... that did not find it
-	CPU              CPU           `json:"cpu"`
-	BackgroundWrites int64         `json:"background_writes"`
+	Strategy     string        `json:"strategy"`
+	Seconds      float64       `json:"seconds"` // measured time, warmup excluded
+	Nodes        []*NodeResult `json:"nodes"`
+	ScheduleLag  *Hist         `json:"schedule_lag,omitempty"` // open loop: start minus due, us
+	Ticks        []Tick        `json:"ticks"`
+	Lag          []LagSample   `json:"lag"`
+	RYWChecks    int64         `json:"ryw_checks,omitempty"`     // causal: reads of the client's own last write
+	RYWViolation int64         `json:"ryw_violations,omitempty"` // ... that did not find it
+	CPU          CPU           `json:"cpu"`
+	// PrimaryCost is what each standby cost the primary during the phase.
+	PrimaryCost []StandbyCost `json:"primary_cost,omitempty"`
+	// ThrottledSec is, per capped node, how long its CPU quota held it back
+	// during the phase (cgroup cpu.stat).
+	ThrottledSec     map[string]float64 `json:"throttled_sec,omitempty"`
+	BackgroundWrites int64              `json:"background_writes"`
 }
 
 // NodeResult is one node's share of a strategy's reads.
@@ -148,6 +164,9 @@ type CPU struct {
 	HostBusyCores float64 `json:"host_busy_cores"` // from /proc/stat, all processes
 	LoadGenBound  bool    `json:"loadgen_bound"`
 	HostSaturated bool    `json:"host_saturated"`
+	// ServerCores approximates the servers' use: host busy minus the load
+	// generator (other processes on the host count too).
+	ServerCores float64 `json:"server_cores"`
 }
 
 // Duration is a time.Duration that reads and writes as "1.5s" in JSON.

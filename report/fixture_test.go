@@ -122,7 +122,7 @@ func fixture() *metrics.Result {
 		Strategies: []*metrics.StrategyResult{rr, la},
 		Warnings: []string{
 			"standby2: 1 lag sample unanswered during round-robin",
-			"lag-aware: the host was saturated (3.8 of 4 cores busy): every node shares these cores, so this measures co-location, not replica scaling",
+			"lag-aware: the host was saturated (3.8 of 4 cores busy): every node shares these cores, so this measures co-location, not what another replica adds",
 		},
 	}
 }

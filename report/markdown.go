@@ -47,8 +47,17 @@ func (m *md) table(header []string, align string, rows [][]string) {
 // WriteMarkdown writes report.md: what a capacity review reads, from
 // settings and environment to per-strategy tables, lag and warnings. It
 // prints only what the Result holds, whose DSNs are already redacted; it
-// does not print the DSNs either, a report has no use for them.
+// does not print the DSNs either, a report has no use for them. It links
+// the charts WriteCharts would write for r, as WriteRun writes them beside
+// report.md.
 func WriteMarkdown(w io.Writer, r *metrics.Result) error {
+	return WriteMarkdownWithCharts(w, r, ChartFiles(r))
+}
+
+// WriteMarkdownWithCharts is WriteMarkdown linking the given chart files
+// (names relative to report.md) instead: WriteRun passes the charts it
+// could write, so report.md never links a missing file.
+func WriteMarkdownWithCharts(w io.Writer, r *metrics.Result, charts []string) error {
 	m := &md{w: w}
 	title := "pgbenchx run"
 	if r.Label != "" {
@@ -72,6 +81,7 @@ func WriteMarkdown(w io.Writer, r *metrics.Result) error {
 		}
 	}
 	writeLag(m, r)
+	writeChartLinks(m, charts)
 	m.p("## Warnings\n\n")
 	warns := warnings(r)
 	if len(warns) == 0 {
@@ -182,7 +192,7 @@ func saturated(r *metrics.Result) string {
 	if r.Environment.Provider == "external" {
 		return "the load generator's host was saturated: these numbers may understate the cluster."
 	}
-	return "the host was saturated: on one host all nodes share the cores, so a comparison reflects co-location, not replica scaling."
+	return "the host was saturated: on one host all nodes share the cores, so comparisons across standby counts measure co-location, not what another replica adds."
 }
 
 func upperFirst(s string) string {

@@ -172,7 +172,7 @@ func writeEnvironment(m *md, r *metrics.Result) {
 	m.p("## Environment\n\n")
 	m.table([]string{"environment", "value"}, "ll", rows)
 	if e.Provider == "local" {
-		m.p("Every node and the load generator ran on this one host and shared its %d cores: more standbys add no CPU, so read scaling here is bounded by the host.\n\n", e.Cores)
+		m.p("Every node and the load generator ran on this one host and shared its %d cores: more standbys add no CPU, so here they cannot add read capacity.\n\n", e.Cores)
 	}
 }
 

@@ -65,8 +65,9 @@ func ParseFormats(s string) ([]string, error) {
 
 // WriteRun writes the chosen formats of r into dir, creating it if
 // missing: run.json for json, summary.csv and timeseries.csv for csv,
-// report.md for md. It returns the paths written and, joined, the error
-// of each file it could not write; every file is whole or absent.
+// report.md and its SVG charts (WriteCharts) for md. It returns the paths
+// written and, joined, the error of each file it could not write; every
+// file is whole or absent.
 func WriteRun(dir string, r *metrics.Result, formats []string) ([]string, error) {
 	if r == nil {
 		return nil, errors.New("report: no result to write")
@@ -86,6 +87,10 @@ func WriteRun(dir string, r *metrics.Result, formats []string) ([]string, error)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	// The charts go with report.md and are written just before it, so it
+	// links the ones that exist.
+	var charts []string
+	withCharts := func(w io.Writer, r *metrics.Result) error { return WriteMarkdownWithCharts(w, r, charts) }
 	type file struct {
 		format, name string
 		render       func(io.Writer, *metrics.Result) error
@@ -94,7 +99,7 @@ func WriteRun(dir string, r *metrics.Result, formats []string) ([]string, error)
 		{FormatJSON, "run.json", writeJSON},
 		{FormatCSV, "summary.csv", WriteSummaryCSV},
 		{FormatCSV, "timeseries.csv", WriteTimeseriesCSV},
-		{FormatMD, "report.md", WriteMarkdown},
+		{FormatMD, "report.md", withCharts},
 	}
 	// One file failing does not stop the others: a run may have taken an
 	// hour, and whatever can still be written of it should be.
@@ -103,6 +108,16 @@ func WriteRun(dir string, r *metrics.Result, formats []string) ([]string, error)
 	for _, f := range files {
 		if !chosen[f.format] {
 			continue
+		}
+		if f.format == FormatMD {
+			names, err := WriteCharts(dir, r)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			for _, n := range names {
+				written = append(written, filepath.Join(dir, n))
+			}
+			charts = names
 		}
 		path := filepath.Join(dir, f.name)
 		if err := writeAtomic(path, func(w io.Writer) error { return f.render(w, r) }); err != nil {

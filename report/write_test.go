@@ -65,12 +65,13 @@ func TestRunRoundTrip(t *testing.T) {
 			t.Errorf("%s has mode %v, want 0644", p, st.Mode().Perm())
 		}
 	}
-	if want := []string{"run.json", "summary.csv", "timeseries.csv", "report.md"}; !slices.Equal(names, want) {
+	want := []string{"run.json", "summary.csv", "timeseries.csv", "lag_bytes.svg", "lag_ms.svg", "latency.svg", "share.svg", "report.md"}
+	if !slices.Equal(names, want) {
 		t.Errorf("wrote %v, want %v", names, want)
 	}
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 4 {
-		t.Errorf("%d files in the run folder, want 4 (a temporary file left behind?)", len(entries))
+	if len(entries) != len(want) {
+		t.Errorf("%d files in the run folder, want %d (a temporary file left behind?)", len(entries), len(want))
 	}
 
 	back, err := metrics.Load(filepath.Join(dir, "run.json"))
@@ -106,8 +107,12 @@ func TestWriteRunChosenFormatsOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(paths) != 1 || filepath.Base(paths[0]) != "report.md" {
-		t.Errorf("wrote %v, want report.md only", paths)
+	var names []string
+	for _, p := range paths {
+		names = append(names, filepath.Base(p))
+	}
+	if want := append(ChartFiles(fixture()), "report.md"); !slices.Equal(names, want) {
+		t.Errorf("wrote %v, want report.md and its charts only (%v)", names, want)
 	}
 	if _, err := WriteRun(dir, fixture(), []string{"xml"}); err == nil {
 		t.Error("an unknown format was accepted")
@@ -126,7 +131,7 @@ func TestMarkdownMentions(t *testing.T) {
 		"10,000 rows (10000)",
 		"Row counts are equal on every node (10,000 rows).",
 		"fsync off: not durable numbers",
-		"on one host all nodes share the cores, so a comparison reflects co-location, not replica scaling",
+		"on one host all nodes share the cores, so comparisons across standby counts measure co-location, not what another replica adds",
 		"Open-loop schedule lag",
 	} {
 		if !strings.Contains(md, want) {

@@ -41,6 +41,12 @@ type Config struct {
 	// SessionWrites makes each client write a row every N operations and
 	// read it back next (read-your-writes); 0 = only under causal, every 10.
 	SessionWrites int
+	// LocalProcesses says the servers run on this host, so walsender CPU
+	// can be read from /proc.
+	LocalProcesses bool
+	// Throttled, when set, returns each CPU-capped node's cumulative
+	// throttled seconds; a phase reports the difference.
+	Throttled func() map[string]float64
 }
 
 // Weighted is one query kind of the mix.

@@ -92,6 +92,8 @@ func (s *Scenario) readPhase(ctx context.Context, strategy string, live LiveFunc
 
 	// Warmup, then measure: nothing before Start reaches a histogram.
 	var cpu *metrics.CPUMeter
+	var cost *metrics.CostMeter
+	var throttled0 map[string]float64
 	interrupted := false
 	select {
 	case <-ctx.Done():
@@ -103,6 +105,10 @@ func (s *Scenario) readPhase(ctx context.Context, strategy string, live LiveFunc
 	if !interrupted {
 		rec.Start(measureStart)
 		cpu = metrics.StartCPU()
+		cost = metrics.StartCost(ctx, s.pools[0], cfg.LocalProcesses)
+		if cfg.Throttled != nil {
+			throttled0 = cfg.Throttled()
+		}
 		t := time.NewTicker(time.Second)
 		end := time.After(cfg.Duration)
 	loop:
@@ -132,6 +138,13 @@ func (s *Scenario) readPhase(ctx context.Context, strategy string, live LiveFunc
 		return nil, context.Canceled
 	}
 	res.CPU = cpu.Stop()
+	res.PrimaryCost = cost.Stop(context.WithoutCancel(ctx))
+	if cfg.Throttled != nil {
+		res.ThrottledSec = map[string]float64{}
+		for node, t := range cfg.Throttled() {
+			res.ThrottledSec[node] = t - throttled0[node]
+		}
+	}
 	res.Lag = s.lag.Samples(measureStart, end)
 	res.RYWChecks, res.RYWViolation = ryw.Load(), rywBad.Load()
 	res.BackgroundWrites = bgRows.Load() - bgAtStart

@@ -155,7 +155,7 @@ func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (e
 				res.Warnings = append(res.Warnings, fmt.Sprintf("%s: the load generator used %.1f of %d cores: it, not the cluster, may have set these numbers", strategy, sr.CPU.LoadGenCores, sr.CPU.Cores))
 			}
 			if sr.CPU.HostSaturated {
-				res.Warnings = append(res.Warnings, fmt.Sprintf("%s: the host was saturated (%.1f of %d cores busy): every node shares these cores, so this measures co-location, not replica scaling", strategy, sr.CPU.HostBusyCores, sr.CPU.Cores))
+				res.Warnings = append(res.Warnings, fmt.Sprintf("%s: the host was saturated (%.1f of %d cores busy): every node shares these cores, so this measures co-location, not what another replica adds", strategy, sr.CPU.HostBusyCores, sr.CPU.Cores))
 			}
 		}
 		if err != nil {

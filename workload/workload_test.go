@@ -18,6 +18,7 @@ func testConfig(strategies ...string) workload.Config {
 		Mix: mix, Scale: 2000, WriteRows: 1000, WriteBatch: 100, WriteRate: 200, MaxTries: 2,
 		EjectFor: 5 * time.Second, MaxLagBytes: 1 << 20, MaxLagTime: 500 * time.Millisecond, LagFallback: "primary",
 		LagInterval: 50 * time.Millisecond, Heartbeat: 50 * time.Millisecond, Settle: 30 * time.Second,
+		LocalProcesses: true,
 	}
 }
 
@@ -101,6 +102,16 @@ func TestRoundRobinSpreadsEvenly(t *testing.T) {
 	}
 	if len(sr.Ticks) < 2 || len(sr.Lag) == 0 {
 		t.Errorf("ticks %d, lag samples %d", len(sr.Ticks), len(sr.Lag))
+	}
+	// Background writes ran: each standby was sent WAL, and its walsender,
+	// on this host, is visible.
+	if len(sr.PrimaryCost) != 2 {
+		t.Fatalf("primary cost %+v, want one entry per standby", sr.PrimaryCost)
+	}
+	for _, c := range sr.PrimaryCost {
+		if c.WALBytesPerSec <= 0 || c.WalsenderCores < 0 {
+			t.Errorf("%s: WAL %.0f B/s, walsender %.3f cores", c.Node, c.WALBytesPerSec, c.WalsenderCores)
+		}
 	}
 }
 

@@ -45,6 +45,7 @@ Examples:
   pgbenchx env up --standbys 2
   pgbenchx env up --standbys 2 --apply-delay standby2=500ms   # one slow standby
   pgbenchx env up --standbys 3 --topology cascade             # standby2,3 stream from standby1
+  pgbenchx env up --standbys 2 --cpus 0.5                     # every node capped to half a core
   pgbenchx env up --name lab2 --pg-setting shared_buffers=256MB --fast`,
 		Flags: []cli.Flag{
 			nameFlag,
@@ -55,6 +56,7 @@ Examples:
 			&cli.StringSliceFlag{Name: "pg-setting", Usage: "a postgresql.conf setting for every node, e.g. shared_buffers=256MB (repeatable)"},
 			&cli.BoolFlag{Name: "fast", Usage: "fsync=off, data folders in RAM: quicker, not durable; for tests and CI, not for numbers"},
 			&cli.StringFlag{Name: "pg-bin", Usage: "folder of initdb/postgres/pg_basebackup (default: pg_config --bindir, else newest /usr/lib/postgresql/*/bin)"},
+			&cli.StringFlag{Name: "cpus", Usage: "cap each node's CPU like a machine of that size (root, cgroups): 0.5 for every node, or standby1=0.5,standby2=0.5"},
 			&cli.StringFlag{Name: "os-user", Usage: "when run as root, the unprivileged OS user who runs the servers and owns their folders (default postgres)"},
 		},
 		Action: envUp,
@@ -77,9 +79,13 @@ func envUp(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return err
 	}
+	cpus, err := env.ParseCPUs(cmd.String("cpus"))
+	if err != nil {
+		return err
+	}
 	spec := env.Spec{
 		Name: cmd.String("name"), Standbys: int(cmd.Int("standbys")), Topology: topo,
-		ApplyDelay: delays, Settings: settings, Fast: cmd.Bool("fast"),
+		ApplyDelay: delays, Settings: settings, Fast: cmd.Bool("fast"), CPUs: cpus,
 	}
 	if err := spec.Validate(); err != nil {
 		return err
@@ -115,9 +121,13 @@ func printNodes(w io.Writer, c *env.Cluster) {
 		if n.ApplyDelay > 0 {
 			delay = n.ApplyDelay.String()
 		}
-		rows = append(rows, []string{n.Name, string(n.Role), fmt.Sprint(n.Port), up, delay, n.RedactedDSN()})
+		cpus := "-"
+		if n.CPUs > 0 {
+			cpus = fmt.Sprint(n.CPUs)
+		}
+		rows = append(rows, []string{n.Name, string(n.Role), fmt.Sprint(n.Port), up, delay, cpus, n.RedactedDSN()})
 	}
-	renderTable(w, []string{"node", "role", "port", "upstream", "apply delay", "dsn"}, rows)
+	renderTable(w, []string{"node", "role", "port", "upstream", "apply delay", "cpus", "dsn"}, rows)
 }
 
 func loadEnv(cmd *cli.Command) (*env.Cluster, error) {

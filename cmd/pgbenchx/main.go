@@ -97,7 +97,7 @@ Examples:
 		Suggest:               true,
 		// We print errors and choose exit codes ourselves (see run).
 		ExitErrHandler: func(context.Context, *cli.Command, error) {},
-		Commands:       []*cli.Command{envCommand(), runCommand(), reportCommand()},
+		Commands:       []*cli.Command{envCommand(), runCommand(), matrixCommand(), compareCommand(), mergeCommand(), reportCommand()},
 	}
 	setUsageErrors(root)
 	return root

@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
+	"io"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"time"
 
@@ -45,7 +44,7 @@ Examples:
   pgbenchx run --strategies all --duration 10s --clients 8
   pgbenchx run --name lab2 --strategy causal --rate 2000 --max-lag 256kB,200ms
   pgbenchx run --primary "$P" --standby "$S1" --standby "$S2" --strategies round-robin,least-conn`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			nameFlag,
 			&cli.IntFlag{Name: "standbys", Value: 2, Usage: "standbys to provision when no env is up (must match an env that is)"},
 			&cli.BoolFlag{Name: "keep-env", Usage: "keep an env this run provisioned (default: removed at the end)"},
@@ -53,34 +52,72 @@ Examples:
 			&cli.StringSliceFlag{Name: "apply-delay", Usage: "when provisioning: recovery_min_apply_delay, e.g. standby2=500ms"},
 			&cli.StringFlag{Name: "primary", Usage: "DSN of an existing primary (with --standby): run there instead of an env"},
 			&cli.StringSliceFlag{Name: "standby", Usage: "DSN of an existing standby (repeatable, in order: standby1, standby2, ...)"},
-			&cli.StringFlag{Name: "strategy", Usage: "one routing strategy: random, round-robin, least-conn, lag-aware, causal"},
-			&cli.StringFlag{Name: "strategies", Usage: "several, run in turn on the same data: a,b,c or all (default round-robin)"},
-			&cli.DurationFlag{Name: "duration", Value: 30 * time.Second, Usage: "measured time per strategy, e.g. 30s"},
-			&cli.DurationFlag{Name: "warmup", Value: 2 * time.Second, Usage: "read load before measuring, left out of every figure"},
-			&cli.IntFlag{Name: "clients", Value: 16, Usage: "concurrent read clients"},
-			&cli.FloatFlag{Name: "rate", Usage: "open loop: queries/s over all clients, latency from each query's due time (0 = closed loop)"},
-			&cli.StringFlag{Name: "mix", Value: "point=80,range=15,report=5", Usage: "query mix: point (by id), range (a customer's recent orders), report (aggregate over recent orders)"},
-			&cli.StringFlag{Name: "query-file", Usage: "your own reads, one per line: name weight SQL ($1 = a random order id)"},
-			&cli.IntFlag{Name: "scale", Value: 100000, Usage: "orders rows seeded before the run"},
-			&cli.IntFlag{Name: "write-rows", Value: 10000, Usage: "rows inserted on the primary in the write phase (0 skips it)"},
-			&cli.IntFlag{Name: "write-batch", Value: 100, Usage: "rows per INSERT transaction in the write phase"},
-			&cli.FloatFlag{Name: "write-rate", Value: 200, Usage: "background rows/s on the primary during reads, so lag exists (0 = none)"},
-			&cli.StringFlag{Name: "max-lag", Value: "1MB,500ms", Usage: "lag-aware: a standby beyond this (bytes and/or time) gets no reads, e.g. 256kB or 200ms or 1MB,500ms"},
-			&cli.StringFlag{Name: "lag-fallback", Value: "primary", Usage: "lag-aware when no standby qualifies: primary, least-lagged or error"},
-			&cli.StringFlag{Name: "weights", Usage: "random: weights per node, e.g. standby1=2,standby2=1"},
-			&cli.BoolFlag{Name: "read-primary", Usage: "the primary is a read target too"},
-			&cli.IntFlag{Name: "max-tries", Value: 2, Usage: "tries per read: a failed read is retried on another node"},
-			&cli.DurationFlag{Name: "eject-for", Value: 5 * time.Second, Usage: "how long a node with a connection error gets no reads"},
-			&cli.DurationFlag{Name: "lag-interval", Value: 100 * time.Millisecond, Usage: "how often lag is sampled"},
-			&cli.StringFlag{Name: "out", Value: "results", Usage: "folder for run folders"},
-			&cli.StringFlag{Name: "format", Value: "md,csv,json", Usage: "files to write: md, csv, json or all"},
-			&cli.StringFlag{Name: "label", Usage: "a word for the run folder's name (default: the strategies)"},
-		},
+			&cli.StringFlag{Name: "cpus", Usage: "when provisioning: CPU cap per node in cores, 0.5 or standby1=0.5,standby2=0.5 (root, cgroups)"},
+			&cli.StringFlag{Name: "fail-if", Usage: "CI gate: conditions that fail the run with exit 3, e.g. \"p99<5ms,stale<1%,errors=0\""},
+		}, workloadFlags()...),
 		Action: runAction,
 	}
 }
 
+// workloadFlags are the flags run and matrix share: what the benchmark does.
+func workloadFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "strategy", Usage: "one routing strategy: random, round-robin, least-conn, lag-aware, causal"},
+		&cli.StringFlag{Name: "strategies", Usage: "several, run in turn on the same data: a,b,c or all (default round-robin)"},
+		&cli.DurationFlag{Name: "duration", Value: 30 * time.Second, Usage: "measured time per strategy, e.g. 30s"},
+		&cli.DurationFlag{Name: "warmup", Value: 2 * time.Second, Usage: "read load before measuring, left out of every figure"},
+		&cli.IntFlag{Name: "clients", Value: 16, Usage: "concurrent read clients"},
+		&cli.FloatFlag{Name: "rate", Usage: "open loop: queries/s over all clients, latency from each query's due time (0 = closed loop)"},
+		&cli.StringFlag{Name: "mix", Value: "point=80,range=15,report=5", Usage: "query mix: point (by id), range (a customer's recent orders), report (aggregate over recent orders)"},
+		&cli.StringFlag{Name: "query-file", Usage: "your own reads, one per line: name weight SQL ($1 = a random order id)"},
+		&cli.IntFlag{Name: "scale", Value: 100000, Usage: "orders rows seeded before the run"},
+		&cli.IntFlag{Name: "write-rows", Value: 10000, Usage: "rows inserted on the primary in the write phase (0 skips it)"},
+		&cli.IntFlag{Name: "write-batch", Value: 100, Usage: "rows per INSERT transaction in the write phase"},
+		&cli.FloatFlag{Name: "write-rate", Value: 200, Usage: "background rows/s on the primary during reads, so lag exists (0 = none)"},
+		&cli.StringFlag{Name: "max-lag", Value: "1MB,500ms", Usage: "lag-aware: a standby beyond this (bytes and/or time) gets no reads, e.g. 256kB or 200ms or 1MB,500ms"},
+		&cli.StringFlag{Name: "lag-fallback", Value: "primary", Usage: "lag-aware when no standby qualifies: primary, least-lagged or error"},
+		&cli.StringFlag{Name: "weights", Usage: "random: weights per node, e.g. standby1=2,standby2=1"},
+		&cli.BoolFlag{Name: "read-primary", Usage: "the primary is a read target too"},
+		&cli.IntFlag{Name: "max-tries", Value: 2, Usage: "tries per read: a failed read is retried on another node"},
+		&cli.DurationFlag{Name: "eject-for", Value: 5 * time.Second, Usage: "how long a node with a connection error gets no reads"},
+		&cli.DurationFlag{Name: "lag-interval", Value: 100 * time.Millisecond, Usage: "how often lag is sampled"},
+		&cli.StringFlag{Name: "out", Value: "results", Usage: "folder for run folders"},
+		&cli.StringFlag{Name: "format", Value: "md,csv,json", Usage: "files to write: md, csv, json or all"},
+		&cli.StringFlag{Name: "label", Usage: "a word for the run folder's name (default: the strategies)"},
+	}
+}
+
 var labelRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// measure runs the scenario on a target. It returns what was measured
+// even when the run failed or was interrupted (then res.Interrupted is set
+// and the error is context.Canceled); res is nil only if nothing ran.
+func measure(ctx context.Context, tgt *target, plan *runPlan, out io.Writer) (*metrics.Result, error) {
+	res := &metrics.Result{
+		Schema: metrics.SchemaVersion, Tool: "pgbenchx", Label: plan.label, StartedAt: time.Now().UTC(),
+		Config: resultConfig(plan.cfg), Environment: tgt.environment,
+	}
+	cfg := plan.cfg
+	cfg.LocalProcesses = tgt.cluster != nil
+	if tgt.cluster != nil && len(env.CPUCaps(tgt.cluster)) > 0 {
+		c := tgt.cluster
+		cfg.Throttled = func() map[string]float64 { return env.Throttled(c) }
+	}
+	sc, err := workload.New(ctx, tgt.nodes, cfg)
+	if err != nil {
+		return res, err
+	}
+	defer sc.Close()
+	sc.MaxApplyDelay = tgt.maxApplyDelay
+	prog := newProgress(out)
+	err = sc.Run(ctx, res, workload.Hooks{Phase: prog.phase, Write: prog.write, Live: prog.live})
+	res.EndedAt = time.Now().UTC()
+	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
+		res.Interrupted = true
+		return res, context.Canceled
+	}
+	return res, err
+}
 
 // runPlan is what the flags ask for, validated.
 type runPlan struct {
@@ -88,6 +125,7 @@ type runPlan struct {
 	formats []string
 	out     string
 	label   string
+	gates   []report.Gate
 }
 
 func parseRunFlags(cmd *cli.Command) (*runPlan, error) {
@@ -177,6 +215,11 @@ func parseRunFlags(cmd *cli.Command) (*runPlan, error) {
 	if p.formats, err = report.ParseFormats(cmd.String("format")); err != nil {
 		return nil, err
 	}
+	if f := cmd.String("fail-if"); f != "" {
+		if p.gates, err = report.ParseGates(f); err != nil {
+			return nil, err
+		}
+	}
 	if p.label == "" {
 		p.label = strings.Join(c.Strategies, "+")
 		if len(c.Strategies) == len(routing.All) {
@@ -200,22 +243,9 @@ func runAction(ctx context.Context, cmd *cli.Command) error {
 	}
 	defer tgt.cleanup()
 
-	res := &metrics.Result{
-		Schema: metrics.SchemaVersion, Tool: "pgbenchx", Label: plan.label, StartedAt: time.Now().UTC(),
-		Config: resultConfig(plan.cfg), Environment: tgt.environment,
-	}
-	sc, err := workload.New(ctx, tgt.nodes, plan.cfg)
-	if err != nil {
-		return err
-	}
-	defer sc.Close()
-	sc.MaxApplyDelay = tgt.maxApplyDelay
-	prog := newProgress(out)
-	runErr := sc.Run(ctx, res, workload.Hooks{Phase: prog.phase, Write: prog.write, Live: prog.live})
-	res.EndedAt = time.Now().UTC()
-	interrupted := errors.Is(runErr, context.Canceled) || ctx.Err() != nil
+	res, runErr := measure(ctx, tgt, plan, out)
+	interrupted := errors.Is(runErr, context.Canceled)
 	if interrupted {
-		res.Interrupted = true
 		runErr = nil
 	}
 	if len(res.Strategies) == 0 && res.Write == nil && runErr != nil {
@@ -234,6 +264,9 @@ func runAction(ctx context.Context, cmd *cli.Command) error {
 	}
 	if runErr != nil {
 		return runErr
+	}
+	if err := checkGates(out, report.CheckRun(res, plan.gates)); err != nil {
+		return err
 	}
 	if interrupted {
 		return cli.Exit("interrupted: the figures above cover what was measured before Ctrl-C", 130)
@@ -255,13 +288,14 @@ func resultConfig(c workload.Config) metrics.Config {
 
 // target is the cluster a run measures and how to let go of it.
 type target struct {
+	cluster       *env.Cluster // nil for an external cluster
 	nodes         []workload.Node
 	environment   metrics.Environment
 	maxApplyDelay time.Duration
 	cleanup       func()
 }
 
-func resolveTarget(ctx context.Context, cmd *cli.Command, out interface{ Write([]byte) (int, error) }) (*target, error) {
+func resolveTarget(ctx context.Context, cmd *cli.Command, out io.Writer) (*target, error) {
 	t := &target{cleanup: func() {}}
 	if p := cmd.String("primary"); p != "" {
 		return externalTarget(p, cmd.StringSlice("standby"))
@@ -289,7 +323,11 @@ func resolveTarget(ctx context.Context, cmd *cli.Command, out interface{ Write([
 		if err != nil {
 			return nil, err
 		}
-		spec := env.Spec{Name: name, Standbys: int(cmd.Int("standbys")), ApplyDelay: delays, Fast: cmd.Bool("fast")}
+		cpus, err := env.ParseCPUs(cmd.String("cpus"))
+		if err != nil {
+			return nil, err
+		}
+		spec := env.Spec{Name: name, Standbys: int(cmd.Int("standbys")), ApplyDelay: delays, Fast: cmd.Bool("fast"), CPUs: cpus}
 		if err := spec.Validate(); err != nil {
 			return nil, err
 		}
@@ -310,20 +348,7 @@ func resolveTarget(ctx context.Context, cmd *cli.Command, out interface{ Write([
 	default:
 		return nil, err
 	}
-	t.environment = metrics.Environment{
-		Provider: c.Provider, Name: c.Name, ServerVersion: c.ServerVersion, Standbys: len(c.Standbys),
-		Topology: string(c.Topology), Fast: c.Fast, Cores: runtime.NumCPU(), ApplyDelays: map[string]string{},
-	}
-	for _, n := range c.Nodes() {
-		t.nodes = append(t.nodes, workload.Node{Name: n.Name, Role: string(n.Role), DSN: n.DSN()})
-		t.environment.Nodes = append(t.environment.Nodes, metrics.NodeInfo{Name: n.Name, Role: string(n.Role), DSN: n.RedactedDSN()})
-		if n.ApplyDelay > 0 {
-			t.environment.ApplyDelays[n.Name] = n.ApplyDelay.String()
-			t.maxApplyDelay = max(t.maxApplyDelay, n.ApplyDelay)
-		}
-	}
-	if h, err := os.Hostname(); err == nil {
-		t.environment.Host = h
-	}
+	t.cluster = c
+	describeCluster(t, c)
 	return t, nil
 }

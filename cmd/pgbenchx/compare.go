@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"time"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/pgbenchx/pgbenchx/env"
+	"github.com/pgbenchx/pgbenchx/metrics"
+	"github.com/pgbenchx/pgbenchx/report"
+)
+
+// loadRuns reads run.json from each folder; a missing or unreadable one is
+// bad input, named in one line.
+func loadRuns(dirs []string) ([]report.Sample, error) {
+	var out []report.Sample
+	for _, d := range dirs {
+		r, err := metrics.Load(filepath.Join(d, "run.json"))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, &env.InputError{Flag: "RUN_FOLDER", Value: d, Accepted: "holds no run.json (give folders written by pgbenchx run or matrix)"}
+		}
+		if err != nil {
+			return nil, usageError{fmt.Errorf("%s: %w", d, err)}
+		}
+		out = append(out, report.Sample{Label: filepath.Base(d), Dir: d, Result: r})
+	}
+	return out, nil
+}
+
+func compareCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "compare",
+		Usage:     "put stored runs side by side: strategies, standby counts, clusters",
+		ArgsUsage: "RUN_FOLDER RUN_FOLDER [RUN_FOLDER ...]",
+		Description: `Reads each folder's run.json and compares them: any mix of strategies and
+standby counts, also runs made on different clusters. Percentiles are
+recomputed from the stored histograms (merged, never averaged). Prints a
+table and writes comparison.md and comparison.csv under --out.
+
+Examples:
+  pgbenchx compare results/A results/B
+  pgbenchx compare results/matrix/s1-* results/matrix/s2-* --fail-if "scaling>1.5"`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "out", Usage: "folder for comparison.md and comparison.csv (default: results/<time>-compare)"},
+			&cli.StringFlag{Name: "fail-if", Usage: "CI gate, exit 3 when a condition fails, e.g. \"p99<5ms,stale<1%\""},
+		},
+		Action: func(_ context.Context, cmd *cli.Command) error {
+			if cmd.Args().Len() < 2 {
+				return &env.InputError{Flag: "RUN_FOLDER", Value: "", Accepted: "give at least two run folders to compare"}
+			}
+			var gates []report.Gate
+			if f := cmd.String("fail-if"); f != "" {
+				var err error
+				if gates, err = report.ParseGates(f); err != nil {
+					return err
+				}
+			}
+			samples, err := loadRuns(cmd.Args().Slice())
+			if err != nil {
+				return err
+			}
+			dir := cmd.String("out")
+			if dir == "" {
+				dir = filepath.Join("results", time.Now().UTC().Format("20060102-150405")+"-compare")
+			}
+			// Links in comparison.md are relative to it.
+			for i := range samples {
+				if rel, err := filepath.Rel(dir, samples[i].Dir); err == nil {
+					samples[i].Dir = rel
+				}
+			}
+			return writeComparison(cmd.Root().Writer, dir, samples, gates)
+		},
+	}
+}
+
+func mergeCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "merge",
+		Usage:     "combine runs made by several load generators at once into one run",
+		ArgsUsage: "RUN_FOLDER RUN_FOLDER [RUN_FOLDER ...]",
+		Description: `For a cluster bigger than one load-generator machine can drive: run the same
+workload from several machines at once against one cluster, then merge their
+run folders. Histograms are added exactly, counters summed.
+
+Example:
+  pgbenchx merge hostA/results/R hostB/results/R --out results/merged`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "out", Usage: "folder for the merged run (default: results/<time>-merged)"},
+			&cli.StringFlag{Name: "format", Value: "md,csv,json", Usage: "files to write: md, csv, json or all"},
+		},
+		Action: func(_ context.Context, cmd *cli.Command) error {
+			if cmd.Args().Len() < 2 {
+				return &env.InputError{Flag: "RUN_FOLDER", Value: "", Accepted: "give at least two run folders to merge"}
+			}
+			formats, err := report.ParseFormats(cmd.String("format"))
+			if err != nil {
+				return err
+			}
+			samples, err := loadRuns(cmd.Args().Slice())
+			if err != nil {
+				return err
+			}
+			var results []*metrics.Result
+			for _, s := range samples {
+				results = append(results, s.Result)
+			}
+			merged, err := metrics.Merge(results...)
+			if err != nil {
+				return usageError{err}
+			}
+			dir := cmd.String("out")
+			if dir == "" {
+				dir = filepath.Join("results", time.Now().UTC().Format("20060102-150405")+"-merged")
+			}
+			files, err := report.WriteRun(dir, merged, formats)
+			if err != nil {
+				return err
+			}
+			out := cmd.Root().Writer
+			_ = report.WriteTable(out, merged)
+			for _, f := range files {
+				fmt.Fprintf(out, "wrote %s\n", f)
+			}
+			return nil
+		},
+	}
+}

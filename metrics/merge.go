@@ -1,0 +1,303 @@
+package metrics
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Merge combines runs of the same workload made by several load generators
+// at once against one cluster into one run, as if one bigger load
+// generator had made it. Histograms are added exactly, so every percentile
+// of the merged run is exact; counters are summed.
+//
+// What cannot be exact: a merged tick's p50/p99 is the largest of the
+// inputs' (the per-second histograms are not kept, and percentiles do not
+// add), so the timeseries overstates per-second latency a little. What is
+// a property of the cluster rather than of a load generator (lag samples,
+// primary cost, CPU throttling, the host's CPU, the environment) is taken
+// from the first run: the generators all watched the same cluster.
+//
+// The inputs are not modified.
+func Merge(results ...*Result) (*Result, error) {
+	if len(results) < 2 {
+		return nil, fmt.Errorf("merge: need at least 2 runs, got %d", len(results))
+	}
+	for i, r := range results {
+		if r == nil {
+			return nil, fmt.Errorf("merge: run %d is missing", i+1)
+		}
+	}
+	if err := mergeable(results); err != nil {
+		return nil, err
+	}
+	first := results[0]
+	out := *first
+	out.Label = "merged"
+	out.Config = first.Config
+	out.Config.Strategies = slices.Clone(first.Config.Strategies)
+	out.Warnings = nil
+	var names []string
+	for i, r := range results {
+		if i > 0 {
+			out.Config.Clients += r.Config.Clients
+			out.Config.Rate += r.Config.Rate
+		}
+		if r.StartedAt.Before(out.StartedAt) {
+			out.StartedAt = r.StartedAt
+		}
+		if r.EndedAt.After(out.EndedAt) {
+			out.EndedAt = r.EndedAt
+		}
+		out.Interrupted = out.Interrupted || r.Interrupted
+		names = append(names, fmt.Sprintf("%s (started %s)", orUnlabelled(r.Label), r.StartedAt.UTC().Format("2006-01-02 15:04:05 UTC")))
+		for _, w := range r.Warnings {
+			out.Warnings = append(out.Warnings, orUnlabelled(r.Label)+": "+w)
+		}
+	}
+	out.Warnings = append([]string{fmt.Sprintf("Merged from %d load generators' runs: %s. Lag samples, primary cost and host CPU are the first run's; per-second p50/p99 are the largest of the runs', not recomputed.",
+		len(results), strings.Join(names, ", "))}, out.Warnings...)
+	out.Write = mergeWrite(results)
+	out.Strategies = nil
+	for _, s := range first.Strategies {
+		parts := make([]*StrategyResult, len(results))
+		for i, r := range results {
+			parts[i] = strategyNamed(r, s.Strategy)
+		}
+		out.Strategies = append(out.Strategies, mergeStrategy(parts))
+	}
+	return &out, nil
+}
+
+func orUnlabelled(label string) string {
+	if label == "" {
+		return "unlabelled"
+	}
+	return label
+}
+
+// mergeable refuses runs that did not measure the same thing: adding their
+// histograms would produce figures of no workload that ran.
+func mergeable(results []*Result) error {
+	first := results[0]
+	want := strategyNames(first)
+	wantNodes := nodeNames(first)
+	var errs []error
+	for i, r := range results[1:] {
+		n := i + 2
+		if r.Schema != first.Schema {
+			errs = append(errs, fmt.Errorf("merge: run %d has schema %d, run 1 schema %d", n, r.Schema, first.Schema))
+			continue
+		}
+		if got := strategyNames(r); !slices.Equal(got, want) {
+			errs = append(errs, fmt.Errorf("merge: run %d measured strategies [%s], run 1 [%s]", n, strings.Join(got, ", "), strings.Join(want, ", ")))
+			continue
+		}
+		if got := nodeNames(r); !slices.Equal(got, wantNodes) {
+			errs = append(errs, fmt.Errorf("merge: run %d read from nodes [%s], run 1 from [%s]", n, strings.Join(got, ", "), strings.Join(wantNodes, ", ")))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func strategyNames(r *Result) []string {
+	var names []string
+	for _, s := range r.Strategies {
+		if s != nil {
+			names = append(names, s.Strategy)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// nodeNames is every node of the environment and of every strategy, so a
+// run against a different cluster layout is caught either way.
+func nodeNames(r *Result) []string {
+	seen := map[string]bool{}
+	for _, n := range r.Environment.Nodes {
+		seen[n.Name] = true
+	}
+	for _, s := range r.Strategies {
+		if s == nil {
+			continue
+		}
+		for _, n := range s.Nodes {
+			if n != nil {
+				seen[n.Node] = true
+			}
+		}
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func strategyNamed(r *Result, name string) *StrategyResult {
+	for _, s := range r.Strategies {
+		if s != nil && s.Strategy == name {
+			return s
+		}
+	}
+	return nil
+}
+
+func mergeStrategy(parts []*StrategyResult) *StrategyResult {
+	first := parts[0]
+	out := &StrategyResult{
+		Strategy:     first.Strategy,
+		Lag:          slices.Clone(first.Lag),
+		CPU:          first.CPU,
+		PrimaryCost:  slices.Clone(first.PrimaryCost),
+		ThrottledSec: maps.Clone(first.ThrottledSec),
+	}
+	out.CPU.LoadGenCores = 0
+	var schedule *Hist
+	for _, p := range parts {
+		out.Seconds = max(out.Seconds, p.Seconds)
+		out.RYWChecks += p.RYWChecks
+		out.RYWViolation += p.RYWViolation
+		out.BackgroundWrites += p.BackgroundWrites
+		out.CPU.LoadGenCores += p.CPU.LoadGenCores
+		// One saturated generator caps the total the same way.
+		out.CPU.LoadGenBound = out.CPU.LoadGenBound || p.CPU.LoadGenBound
+		if p.ScheduleLag != nil && p.ScheduleLag.Histogram != nil {
+			if schedule == nil {
+				schedule = NewHist()
+			}
+			schedule.Add(p.ScheduleLag)
+		}
+	}
+	out.ScheduleLag = schedule
+	for _, n := range first.Nodes {
+		if n == nil {
+			continue
+		}
+		merged := &NodeResult{Node: n.Node, Role: n.Role, Kinds: map[string]*Hist{}}
+		for _, p := range parts {
+			for _, pn := range p.Nodes {
+				if pn != nil && pn.Node == n.Node {
+					addNode(merged, pn)
+				}
+			}
+		}
+		out.Nodes = append(out.Nodes, merged)
+	}
+	out.Ticks = mergeTicks(parts)
+	return out
+}
+
+func addNode(dst, src *NodeResult) {
+	for kind, h := range src.Kinds {
+		if dst.Kinds[kind] == nil {
+			dst.Kinds[kind] = NewHist()
+		}
+		dst.Kinds[kind].Add(h)
+	}
+	for class, v := range src.Errors {
+		if dst.Errors == nil {
+			dst.Errors = map[string]int64{}
+		}
+		dst.Errors[class] += v
+	}
+	dst.Retries += src.Retries
+	dst.StaleReads += src.StaleReads
+	dst.StaleChecked += src.StaleChecked
+}
+
+// mergeTicks lines ticks up by their second: the generators ran at the
+// same time, so second k of each is the same wall-clock second to within
+// their start skew.
+func mergeTicks(parts []*StrategyResult) []Tick {
+	bySecond := map[int]*Tick{}
+	for i, p := range parts {
+		for _, t := range p.Ticks {
+			m, ok := bySecond[t.Second]
+			if !ok {
+				m = &Tick{Second: t.Second}
+				bySecond[t.Second] = m
+			}
+			m.Queries += t.Queries
+			m.Errors += t.Errors
+			m.P50MS = max(m.P50MS, t.P50MS)
+			m.P99MS = max(m.P99MS, t.P99MS)
+			// Lag is the cluster's: the first run's view, else whoever saw it.
+			if i == 0 || m.LagBytes == nil {
+				m.LagBytes = maps.Clone(t.LagBytes)
+			}
+			if i == 0 || m.LagMS == nil {
+				m.LagMS = maps.Clone(t.LagMS)
+			}
+		}
+	}
+	out := make([]Tick, 0, len(bySecond))
+	for _, t := range bySecond {
+		out = append(out, *t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Second < out[j].Second })
+	return out
+}
+
+// mergeWrite adds up the rows each generator inserted; how the standbys
+// kept up is judged by the worst view, since all inserts hit one primary.
+func mergeWrite(results []*Result) *WritePhase {
+	var out *WritePhase
+	for _, r := range results {
+		w := r.Write
+		if w == nil {
+			continue
+		}
+		if out == nil {
+			out = &WritePhase{Batch: w.Batch, RowCounts: map[string]int64{}, CountsEqual: true}
+		}
+		out.Rows += w.Rows
+		out.Errors += w.Errors
+		out.Seconds = max(out.Seconds, w.Seconds)
+		// Row counts are read after each generator's phase: the largest is
+		// the one taken after every insert had landed.
+		for n, c := range w.RowCounts {
+			out.RowCounts[n] = max(out.RowCounts[n], c)
+		}
+		for _, c := range w.Standbys {
+			out.Standbys = mergeCatchUp(out.Standbys, c)
+		}
+	}
+	if out == nil {
+		return nil
+	}
+	if out.Seconds > 0 {
+		out.RowsPerSec = float64(out.Rows) / out.Seconds
+	}
+	var ref int64 = -1
+	for _, c := range out.RowCounts {
+		if ref >= 0 && c != ref {
+			out.CountsEqual = false
+		}
+		ref = c
+	}
+	return out
+}
+
+func mergeCatchUp(list []CatchUp, c CatchUp) []CatchUp {
+	for i := range list {
+		if list[i].Node != c.Node {
+			continue
+		}
+		m := &list[i]
+		if m.CatchUpMS < 0 || c.CatchUpMS < 0 {
+			m.CatchUpMS = -1 // never caught up in one view is never
+		} else {
+			m.CatchUpMS = max(m.CatchUpMS, c.CatchUpMS)
+		}
+		m.PeakLagBytes = max(m.PeakLagBytes, c.PeakLagBytes)
+		m.PeakLagMS = max(m.PeakLagMS, c.PeakLagMS)
+		return list
+	}
+	return append(list, c)
+}

@@ -1,0 +1,102 @@
+package report
+
+import (
+	"encoding/csv"
+	"io"
+	"strconv"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/tw"
+)
+
+// comparisonHeader is a contract with scripts, like summaryHeader: add
+// columns at the end, never rename or reorder.
+var comparisonHeader = []string{
+	"strategy", "standbys", "runs", "qps", "qps_spread", "p50_ms", "p99_ms",
+	"stale_pct", "errors", "scaling", "scaling_significant",
+}
+
+// scalingOf is the factor of cell over its strategy's fewest standbys; ok
+// is false for the cell that is that baseline.
+func (c *Comparison) scalingOf(cell *Cell) (ScalingFactor, bool) {
+	for _, f := range c.Scaling() {
+		if f.Strategy == cell.Strategy && f.Standbys == cell.Standbys {
+			return f, true
+		}
+	}
+	return ScalingFactor{}, false
+}
+
+// WriteCSV writes comparison.csv: one row per (strategy, standbys) cell.
+// qps is the mean over the cell's runs and qps_spread their sample
+// standard deviation (empty with one run); latencies come from the runs'
+// merged histograms; errors are summed over the runs. scaling and
+// scaling_significant (yes, ~ or n/a) are empty on the rows of a
+// strategy's fewest standbys, which the others are divided by.
+func (c *Comparison) WriteCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(comparisonHeader); err != nil {
+		return err
+	}
+	for _, cell := range c.Cells {
+		spread := ""
+		if len(cell.Repeats) > 1 {
+			spread = qpsCSV(cell.QPSStddev)
+		}
+		scaling, sig := "", ""
+		if f, ok := c.scalingOf(cell); ok {
+			scaling, sig = fixed(f.Factor, 3), f.Sig.Mark()
+		}
+		rec := []string{
+			cell.Strategy, strconv.Itoa(cell.Standbys), strconv.Itoa(len(cell.Repeats)),
+			qpsCSV(cell.QPS), spread, msCSV(cell.P50), msCSV(cell.P99),
+			pctCSV(cell.StalePct), intCSV(cell.Errors), scaling, sig,
+		}
+		if err := cw.Write(rec); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// WriteTable prints the comparison on the terminal: one row per cell.
+func (c *Comparison) WriteTable(w io.Writer) error {
+	header := []string{"standbys", "strategy", "runs", "qps", "± sd", "p50 ms", "p99 ms", "stale %", "errors", "scaling"}
+	align := make([]tw.Align, len(header))
+	for i := range align {
+		align[i] = tw.AlignRight
+	}
+	align[1] = tw.AlignLeft
+	t := tablewriter.NewWriter(w)
+	t.Options(tablewriter.WithHeaderAutoFormat(tw.Off),
+		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: align}))
+	hdr := make([]any, len(header))
+	for i, h := range header {
+		hdr[i] = h
+	}
+	t.Header(hdr...)
+	rows := make([][]string, 0, len(c.Cells))
+	for _, cell := range c.Cells {
+		sd := "-"
+		if len(cell.Repeats) > 1 {
+			sd = num(cell.QPSStddev, 1)
+		}
+		scaling := "-"
+		if f, ok := c.scalingOf(cell); ok {
+			scaling = orDash(fixed(f.Factor, 2))
+			if f.Sig.Tested && !f.Sig.Significant() {
+				scaling += " ~"
+			}
+		}
+		rows = append(rows, []string{
+			strconv.Itoa(cell.Standbys), cell.Strategy, strconv.Itoa(len(cell.Repeats)),
+			num(cell.QPS, 1), sd, num(cell.P50, 3), num(cell.P99, 3),
+			num(cell.StalePct, 2), count(cell.Errors), scaling,
+		})
+	}
+	if err := t.Bulk(rows); err != nil {
+		return err
+	}
+	return t.Render()
+}
