@@ -143,6 +143,9 @@ func writeStrategy(m *md, r *metrics.Result, s *metrics.StrategyResult) {
 		// Seconds leaves the warmup out.
 		m.p("- Background rows written on the primary while measuring: %s.\n", count(s.BackgroundWrites))
 	}
+	if line := costLine(s); line != "" {
+		m.p("- %s\n", line)
+	}
 	m.p("- %s\n\n", cpuLine(r, s.CPU))
 }
 
@@ -175,8 +178,8 @@ func cpuLine(r *metrics.Result, c metrics.CPU) string {
 	if c.LoadGenCores == 0 && c.HostBusyCores == 0 {
 		return "CPU: not measured."
 	}
-	line := fmt.Sprintf("CPU: the load generator used %s cores; the host was busy on %s of %d cores.",
-		fixed(c.LoadGenCores, 2), fixed(c.HostBusyCores, 2), cores)
+	line := fmt.Sprintf("CPU: the load generator used %s cores, the servers about %s; the host was busy on %s of %d cores.",
+		fixed(c.LoadGenCores, 2), fixed(c.ServerCores, 2), fixed(c.HostBusyCores, 2), cores)
 	if c.LoadGenBound {
 		line += " **The load generator was the bottleneck: these numbers understate the cluster.**"
 	}
@@ -184,6 +187,44 @@ func cpuLine(r *metrics.Result, c metrics.CPU) string {
 		line += " **" + upperFirst(saturated(r)) + "**"
 	}
 	return line
+}
+
+// costLine is what each standby cost the primary during a phase, and how
+// long capped nodes were throttled: the measured answer to "about 2% CPU
+// per standby".
+func costLine(s *metrics.StrategyResult) string {
+	var parts []string
+	for _, c := range s.PrimaryCost {
+		cpu := "walsender CPU not visible"
+		if c.WalsenderCores >= 0 {
+			cpu = fmt.Sprintf("walsender %s cores", fixed(c.WalsenderCores, 3))
+		}
+		parts = append(parts, fmt.Sprintf("%s %s/s of WAL, %s", c.Node, humanBytes(c.WALBytesPerSec), cpu))
+	}
+	line := ""
+	if len(parts) > 0 {
+		line = "Primary cost per standby: " + strings.Join(parts, "; ") + "."
+	}
+	if len(s.ThrottledSec) > 0 {
+		var th []string
+		for _, n := range sortedNodeNames(s.ThrottledSec) {
+			th = append(th, fmt.Sprintf("%s %ss", n, fixed(s.ThrottledSec[n], 1)))
+		}
+		if line != "" {
+			line += " "
+		}
+		line += "Throttled by CPU caps: " + strings.Join(th, ", ") + "."
+	}
+	return line
+}
+
+func sortedNodeNames(m map[string]float64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return naturalLess(out[i], out[j]) })
+	return out
 }
 
 // saturated explains a busy host: with the nodes on it, they compete with

@@ -168,6 +168,9 @@ func writeEnvironment(m *md, r *metrics.Result) {
 	if e.Host != "" {
 		rows = append(rows, []string{"host", e.Host})
 	}
+	if len(e.CPUCaps) > 0 {
+		rows = append(rows, []string{"CPU caps (cores per node)", weights(e.CPUCaps)})
+	}
 	rows = append(rows, []string{"nodes", orDash(strings.Join(nodes, ", "))})
 	m.p("## Environment\n\n")
 	m.table([]string{"environment", "value"}, "ll", rows)
