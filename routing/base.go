@@ -13,7 +13,7 @@ type node struct {
 	inflight   atomic.Int64
 	ejectUntil atomic.Int64  // nanoseconds since base.start; meaningful only while the node's bit is set in base.ejected
 	lagBytes   atomic.Int64  // last sampled Bytes, unknownBytes when unknown (lag-aware)
-	replayLSN  atomic.Uint64 // last sampled ReplayLSN, 0 when unknown (causal; LSN 0 is never valid)
+	replayLSN  atomic.Uint64 // highest ReplayLSN known (sampled or observed), 0 when unknown (causal; LSN 0 is never valid)
 	_          [32]byte
 }
 
@@ -34,6 +34,34 @@ type base struct {
 	// start anchors ejection deadlines: durations since it use the monotonic
 	// clock, so a wall-clock step cannot eject a node for an hour.
 	start time.Time
+}
+
+// ReplayObserver learns a standby's replay position from the reads
+// themselves. Replay only moves forward, so a position a read saw is a
+// lower bound for the standby from then on - fresher than the last lag
+// round (100 ms old at worst), which lets causal use a standby within
+// milliseconds of a client's write instead of falling back to the primary.
+type ReplayObserver interface {
+	ObserveReplay(node int, lsn uint64)
+}
+
+var _ ReplayObserver = (*base)(nil)
+
+// ObserveReplay raises the node's known replay LSN to lsn.
+func (b *base) ObserveReplay(i int, lsn uint64) {
+	if i > 0 && i < len(b.nodes) {
+		raise(&b.nodes[i].replayLSN, lsn)
+	}
+}
+
+// raise stores v if it is above the current value, without a lock.
+func raise(a *atomic.Uint64, v uint64) {
+	for {
+		cur := a.Load()
+		if v <= cur || a.CompareAndSwap(cur, v) {
+			return
+		}
+	}
 }
 
 // Done ends a pick. Only a connection-class failure ejects: a query that

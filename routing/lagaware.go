@@ -44,7 +44,8 @@ func (c *lagCache) read() {
 		n := &c.b.nodes[i]
 		if ok {
 			n.lagBytes.Store(l.Bytes)
-			n.replayLSN.Store(l.ReplayLSN)
+			raise(&n.replayLSN, l.ReplayLSN) // a read may have seen later
+
 		} else {
 			n.lagBytes.Store(unknownBytes)
 			n.replayLSN.Store(0)

@@ -256,3 +256,26 @@ func TestCausalFollowsNewRounds(t *testing.T) {
 		t.Errorf("picked %d after standby1 replayed 160, want standby1", got)
 	}
 }
+
+func TestCausalUsesObservedReplay(t *testing.T) {
+	view := viewOf(map[string]Lag{"standby1": {ReplayLSN: 100}, "standby2": {ReplayLSN: 100}})
+	b := mustNew(t, Causal, Config{Nodes: nodes2, Lag: view})
+	req := Request{MinLSN: 150}
+	if got := pickOnce(t, b, req); got != primary {
+		t.Fatalf("picked %d before any standby replayed 150, want the primary", got)
+	}
+	// A read on standby2 saw it at 170: no need to wait for the next round.
+	b.(ReplayObserver).ObserveReplay(standby2, 170)
+	if got := pickOnce(t, b, req); got != standby2 {
+		t.Errorf("picked %d after a read saw standby2 at 170, want standby2", got)
+	}
+	// An older round must not move the known position back.
+	view.publish(map[string]Lag{"standby1": {ReplayLSN: 110}, "standby2": {ReplayLSN: 120}})
+	if got := pickOnce(t, b, req); got != standby2 {
+		t.Errorf("picked %d after a stale round, want standby2 still", got)
+	}
+	b.(ReplayObserver).ObserveReplay(standby1, 90) // lower than known: ignored
+	if got := pickOnce(t, b, Request{MinLSN: 105}); got != standby1 && got != standby2 {
+		t.Errorf("picked %d", got)
+	}
+}

@@ -16,14 +16,18 @@ import (
 
 // Every built-in read returns, first, the heartbeat seq its snapshot saw:
 // the same statement, so the same snapshot as the rows it reads. That is
-// how a read is judged stale.
+// how a read is judged stale. Second comes the node's replay position (0 on
+// the primary), which tells causal routing how far a standby has got
+// without waiting for the next lag sample.
+const readHead = `SELECT h.seq, coalesce(pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0'), 0)::bigint, `
+
 var builtinSQL = map[string]string{
-	"point": `SELECT h.seq, o.id IS NOT NULL FROM ` + metrics.HeartbeatTable + ` h
+	"point": readHead + `o.id IS NOT NULL FROM ` + metrics.HeartbeatTable + ` h
 		LEFT JOIN orders o ON o.id = $1 WHERE h.id = 1`,
-	"range": `SELECT h.seq, o.id, o.amount::float8 FROM ` + metrics.HeartbeatTable + ` h
+	"range": readHead + `o.id, o.amount::float8 FROM ` + metrics.HeartbeatTable + ` h
 		LEFT JOIN LATERAL (SELECT id, amount FROM orders WHERE customer_id = $1 ORDER BY created_at DESC LIMIT 20) o ON true
 		WHERE h.id = 1`,
-	"report": `SELECT h.seq, r.n, r.total FROM ` + metrics.HeartbeatTable + ` h,
+	"report": readHead + `r.n, r.total FROM ` + metrics.HeartbeatTable + ` h,
 		LATERAL (SELECT count(*) AS n, coalesce(sum(amount), 0)::float8 AS total FROM orders
 		         WHERE id > (SELECT max(id) FROM orders) - 1000) r
 		WHERE h.id = 1`,
@@ -38,38 +42,44 @@ type query struct {
 	arg     func(r *rand.Rand) any
 }
 
-// run executes q and returns the heartbeat seq seen (-1 if the query does
-// not report it) and, for a point read, whether the row was found.
-func (q *query) run(ctx context.Context, pool *pgxpool.Pool, arg any) (seq int64, found bool, err error) {
+// readResult is what a built-in read reports besides its rows.
+type readResult struct {
+	seq    int64  // heartbeat seq seen, -1 if the query does not report it
+	replay uint64 // the node's replay LSN during the read, 0 if unknown
+	found  bool   // point read: the row exists
+}
+
+// run executes q.
+func (q *query) run(ctx context.Context, pool *pgxpool.Pool, arg any) (res readResult, err error) {
 	var rows pgx.Rows
 	if arg != nil {
 		rows, err = pool.Query(ctx, q.sql, arg)
 	} else {
 		rows, err = pool.Query(ctx, q.sql)
 	}
+	res.seq = -1
 	if err != nil {
-		return -1, false, err
+		return res, err
 	}
-	seq = -1
 	first := true
 	for rows.Next() {
 		if first && q.builtin {
-			var s int64
+			var s, r int64
 			var f bool
 			var scanErr error
 			if q.kind == "point" {
-				scanErr = rows.Scan(&s, &f)
+				scanErr = rows.Scan(&s, &r, &f)
 			} else {
-				scanErr = rows.Scan(&s, nil, nil)
+				scanErr = rows.Scan(&s, &r, nil, nil)
 			}
 			if scanErr == nil {
-				seq, found = s, f
+				res = readResult{seq: s, replay: uint64(r), found: f}
 			}
 		}
 		first = false
 	}
 	rows.Close()
-	return seq, found, rows.Err()
+	return res, rows.Err()
 }
 
 // querySet is the mix, ready to draw from.

@@ -58,6 +58,7 @@ func (s *Scenario) readPhase(ctx context.Context, strategy string, live LiveFunc
 		return nil, err
 	}
 	queries := s.queries()
+	observer, _ := bal.(routing.ReplayObserver)
 	rec := metrics.NewRecorder(names, roles, cfg.kinds(), cfg.Rate > 0)
 	sessionEvery := cfg.SessionWrites
 	if sessionEvery == 0 && strategy == string(routing.Causal) {
@@ -72,7 +73,7 @@ func (s *Scenario) readPhase(ctx context.Context, strategy string, live LiveFunc
 	start := time.Now()
 	for c := 0; c < cfg.Clients; c++ {
 		cl := &client{
-			s: s, bal: bal, rec: rec.NewClient(), r: rec, queries: queries, sessionEvery: sessionEvery,
+			s: s, bal: bal, rec: rec.NewClient(), r: rec, queries: queries, sessionEvery: sessionEvery, observer: observer,
 			rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(c))), ryw: &ryw, rywBad: &rywBad, noTarget: &noTarget,
 		}
 		wg.Add(1)
@@ -171,6 +172,7 @@ type client struct {
 	lastLSN      uint64 // commit LSN of that write
 	ryw, rywBad  *atomic.Int64
 	noTarget     *atomic.Int64
+	observer     routing.ReplayObserver // nil when the balancer has no use for it
 }
 
 func (c *client) closedLoop(ctx context.Context) {
@@ -226,16 +228,19 @@ func (c *client) op(ctx context.Context, due time.Time) {
 			}
 			return
 		}
-		seq, found, qerr := q.run(ctx, c.s.pools[node], arg)
+		rr, qerr := q.run(ctx, c.s.pools[node], arg)
 		if qerr == nil {
 			c.bal.Done(node, routing.OK)
 			c.rec.Record(node, kind, time.Since(due))
-			if q.builtin && seq >= 0 {
-				c.r.Stale(node, seq < hbAtStart)
+			if rr.replay > 0 && c.observer != nil {
+				c.observer.ObserveReplay(node, rr.replay)
+			}
+			if q.builtin && rr.seq >= 0 {
+				c.r.Stale(node, rr.seq < hbAtStart)
 			}
 			if checkRYW && c.r.Measuring() {
 				c.ryw.Add(1)
-				if !found {
+				if !rr.found {
 					c.rywBad.Add(1)
 				}
 			}
