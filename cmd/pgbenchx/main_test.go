@@ -75,7 +75,8 @@ func TestMissingEnvIsAFailureNotBadInput(t *testing.T) {
 }
 
 func TestHelpTeachesEveryFlag(t *testing.T) {
-	for _, cmd := range [][]string{{"env", "up"}, {"env", "status"}, {"env", "verify"}, {"env", "dsn"}, {"env", "down"}} {
+	for _, cmd := range [][]string{{"env", "up"}, {"env", "status"}, {"env", "verify"}, {"env", "dsn"}, {"env", "down"},
+		{"run"}, {"matrix"}, {"compare"}, {"merge"}, {"report"}} {
 		code, out, _ := runCLI(t, append(cmd, "--help")...)
 		if code != 0 {
 			t.Errorf("%v --help: exit %d", cmd, code)
