@@ -159,7 +159,15 @@ func checkRows(ctx context.Context, c *Cluster, conns map[string]*pgx.Conn, tabl
 		maxDelay = max(maxDelay, d)
 	}
 	limit := 30*time.Second + maxDelay
-	tables = append([]string{ProbeTable}, tables...)
+	// A workload's tables count once it has run; before, they are absent.
+	present := []string{ProbeTable}
+	for _, t := range tables {
+		var ok bool
+		if err := pc.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, pgx.Identifier{t}.Sanitize()).Scan(&ok); err == nil && ok {
+			present = append(present, t)
+		}
+	}
+	tables = present
 	want := map[string]int64{}
 	for _, t := range tables {
 		var n int64

@@ -54,6 +54,13 @@ type timedSample struct {
 	s  LagSample
 }
 
+func (l *LagSampler) hbID() int64 {
+	if l.HB != nil {
+		return l.HB.ID
+	}
+	return 1
+}
+
 // Latest is the last published round (nil before the first).
 func (l *LagSampler) Latest() *LagSnapshot { return l.snap.Load() }
 
@@ -109,7 +116,7 @@ func (l *LagSampler) Sample(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			res[i].err = s.Pool.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint,
-				(SELECT seq FROM `+HeartbeatTable+` WHERE id = 1)`).Scan(&res[i].replay, &res[i].seq)
+				(SELECT seq FROM `+HeartbeatTable+` WHERE id = $1)`, l.hbID()).Scan(&res[i].replay, &res[i].seq)
 		}()
 	}
 	wg.Wait()

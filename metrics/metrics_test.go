@@ -80,7 +80,7 @@ func TestRecorderWarmupAndTicks(t *testing.T) {
 }
 
 func TestHeartbeatLag(t *testing.T) {
-	h := &Heartbeat{}
+	h := &Heartbeat{interval: 200 * time.Millisecond}
 	base := time.Unix(1000, 0)
 	for seq := int64(1); seq <= 5; seq++ {
 		h.times[seq%hbRing].Store(base.Add(time.Duration(seq) * 100 * time.Millisecond).UnixNano())
@@ -102,5 +102,14 @@ func TestHeartbeatLag(t *testing.T) {
 	}
 	if _, ok := h.Lag(5-hbRing, now); ok {
 		t.Error("a seq older than the ring is reported as known")
+	}
+	// The heartbeat stalled (last commit 0.5 s before, 3 intervals = 0.6 s):
+	// a standby showing the last seq is not known to be caught up.
+	later := base.Add(2 * time.Second)
+	if h.Fresh(later) {
+		t.Error("a heartbeat silent for 1.5 s is reported fresh")
+	}
+	if d, ok := h.Lag(5, later); ok {
+		t.Errorf("Lag on a stalled heartbeat = %v, known; want unknown", d)
 	}
 }

@@ -123,6 +123,13 @@ type StrategyResult struct {
 	// during the phase (cgroup cpu.stat).
 	ThrottledSec     map[string]float64 `json:"throttled_sec,omitempty"`
 	BackgroundWrites int64              `json:"background_writes"`
+	// Unfinished reads were still running when the phase ended; they are
+	// in the histograms with the latency they had reached.
+	Unfinished int64 `json:"unfinished,omitempty"`
+	// Unsent open-loop reads fell due but were never started.
+	Unsent int64 `json:"unsent,omitempty"`
+	// NoTarget reads found no node to run on; they count as errors.
+	NoTarget int64 `json:"no_target,omitempty"`
 }
 
 // NodeResult is one node's share of a strategy's reads.

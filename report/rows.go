@@ -106,6 +106,8 @@ func strategyTotal(s *metrics.StrategyResult) total {
 	t := total{Queries: h.TotalCount()}
 	t.QPS = ratio(float64(t.Queries), s.Seconds)
 	t.P50, t.P90, t.P99, t.P999, t.Max = percentiles(h)
+	// A read no node could take failed as surely as one a node refused.
+	t.Errors = s.NoTarget
 	for _, n := range s.Nodes {
 		if n != nil {
 			t.Errors += n.ErrorCount()

@@ -108,6 +108,7 @@ func ParseQueryFile(path string) ([]CustomQuery, error) {
 		return nil, &InputError{Flag: "query-file", Value: path, Accepted: "cannot read it: " + err.Error()}
 	}
 	var out []CustomQuery
+	names := map[string]bool{}
 	for i, line := range strings.Split(string(b), "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -121,6 +122,11 @@ func ParseQueryFile(path string) ([]CustomQuery, error) {
 		if len(f) < 3 || err != nil || w <= 0 || contains(BuiltinKinds, f[0]) {
 			return nil, &InputError{Flag: "query-file", Value: fmt.Sprintf("%s:%d", path, i+1), Accepted: "want lines of: name weight SQL (e.g. big_orders 10 SELECT count(*) FROM orders WHERE amount > 900), name not point/range/report"}
 		}
+		if names[f[0]] {
+			// Kinds are keyed by name: a second one would overwrite the first's histogram.
+			return nil, &InputError{Flag: "query-file", Value: fmt.Sprintf("%s:%d", path, i+1), Accepted: fmt.Sprintf("the name %q is used twice; each query needs its own name", f[0])}
+		}
+		names[f[0]] = true
 		out = append(out, CustomQuery{Name: f[0], Weight: w, SQL: strings.TrimSpace(f[2])})
 	}
 	if len(out) == 0 {

@@ -71,11 +71,13 @@ func (s *Scenario) readPhase(ctx context.Context, strategy string, live LiveFunc
 	var ryw, rywBad, bgRows atomic.Int64
 	var noTarget atomic.Int64
 	start := time.Now()
+	clients := make([]*client, cfg.Clients)
 	for c := 0; c < cfg.Clients; c++ {
 		cl := &client{
 			s: s, bal: bal, rec: rec.NewClient(), r: rec, queries: queries, sessionEvery: sessionEvery, observer: observer,
 			rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(c))), ryw: &ryw, rywBad: &rywBad, noTarget: &noTarget,
 		}
+		clients[c] = cl
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -132,6 +134,17 @@ func (s *Scenario) readPhase(ctx context.Context, strategy string, live LiveFunc
 		t.Stop()
 	}
 	end := time.Now()
+	// Queries still running at the end are the slowest of all: leaving them
+	// out would bias the tail low and hide a node that hung. Each counts
+	// with the latency it had reached; open-loop slots that fell due but
+	// were never sent are counted apart.
+	var unfinished, unsent int64
+	for _, cl := range clients {
+		if cl.finishAt(end) {
+			unfinished++
+		}
+		unsent += cl.unsent(end)
+	}
 	res := rec.Finish(strategy, end)
 	cancel()
 	wg.Wait()
@@ -149,7 +162,12 @@ func (s *Scenario) readPhase(ctx context.Context, strategy string, live LiveFunc
 	res.Lag = s.lag.Samples(measureStart, end)
 	res.RYWChecks, res.RYWViolation = ryw.Load(), rywBad.Load()
 	res.BackgroundWrites = bgRows.Load() - bgAtStart
-	if n := noTarget.Load(); n > 0 {
+	res.Unfinished, res.Unsent = unfinished, unsent
+	if unsent > 0 {
+		s.warn("%s: %d open-loop queries fell due but were never sent (every client was busy): their latency would have been at least the time left to the end", strategy, unsent)
+	}
+	res.NoTarget = noTarget.Load()
+	if n := res.NoTarget; n > 0 {
 		s.warn("%s: %d reads found no node to run on (every target ejected, or lag-aware with --lag-fallback error)", strategy, n)
 	}
 	if interrupted {
@@ -173,6 +191,42 @@ type client struct {
 	ryw, rywBad  *atomic.Int64
 	noTarget     *atomic.Int64
 	observer     routing.ReplayObserver // nil when the balancer has no use for it
+
+	// The read in flight: its due time (unix ns, 0 when idle), node and
+	// kind. Whoever swaps the due time to 0 records it: the client when
+	// the read ends, or the phase's end if the read is still running.
+	inflight     atomic.Int64
+	inflightNode atomic.Int32
+	inflightKind atomic.Int32
+	// Open loop: the next slot not yet started, and the slot interval.
+	pending  atomic.Int64
+	start    time.Time
+	interval time.Duration
+	stride   int64
+}
+
+// finishAt records a read still in flight at end with the latency it has
+// reached, and reports whether there was one.
+func (c *client) finishAt(end time.Time) bool {
+	due := c.inflight.Swap(0)
+	if due == 0 {
+		return false
+	}
+	c.rec.Record(int(c.inflightNode.Load()), int(c.inflightKind.Load()), end.Sub(time.Unix(0, due)))
+	return true
+}
+
+// unsent counts this client's open-loop slots due before end that it never
+// started.
+func (c *client) unsent(end time.Time) int64 {
+	if c.stride == 0 {
+		return 0
+	}
+	var n int64
+	for k := c.pending.Load(); c.start.Add(time.Duration(k) * c.interval).Before(end); k += c.stride {
+		n++
+	}
+	return n
 }
 
 func (c *client) closedLoop(ctx context.Context) {
@@ -187,7 +241,9 @@ func (c *client) closedLoop(ctx context.Context) {
 func (c *client) openLoop(ctx context.Context, start time.Time, id int) {
 	cfg := c.s.Config
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
+	c.start, c.interval, c.stride = start, interval, int64(cfg.Clients)
 	for k := int64(id); ctx.Err() == nil; k += int64(cfg.Clients) {
+		c.pending.Store(k)
 		due := start.Add(time.Duration(k) * interval)
 		if wait := time.Until(due); wait > 0 {
 			select {
@@ -197,6 +253,7 @@ func (c *client) openLoop(ctx context.Context, start time.Time, id int) {
 			}
 		}
 		c.rec.RecordSchedule(time.Since(due))
+		c.pending.Store(k + int64(cfg.Clients))
 		c.op(ctx, due)
 	}
 }
@@ -218,8 +275,12 @@ func (c *client) op(ctx context.Context, due time.Time) {
 	} else if q.arg != nil {
 		arg = q.arg(c.rng)
 	}
-	hbAtStart := c.s.hb.Latest()
+	hbAtStart, hbFresh := c.s.hb.Latest(), c.s.hb.Fresh(due)
 	req := routing.Request{MinLSN: c.lastLSN}
+	dueNs := due.UnixNano()
+	c.inflightKind.Store(int32(kind))
+	c.inflight.Store(dueNs)
+	defer c.inflight.CompareAndSwap(dueNs, 0)
 	for try := 1; ; try++ {
 		node, err := c.bal.Pick(req)
 		if err != nil {
@@ -228,14 +289,17 @@ func (c *client) op(ctx context.Context, due time.Time) {
 			}
 			return
 		}
+		c.inflightNode.Store(int32(node))
 		rr, qerr := q.run(ctx, c.s.pools[node], arg)
 		if qerr == nil {
 			c.bal.Done(node, routing.OK)
-			c.rec.Record(node, kind, time.Since(due))
+			if c.inflight.CompareAndSwap(dueNs, 0) {
+				c.rec.Record(node, kind, time.Since(due))
+			}
 			if rr.replay > 0 && c.observer != nil {
 				c.observer.ObserveReplay(node, rr.replay)
 			}
-			if q.builtin && rr.seq >= 0 {
+			if q.builtin && rr.seq >= 0 && hbFresh {
 				c.r.Stale(node, rr.seq < hbAtStart)
 			}
 			if checkRYW && c.r.Measuring() {

@@ -25,8 +25,7 @@ CREATE TABLE IF NOT EXISTS orders (
 );
 CREATE INDEX IF NOT EXISTS orders_customer_created ON orders (customer_id, created_at DESC);
 CREATE INDEX IF NOT EXISTS orders_created ON orders (created_at);
-CREATE TABLE IF NOT EXISTS ` + metrics.HeartbeatTable + ` (id int PRIMARY KEY, seq bigint NOT NULL, at timestamptz NOT NULL);
-INSERT INTO ` + metrics.HeartbeatTable + ` VALUES (1, 0, now()) ON CONFLICT (id) DO NOTHING;`
+CREATE TABLE IF NOT EXISTS ` + metrics.HeartbeatTable + ` (id bigint PRIMARY KEY, seq bigint NOT NULL, at timestamptz NOT NULL);`
 
 // insertSQL adds $1 orders for customers 1..$2 in one statement.
 const insertSQL = `INSERT INTO orders (customer_id, amount, status)
@@ -38,9 +37,12 @@ func customers(scale int) int { return max(1, scale/10) }
 
 // Setup creates the schema if absent, tops orders up to scale rows and
 // waits until every standby has replayed it.
-func Setup(ctx context.Context, primary *pgxpool.Pool, standbys []*pgxpool.Pool, scale int) error {
+func Setup(ctx context.Context, primary *pgxpool.Pool, standbys []*pgxpool.Pool, scale int, heartbeatID int64) error {
 	if _, err := primary.Exec(ctx, schemaSQL); err != nil {
 		return fmt.Errorf("primary: create schema: %w", err)
+	}
+	if _, err := primary.Exec(ctx, `INSERT INTO `+metrics.HeartbeatTable+` VALUES ($1, 0, now()) ON CONFLICT (id) DO NOTHING`, heartbeatID); err != nil {
+		return fmt.Errorf("primary: heartbeat row: %w", err)
 	}
 	var n int64
 	if err := primary.QueryRow(ctx, `SELECT count(*) FROM orders`).Scan(&n); err != nil {

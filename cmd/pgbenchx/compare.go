@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v3"
@@ -112,7 +113,7 @@ Example:
 			}
 			merged, err := metrics.Merge(results...)
 			if err != nil {
-				return usageError{err}
+				return usageError{errors.New(strings.ReplaceAll(err.Error(), "\n", "; "))}
 			}
 			dir := cmd.String("out")
 			if dir == "" {

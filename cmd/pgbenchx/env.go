@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/pgbenchx/pgbenchx/env"
+	"github.com/pgbenchx/pgbenchx/workload"
 )
 
 var nameFlag = &cli.StringFlag{
@@ -194,7 +195,7 @@ Example:
 				return err
 			}
 			out := cmd.Root().Writer
-			checks := env.Verify(ctx, c)
+			checks := env.Verify(ctx, c, env.VerifyOptions{Tables: workload.Tables})
 			failed := 0
 			for _, ch := range checks {
 				verdict := "PASS"

@@ -97,6 +97,9 @@ func measure(ctx context.Context, tgt *target, plan *runPlan, out io.Writer) (*m
 		Schema: metrics.SchemaVersion, Tool: "pgbenchx", Label: plan.label, StartedAt: time.Now().UTC(),
 		Config: resultConfig(plan.cfg), Environment: tgt.environment,
 	}
+	if err := checkRouting(plan.cfg, tgt.nodes); err != nil {
+		return res, err
+	}
 	cfg := plan.cfg
 	cfg.LocalProcesses = tgt.cluster != nil
 	if tgt.cluster != nil && len(env.CPUCaps(tgt.cluster)) > 0 {
@@ -118,6 +121,36 @@ func measure(ctx context.Context, tgt *target, plan *runPlan, out io.Writer) (*m
 	}
 	return res, err
 }
+
+// checkRouting builds each strategy's balancer for the target's nodes
+// once, so a flag that names a node the cluster lacks (--weights
+// standby3=1 on 2 standbys) fails before any data is written.
+func checkRouting(c workload.Config, nodes []workload.Node) error {
+	names := make([]string, len(nodes))
+	for i, n := range nodes {
+		names[i] = n.Name
+	}
+	for _, s := range c.Strategies {
+		_, err := routing.New(routing.Strategy(s), routing.Config{
+			Nodes: names, ReadPrimary: c.ReadPrimary, Weights: c.Weights, MaxLagBytes: c.MaxLagBytes,
+			MaxLagTime: c.MaxLagTime, Fallback: routing.Fallback(c.LagFallback), EjectFor: c.EjectFor, Lag: noLag{},
+		})
+		if err != nil {
+			var bi badInput
+			if errors.As(err, &bi) {
+				return err
+			}
+			return usageError{err}
+		}
+	}
+	return nil
+}
+
+// noLag stands in for the lag sampler when balancers are only checked.
+type noLag struct{}
+
+func (noLag) Lag(string) (routing.Lag, bool) { return routing.Lag{}, false }
+func (noLag) Seq() uint64                    { return 0 }
 
 // runPlan is what the flags ask for, validated.
 type runPlan struct {
@@ -161,8 +194,8 @@ func parseRunFlags(cmd *cli.Command) (*runPlan, error) {
 		return nil, &env.InputError{Flag: "clients", Value: fmt.Sprint(c.Clients), Accepted: "want 1 to 1024"}
 	}
 	c.Rate = cmd.Float("rate")
-	if c.Rate < 0 || c.Rate > 1e6 {
-		return nil, &env.InputError{Flag: "rate", Value: fmt.Sprint(c.Rate), Accepted: "want 0 (closed loop) or up to 1000000 queries/s"}
+	if c.Rate < 0 || c.Rate > 1e6 || (c.Rate > 0 && c.Rate < 1) {
+		return nil, &env.InputError{Flag: "rate", Value: fmt.Sprint(c.Rate), Accepted: "want 0 (closed loop) or 1 to 1000000 queries/s"}
 	}
 	if c.Mix, err = workload.ParseMix(cmd.String("mix")); err != nil {
 		return nil, err
