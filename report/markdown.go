@@ -143,6 +143,12 @@ func writeStrategy(m *md, r *metrics.Result, s *metrics.StrategyResult) {
 		// Seconds leaves the warmup out.
 		m.p("- Background rows written on the primary while measuring: %s.\n", count(s.BackgroundWrites))
 	}
+	if s.Unfinished > 0 {
+		m.p("- Reads still running when the phase ended: %s, counted with the latency they had reached by then.\n", count(s.Unfinished))
+	}
+	if s.NoTarget > 0 {
+		m.p("- Reads that found no node to run on: %s (counted as errors).\n", count(s.NoTarget))
+	}
 	if line := costLine(s); line != "" {
 		m.p("- %s\n", line)
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -61,6 +63,18 @@ func TestBadInputExitsTwoWithOneLine(t *testing.T) {
 				t.Errorf("stack trace in %q", stderr)
 			}
 		})
+	}
+}
+
+func TestBadQueryFileAndRate(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "q.txt")
+	if err := os.WriteFile(f, []byte("a 1 SELECT 1\na 2 SELECT 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"run", "--query-file", f}, {"run", "--rate", "0.5"}} {
+		if code, _, stderr := runCLI(t, args...); code != exitBadInput || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%v: exit %d, %q", args, code, stderr)
+		}
 	}
 }
 
