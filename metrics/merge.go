@@ -99,8 +99,31 @@ func mergeable(results []*Result) error {
 		if got := nodeNames(r); !slices.Equal(got, wantNodes) {
 			errs = append(errs, fmt.Errorf("merge: run %d read from nodes [%s], run 1 from [%s]", n, strings.Join(got, ", "), strings.Join(wantNodes, ", ")))
 		}
+		if d := workloadDiff(first.Config, r.Config); d != "" {
+			errs = append(errs, fmt.Errorf("merge: run %d ran another workload than run 1 (%s)", n, d))
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// workloadDiff names what makes two runs' workloads differ; clients and
+// rate may (each generator drives its share), but the loop kind, mix,
+// queries and durations may not: their histograms would describe a
+// workload that never ran.
+func workloadDiff(a, b Config) string {
+	switch {
+	case (a.Rate > 0) != (b.Rate > 0):
+		return "one closed loop, one open loop"
+	case !maps.Equal(a.Mix, b.Mix):
+		return "query mix"
+	case a.QueryFile != b.QueryFile:
+		return "query file"
+	case a.Duration != b.Duration || a.Warmup != b.Warmup:
+		return "duration or warmup"
+	case a.WriteRate != b.WriteRate:
+		return "background write rate"
+	}
+	return ""
 }
 
 func strategyNames(r *Result) []string {

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -120,6 +121,30 @@ func TestMergeRejects(t *testing.T) {
 			_, err := Merge(tc.runs...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 				t.Errorf("err %v, want one line mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestMergeRefusesAnotherWorkload(t *testing.T) {
+	base := Config{Mix: map[string]int{"point": 80, "range": 20}, Duration: Duration(time.Second), Clients: 8}
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"more clients and rate are fine", func(c *Config) { c.Clients = 16 }, ""},
+		{"open vs closed loop", func(c *Config) { c.Rate = 100 }, "open loop"},
+		{"another mix", func(c *Config) { c.Mix = map[string]int{"point": 100} }, "mix"},
+		{"another duration", func(c *Config) { c.Duration = Duration(2 * time.Second) }, "duration"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := base
+			b.Mix = maps.Clone(base.Mix)
+			tt.edit(&b)
+			if got := workloadDiff(base, b); !strings.Contains(got, tt.want) || (tt.want == "") != (got == "") {
+				t.Errorf("workloadDiff = %q, want %q", got, tt.want)
 			}
 		})
 	}
