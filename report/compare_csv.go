@@ -4,9 +4,6 @@ import (
 	"encoding/csv"
 	"io"
 	"strconv"
-
-	"github.com/olekukonko/tablewriter"
-	"github.com/olekukonko/tablewriter/tw"
 )
 
 // comparisonHeader is a contract with scripts, like summaryHeader: add
@@ -63,19 +60,7 @@ func (c *Comparison) WriteCSV(w io.Writer) error {
 // WriteTable prints the comparison on the terminal: one row per cell.
 func (c *Comparison) WriteTable(w io.Writer) error {
 	header := []string{"standbys", "strategy", "runs", "qps", "± sd", "p50 ms", "p99 ms", "stale %", "errors", "scaling"}
-	align := make([]tw.Align, len(header))
-	for i := range align {
-		align[i] = tw.AlignRight
-	}
-	align[1] = tw.AlignLeft
-	t := tablewriter.NewWriter(w)
-	t.Options(tablewriter.WithHeaderAutoFormat(tw.Off),
-		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: align}))
-	hdr := make([]any, len(header))
-	for i, h := range header {
-		hdr[i] = h
-	}
-	t.Header(hdr...)
+	t := newTable(w, header, 1)
 	rows := make([][]string, 0, len(c.Cells))
 	for _, cell := range c.Cells {
 		sd := "-"

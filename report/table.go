@@ -59,21 +59,30 @@ func WriteTable(w io.Writer, r *metrics.Result) error {
 	return nil
 }
 
-func renderTerminal(w io.Writer, rows []Row) error {
-	right := make([]tw.Align, len(nodeColumns))
-	for i := range right {
-		right[i] = tw.AlignRight
+// newTable is a terminal table with numbers right-aligned and the given
+// columns (names, labels) left-aligned.
+func newTable(w io.Writer, header []string, left ...int) *tablewriter.Table {
+	align := make([]tw.Align, len(header))
+	for i := range align {
+		align[i] = tw.AlignRight
 	}
-	right[0], right[1] = tw.AlignLeft, tw.AlignLeft
+	for _, i := range left {
+		align[i] = tw.AlignLeft
+	}
 	t := tablewriter.NewWriter(w)
 	// Auto-format would turn "p99.9 ms" into "P 99 . 9 MS".
 	t.Options(tablewriter.WithHeaderAutoFormat(tw.Off),
-		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: right}))
-	hdr := make([]any, len(nodeColumns))
-	for i, c := range nodeColumns {
-		hdr[i] = c
+		tablewriter.WithRowAlignmentConfig(tw.CellAlignment{PerColumn: align}))
+	hdr := make([]any, len(header))
+	for i, h := range header {
+		hdr[i] = h
 	}
 	t.Header(hdr...)
+	return t
+}
+
+func renderTerminal(w io.Writer, rows []Row) error {
+	t := newTable(w, nodeColumns, 0, 1)
 	cells := make([][]string, len(rows))
 	for i, row := range rows {
 		cells[i] = nodeCells(row)
