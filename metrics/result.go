@@ -49,6 +49,7 @@ type Config struct {
 	MaxTries      int                `json:"max_tries"`
 	EjectFor      Duration           `json:"eject_for"`
 	LagInterval   Duration           `json:"lag_interval"`
+	QueryTimeout  Duration           `json:"query_timeout,omitempty"`
 	Heartbeat     Duration           `json:"heartbeat_interval"`
 	StaleSample   int                `json:"stale_sample_every"`       // 1 = every read checks staleness
 	SessionWrites int                `json:"session_writes,omitempty"` // each client writes a row every N ops and reads it back next

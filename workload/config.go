@@ -36,8 +36,11 @@ type Config struct {
 	LagFallback string
 	Weights     map[string]float64
 	LagInterval time.Duration
-	Heartbeat   time.Duration
-	Settle      time.Duration
+	// QueryTimeout is each read's statement_timeout: the server cancels a
+	// read that runs longer, and it counts as a timeout error.
+	QueryTimeout time.Duration
+	Heartbeat    time.Duration
+	Settle       time.Duration
 	// SessionWrites makes each client write a row every N operations and
 	// read it back next (read-your-writes); 0 = only under causal, every 10.
 	SessionWrites int

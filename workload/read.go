@@ -108,7 +108,7 @@ func (s *Scenario) readPhase(ctx context.Context, strategy string, live LiveFunc
 	if !interrupted {
 		rec.Start(measureStart)
 		cpu = metrics.StartCPU()
-		cost = metrics.StartCost(ctx, s.pools[0], cfg.LocalProcesses)
+		cost = metrics.StartCost(ctx, s.writer, cfg.LocalProcesses)
 		if cfg.Throttled != nil {
 			throttled0 = cfg.Throttled()
 		}
@@ -328,12 +328,12 @@ func (c *client) op(ctx context.Context, due time.Time) {
 // LSN (read after the commit) for causal routing of the next read.
 func (c *client) sessionWrite(ctx context.Context) {
 	var id int64
-	err := c.s.pools[0].QueryRow(ctx, `INSERT INTO orders (customer_id, amount, status) VALUES ($1, 1, 'session') RETURNING id`,
+	err := c.s.writer.QueryRow(ctx, `INSERT INTO orders (customer_id, amount, status) VALUES ($1, 1, 'session') RETURNING id`,
 		1+c.rng.IntN(customers(c.s.Config.Scale))).Scan(&id)
 	if err != nil {
 		return
 	}
-	lsn, err := insertLSN(ctx, c.s.pools[0])
+	lsn, err := insertLSN(ctx, c.s.writer)
 	if err != nil {
 		return
 	}
@@ -359,7 +359,7 @@ func (s *Scenario) backgroundWrites(ctx context.Context, rows *atomic.Int64) {
 			continue
 		}
 		owed -= float64(n)
-		if _, err := s.pools[0].Exec(ctx, insertSQL, n, customers(s.Config.Scale)); err == nil {
+		if _, err := s.writer.Exec(ctx, insertSQL, n, customers(s.Config.Scale)); err == nil {
 			rows.Add(int64(n))
 		} else if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
 			s.bgErrors.Add(1)

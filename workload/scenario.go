@@ -23,8 +23,11 @@ type Scenario struct {
 	// MaxApplyDelay lengthens waits for delayed standbys.
 	MaxApplyDelay time.Duration
 
-	nodes    []Node
-	pools    []*pgxpool.Pool
+	nodes []Node
+	pools []*pgxpool.Pool // one per node, for reads: statement_timeout applies
+	// writer reaches the primary for everything but reads (schema, writes,
+	// heartbeat, lag sampling), without the reads' statement_timeout.
+	writer   *pgxpool.Pool
 	lag      *metrics.LagSampler
 	hb       *metrics.Heartbeat
 	maxID    atomic.Int64
@@ -60,7 +63,7 @@ func New(ctx context.Context, nodes []Node, cfg Config) (*Scenario, error) {
 	}
 	// Each generator beats on its own heartbeat row (see metrics.Heartbeat).
 	s := &Scenario{Config: cfg, nodes: nodes, hbID: 2 + rand.Int64N(1<<30)}
-	for _, n := range nodes {
+	for i, n := range nodes {
 		pc, err := pgxpool.ParseConfig(n.DSN)
 		if err != nil {
 			s.Close()
@@ -68,6 +71,13 @@ func New(ctx context.Context, nodes []Node, cfg Config) (*Scenario, error) {
 		}
 		pc.MaxConns = int32(cfg.Clients + 4)
 		pc.ConnConfig.RuntimeParams["application_name"] = "pgbenchx"
+		if cfg.QueryTimeout > 0 {
+			// Set on the session, not per query: no timer on the hot path.
+			pc.ConnConfig.RuntimeParams["statement_timeout"] = fmt.Sprint(cfg.QueryTimeout.Milliseconds())
+		}
+		// A node that went away must fail fast on reconnect, not hang a
+		// client for the kernel's TCP timeout.
+		pc.ConnConfig.ConnectTimeout = 5 * time.Second
 		pool, err := pgxpool.NewWithConfig(ctx, pc)
 		if err == nil {
 			err = pool.Ping(ctx)
@@ -80,6 +90,14 @@ func New(ctx context.Context, nodes []Node, cfg Config) (*Scenario, error) {
 			return nil, fmt.Errorf("%s: connect: %w", n.Name, err)
 		}
 		s.pools = append(s.pools, pool)
+		if i == 0 {
+			wc := pc.Copy()
+			delete(wc.ConnConfig.RuntimeParams, "statement_timeout")
+			if s.writer, err = pgxpool.NewWithConfig(ctx, wc); err != nil {
+				s.Close()
+				return nil, fmt.Errorf("%s: connect: %w", n.Name, err)
+			}
+		}
 	}
 	return s, nil
 }
@@ -88,6 +106,9 @@ func New(ctx context.Context, nodes []Node, cfg Config) (*Scenario, error) {
 func (s *Scenario) Close() {
 	for _, p := range s.pools {
 		p.Close()
+	}
+	if s.writer != nil {
+		s.writer.Close()
 	}
 }
 
@@ -119,7 +140,7 @@ func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (e
 		}
 	}()
 	phase(fmt.Sprintf("schema: orders seeded to %d rows", s.Config.Scale))
-	if err := Setup(ctx, s.pools[0], s.pools[1:], s.Config.Scale, s.hbID); err != nil {
+	if err := Setup(ctx, s.writer, s.pools[1:], s.Config.Scale, s.hbID); err != nil {
 		return err
 	}
 	if err := s.refreshMaxID(ctx); err != nil {
@@ -127,15 +148,15 @@ func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (e
 	}
 	defer func() {
 		// The row was this run's alone.
-		_, _ = s.pools[0].Exec(context.WithoutCancel(ctx), `DELETE FROM `+metrics.HeartbeatTable+` WHERE id = $1`, s.hbID)
+		_, _ = s.writer.Exec(context.WithoutCancel(ctx), `DELETE FROM `+metrics.HeartbeatTable+` WHERE id = $1`, s.hbID)
 	}()
-	if s.hb, err = metrics.NewHeartbeat(ctx, s.pools[0], s.Config.Heartbeat, s.hbID); err != nil {
+	if s.hb, err = metrics.NewHeartbeat(ctx, s.writer, s.Config.Heartbeat, s.hbID); err != nil {
 		return fmt.Errorf("primary: heartbeat: %w", err)
 	}
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 	go s.hb.Run(bg)
-	s.lag = &metrics.LagSampler{Primary: s.pools[0], Interval: s.Config.LagInterval, HB: s.hb}
+	s.lag = &metrics.LagSampler{Primary: s.writer, Interval: s.Config.LagInterval, HB: s.hb}
 	for i, n := range s.nodes[1:] {
 		s.lag.Standbys = append(s.lag.Standbys, metrics.LagTarget{Name: n.Name, Pool: s.pools[i+1]})
 	}
@@ -182,7 +203,7 @@ func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (e
 
 func (s *Scenario) refreshMaxID(ctx context.Context) error {
 	var id int64
-	if err := s.pools[0].QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM orders`).Scan(&id); err != nil {
+	if err := s.writer.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM orders`).Scan(&id); err != nil {
 		return fmt.Errorf("primary: %w", err)
 	}
 	s.maxID.Store(id)
@@ -193,7 +214,7 @@ func (s *Scenario) refreshMaxID(ctx context.Context) error {
 // backlog is not the next one's lag.
 func (s *Scenario) settle(ctx context.Context) {
 	limit := s.Config.Settle + s.MaxApplyDelay
-	if _, err := waitCaughtUp(ctx, s.pools[0], s.pools[1:], limit); err != nil && ctx.Err() == nil {
+	if _, err := waitCaughtUp(ctx, s.writer, s.pools[1:], limit); err != nil && ctx.Err() == nil {
 		s.warn("settle: standbys not caught up within %s before the next strategy", limit)
 	}
 }

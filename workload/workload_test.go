@@ -171,3 +171,42 @@ func TestLeastConnFavoursFasterStandby(t *testing.T) {
 		t.Errorf("round-robin gave standby1 %.1f%%, want about half (%v)", 100*s, queries(rr))
 	}
 }
+
+func TestSlowReadsTimeOutAndAreCounted(t *testing.T) {
+	// Every read sleeps 50 ms under a 10 ms statement_timeout: each is
+	// cancelled by the server, counted as a timeout on its node and retried
+	// elsewhere; nothing crashes and no latency is recorded for them.
+	cfg := testConfig("round-robin")
+	cfg.Duration, cfg.Warmup, cfg.WriteRows, cfg.WriteRate = time.Second, 0, 0, 0
+	cfg.QueryTimeout = 10 * time.Millisecond
+	cfg.Mix = []workload.Weighted{{Kind: "point", Weight: 0}}
+	cfg.Custom = []workload.CustomQuery{{Name: "slow", Weight: 1, SQL: `SELECT pg_sleep(0.05)`}}
+	c, _ := envtest.Up(t, env.Spec{Name: "wto", Standbys: 2, Fast: true})
+	var nodes []workload.Node
+	for _, n := range c.Nodes() {
+		nodes = append(nodes, workload.Node{Name: n.Name, Role: string(n.Role), DSN: n.DSN()})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sc, err := workload.New(ctx, nodes, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	res := &metrics.Result{}
+	if err := sc.Run(ctx, res, workload.Hooks{}); err != nil {
+		t.Fatal(err)
+	}
+	var timeouts, retries, ok int64
+	for _, n := range res.Strategies[0].Nodes {
+		timeouts += n.Errors[metrics.ErrTimeout]
+		retries += n.Retries
+		ok += n.Total().TotalCount()
+	}
+	if timeouts == 0 || retries == 0 {
+		t.Errorf("timeouts %d, retries %d: want both > 0", timeouts, retries)
+	}
+	if ok > int64(cfg.Clients) { // at most the reads still running at the end
+		t.Errorf("%d reads recorded as successful although every one times out", ok)
+	}
+}

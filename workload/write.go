@@ -21,7 +21,7 @@ func (s *Scenario) writePhase(ctx context.Context, progress WriteProgress) (*met
 	var lastCommit time.Time
 	for done := 0; done < cfg.WriteRows; {
 		n := min(cfg.WriteBatch, cfg.WriteRows-done)
-		if _, err := s.pools[0].Exec(ctx, insertSQL, n, customers(cfg.Scale)); err != nil {
+		if _, err := s.writer.Exec(ctx, insertSQL, n, customers(cfg.Scale)); err != nil {
 			if ctx.Err() != nil {
 				break
 			}
@@ -47,7 +47,7 @@ func (s *Scenario) writePhase(ctx context.Context, progress WriteProgress) (*met
 		wp.RowsPerSec = float64(wp.Rows) / wp.Seconds
 	}
 	// Catch-up counts from the last commit; its LSN is read right after.
-	lsn, err := insertLSN(ctx, s.pools[0])
+	lsn, err := insertLSN(ctx, s.writer)
 	if err != nil {
 		return wp, fmt.Errorf("primary: %w", err)
 	}

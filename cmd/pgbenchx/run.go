@@ -81,6 +81,7 @@ func workloadFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-tries", Value: 2, Usage: "tries per read: a failed read is retried on another node"},
 		&cli.DurationFlag{Name: "eject-for", Value: 5 * time.Second, Usage: "how long a node with a connection error gets no reads"},
 		&cli.DurationFlag{Name: "lag-interval", Value: 100 * time.Millisecond, Usage: "how often lag is sampled"},
+		&cli.DurationFlag{Name: "query-timeout", Value: 30 * time.Second, Usage: "a read running longer is cancelled by the server and counted as a timeout (0 = none)"},
 		&cli.StringFlag{Name: "out", Value: "results", Usage: "folder for run folders"},
 		&cli.StringFlag{Name: "format", Value: "md,csv,json", Usage: "files to write: md, csv, json or all"},
 		&cli.StringFlag{Name: "label", Usage: "a word for the run folder's name (default: the strategies)"},
@@ -237,7 +238,10 @@ func parseRunFlags(cmd *cli.Command) (*runPlan, error) {
 	if c.MaxTries < 1 || c.MaxTries > 10 {
 		return nil, &env.InputError{Flag: "max-tries", Value: fmt.Sprint(c.MaxTries), Accepted: "want 1 to 10"}
 	}
-	c.EjectFor, c.LagInterval = cmd.Duration("eject-for"), cmd.Duration("lag-interval")
+	c.EjectFor, c.LagInterval, c.QueryTimeout = cmd.Duration("eject-for"), cmd.Duration("lag-interval"), cmd.Duration("query-timeout")
+	if c.QueryTimeout < 0 || (c.QueryTimeout > 0 && c.QueryTimeout < time.Millisecond) || c.QueryTimeout > time.Hour {
+		return nil, &env.InputError{Flag: "query-timeout", Value: c.QueryTimeout.String(), Accepted: "want 0 (none) or 1ms to 1h"}
+	}
 	if c.LagInterval < 10*time.Millisecond || c.LagInterval > 10*time.Second {
 		return nil, &env.InputError{Flag: "lag-interval", Value: c.LagInterval.String(), Accepted: "want 10ms to 10s"}
 	}
@@ -315,7 +319,7 @@ func resultConfig(c workload.Config) metrics.Config {
 		MaxLagBytes: c.MaxLagBytes, MaxLagTime: metrics.Duration(c.MaxLagTime), LagFallback: c.LagFallback,
 		Weights: c.Weights, ReadPrimary: c.ReadPrimary, MaxTries: c.MaxTries, EjectFor: metrics.Duration(c.EjectFor),
 		LagInterval: metrics.Duration(c.LagInterval), Heartbeat: metrics.Duration(c.Heartbeat), StaleSample: 1,
-		SessionWrites: c.SessionWrites,
+		SessionWrites: c.SessionWrites, QueryTimeout: metrics.Duration(c.QueryTimeout),
 	}
 }
 
