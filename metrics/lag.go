@@ -172,8 +172,10 @@ func (l *LagSampler) Samples(from, to time.Time) []LagSample {
 	return out
 }
 
-// Peak is a node's largest known lag in [from, to).
+// Peak is a node's largest known lag in [from, to); -1 when no sample of
+// that kind was known (a standby that never answered has no peak, not 0).
 func (l *LagSampler) Peak(node string, from, to time.Time) (bytes int64, ms float64) {
+	bytes, ms = -1, -1
 	for _, s := range l.Samples(from, to) {
 		if s.Node != node {
 			continue

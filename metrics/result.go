@@ -102,9 +102,9 @@ type WritePhase struct {
 // CatchUp is one standby's view of the write phase.
 type CatchUp struct {
 	Node         string  `json:"node"`
-	CatchUpMS    float64 `json:"catch_up_ms"` // last commit until its replay LSN reached that commit's LSN; -1 if never
-	PeakLagBytes int64   `json:"peak_lag_bytes"`
-	PeakLagMS    float64 `json:"peak_lag_ms"`
+	CatchUpMS    float64 `json:"catch_up_ms"`    // last commit until its replay LSN reached that commit's LSN; -1 if never
+	PeakLagBytes int64   `json:"peak_lag_bytes"` // -1: no known sample
+	PeakLagMS    float64 `json:"peak_lag_ms"`    // -1: no known sample
 }
 
 // StrategyResult is one strategy's read phase.

@@ -195,7 +195,14 @@ func writeWritePhase(m *md, r *metrics.Result) {
 			if c.CatchUpMS < 0 {
 				catchUp = "never"
 			}
-			rows[i] = []string{c.Node, catchUp, humanBytes(float64(c.PeakLagBytes)), num(c.PeakLagMS, 1)}
+			peakB, peakMS := "-", "-" // -1: the standby never answered a sample
+			if c.PeakLagBytes >= 0 {
+				peakB = humanBytes(float64(c.PeakLagBytes))
+			}
+			if c.PeakLagMS >= 0 {
+				peakMS = num(c.PeakLagMS, 1)
+			}
+			rows[i] = []string{c.Node, catchUp, peakB, peakMS}
 		}
 		m.table([]string{"standby", "catch-up ms", "peak lag", "peak lag ms"}, "lrrr", rows)
 	}
