@@ -3,9 +3,10 @@ package env
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -186,11 +187,4 @@ func CPUCaps(c *Cluster) map[string]float64 {
 	return out
 }
 
-func capNames(caps map[string]float64) []string {
-	var out []string
-	for k := range caps {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func capNames(caps map[string]float64) []string { return slices.Sorted(maps.Keys(caps)) }

@@ -119,16 +119,7 @@ Example:
 			if dir == "" {
 				dir = filepath.Join("results", time.Now().UTC().Format("20060102-150405")+"-merged")
 			}
-			files, err := report.WriteRun(dir, merged, formats)
-			if err != nil {
-				return err
-			}
-			out := cmd.Root().Writer
-			_ = report.WriteTable(out, merged)
-			for _, f := range files {
-				fmt.Fprintf(out, "wrote %s\n", f)
-			}
-			return nil
+			return writeRunFolder(cmd.Root().Writer, dir, merged, formats)
 		},
 	}
 }

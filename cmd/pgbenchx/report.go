@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
+	"io"
 
 	"github.com/urfave/cli/v3"
 
@@ -14,6 +11,20 @@ import (
 	"github.com/pgbenchx/pgbenchx/metrics"
 	"github.com/pgbenchx/pgbenchx/report"
 )
+
+// writeRunFolder writes a run's files into dir, then shows its table and
+// what was written.
+func writeRunFolder(out io.Writer, dir string, res *metrics.Result, formats []string) error {
+	files, err := report.WriteRun(dir, res, formats)
+	if err != nil {
+		return err
+	}
+	_ = report.WriteTable(out, res)
+	for _, f := range files {
+		fmt.Fprintf(out, "wrote %s\n", f)
+	}
+	return nil
+}
 
 func reportCommand() *cli.Command {
 	return &cli.Command{
@@ -39,24 +50,11 @@ Examples:
 			if err != nil {
 				return err
 			}
-			res, err := metrics.Load(filepath.Join(dir, "run.json"))
-			if errors.Is(err, fs.ErrNotExist) {
-				return &env.InputError{Flag: "RUN_FOLDER", Value: dir, Accepted: "holds no run.json (is it a run folder written by pgbenchx run?)"}
-			}
-			if err != nil {
-				return usageError{err}
-			}
-			files, err := report.WriteRun(dir, res, formats)
+			runs, err := loadRuns([]string{dir})
 			if err != nil {
 				return err
 			}
-			out := cmd.Root().Writer
-			_ = report.WriteTable(out, res)
-			for _, f := range files {
-				fmt.Fprintf(out, "wrote %s\n", f)
-			}
-			_ = os.Stdout.Sync()
-			return nil
+			return writeRunFolder(cmd.Root().Writer, dir, runs[0].Result, formats)
 		},
 	}
 }
