@@ -19,9 +19,24 @@ type Check struct {
 	Detail string `json:"detail"`
 }
 
-// ProbeTable is the table Verify writes on the primary and counts on every
-// standby.
-const ProbeTable = "pgbenchx_probe"
+// Everything pgbenchx creates on a cluster lives in its own schema, marked
+// as its own when created; env cannot import workload, so the schema's
+// name, mark and lock are repeated here and a test in cmd/pgbenchx checks
+// that both packages agree.
+const (
+	// Schema is pgbenchx's own schema (workload.Schema).
+	Schema = "pgbenchx"
+	// SchemaMarker is the comment on a schema pgbenchx created
+	// (workload.SchemaMarker): a pgbenchx schema without it is a user's,
+	// and Verify writes nothing into it.
+	SchemaMarker = "pgbenchx: created by pgbenchx; pgbenchx clean drops it"
+	// SchemaLockKey is the transaction-level advisory lock held while the
+	// schema is checked and created (workload.SchemaLockKey).
+	SchemaLockKey int64 = 0x706762656e636878
+	// ProbeTable is the table Verify writes on the primary and counts on
+	// every standby.
+	ProbeTable = Schema + ".probe"
+)
 
 // probeRows is how many rows Verify writes each time.
 const probeRows = 1000
@@ -139,13 +154,7 @@ func checkRows(ctx context.Context, c *Cluster, conns map[string]*pgx.Conn, tabl
 		return ch
 	}
 	var lsn string
-	_, err := pc.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+ProbeTable+` (id bigint PRIMARY KEY, written_at timestamptz NOT NULL DEFAULT now())`)
-	if err == nil {
-		_, err = pc.Exec(ctx, `TRUNCATE `+ProbeTable)
-	}
-	if err == nil {
-		_, err = pc.Exec(ctx, `INSERT INTO `+ProbeTable+` (id) SELECT generate_series(1, $1)`, probeRows)
-	}
+	err := writeProbe(ctx, pc)
 	if err == nil {
 		err = pc.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&lsn)
 	}
@@ -163,7 +172,7 @@ func checkRows(ctx context.Context, c *Cluster, conns map[string]*pgx.Conn, tabl
 	present := []string{ProbeTable}
 	for _, t := range tables {
 		var ok bool
-		if err := pc.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, pgx.Identifier{t}.Sanitize()).Scan(&ok); err == nil && ok {
+		if err := pc.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, tableIdent(t)).Scan(&ok); err == nil && ok {
 			present = append(present, t)
 		}
 	}
@@ -171,7 +180,7 @@ func checkRows(ctx context.Context, c *Cluster, conns map[string]*pgx.Conn, tabl
 	want := map[string]int64{}
 	for _, t := range tables {
 		var n int64
-		if err := pc.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{t}.Sanitize()).Scan(&n); err != nil {
+		if err := pc.QueryRow(ctx, `SELECT count(*) FROM `+tableIdent(t)).Scan(&n); err != nil {
 			ch.Detail = fmt.Sprintf("primary: count %s: %v", t, err)
 			return ch
 		}
@@ -194,7 +203,7 @@ func checkRows(ctx context.Context, c *Cluster, conns map[string]*pgx.Conn, tabl
 		}
 		for _, t := range tables {
 			var n int64
-			if err := conn.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{t}.Sanitize()).Scan(&n); err != nil || n != want[t] {
+			if err := conn.QueryRow(ctx, `SELECT count(*) FROM `+tableIdent(t)).Scan(&n); err != nil || n != want[t] {
 				ch.Pass = false
 				parts = append(parts, fmt.Sprintf("%s: %s has %d rows, primary %d (%v)", s.Name, t, n, want[t], err))
 			}
@@ -207,6 +216,56 @@ func checkRows(ctx context.Context, c *Cluster, conns map[string]*pgx.Conn, tabl
 		ch.Detail = strings.Replace(ch.Detail, "equal on every standby", "compared", 1)
 	}
 	return ch
+}
+
+// tableIdent quotes a table name given as "table" or "schema.table".
+func tableIdent(t string) string { return pgx.Identifier(strings.Split(t, ".")).Sanitize() }
+
+// writeProbe (re)creates the probe table in pgbenchx's schema, creating
+// the schema, marked as pgbenchx's, when absent, and fills it, all in one
+// transaction under the schema lock. A pgbenchx schema without the mark is
+// a user's: nothing is written into it.
+func writeProbe(ctx context.Context, pc *pgx.Conn) error {
+	// Read committed whatever the server's default: after the lock, see
+	// what a load generator creating the schema just committed.
+	tx, err := pc.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(ctx, `SET LOCAL search_path = pg_catalog, pg_temp`); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_catalog.pg_advisory_xact_lock($1)`, SchemaLockKey); err != nil {
+		return err
+	}
+	var comment *string
+	err = tx.QueryRow(ctx, `SELECT pg_catalog.obj_description(oid, 'pg_namespace') FROM pg_catalog.pg_namespace WHERE nspname = $1`, Schema).Scan(&comment)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		if _, err := tx.Exec(ctx, `CREATE SCHEMA `+Schema); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `COMMENT ON SCHEMA `+Schema+` IS '`+strings.ReplaceAll(SchemaMarker, "'", "''")+`'`); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	case comment == nil || *comment != SchemaMarker:
+		return fmt.Errorf("this database has a schema named %s that pgbenchx did not create (no pgbenchx mark on it): "+
+			"pgbenchx writes nothing into it; rename or drop it to verify here", Schema)
+	}
+	// Ours: a probe table of another shape is simply made again.
+	if _, err := tx.Exec(ctx, `DROP TABLE IF EXISTS `+ProbeTable); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE `+ProbeTable+` (id bigint PRIMARY KEY, written_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO `+ProbeTable+` (id) SELECT generate_series(1, $1)`, probeRows); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
 }
 
 // waitReplayed polls a standby until it has replayed lsn.

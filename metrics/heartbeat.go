@@ -8,44 +8,55 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// HeartbeatTable holds one row whose seq the load generator bumps.
-const HeartbeatTable = "pgbenchx_heartbeat"
-
-const hbRing = 1 << 14 // commit times kept: 27 minutes at 100 ms
+// hbRing is how many beats are remembered: 11 minutes at 10 ms. A standby
+// further behind than that has an unknown time lag.
+const hbRing = 1 << 16
 
 // Heartbeat bumps a sequence on the primary every interval and remembers,
-// on this process's clock, when each bump's commit returned. Time lag and
-// stale reads are both judged against it, so neither depends on clock skew
-// between hosts nor shows false lag on an idle primary (the trap of
-// now() - pg_last_xact_replay_timestamp()).
+// on this process's clock, when each bump was sent and when its commit
+// returned. Time lag and stale reads are both judged against it, so neither
+// depends on clock skew between hosts nor shows false lag on an idle
+// primary (the trap of now() - pg_last_xact_replay_timestamp()).
 type Heartbeat struct {
 	// ID is this load generator's row: generators running at once against
 	// one cluster (to be merged later) must not bump each other's seq.
 	ID       int64
+	table    string
 	pool     *pgxpool.Pool
 	interval time.Duration
 	latest   atomic.Int64         // newest seq whose commit has returned
-	times    [hbRing]atomic.Int64 // commit time (unix ns) by seq % hbRing
+	sent     [hbRing]atomic.Int64 // when the bump to seq was sent (unix ns), by seq % hbRing
+	done     [hbRing]atomic.Int64 // when its commit returned
 	Errors   atomic.Int64
 }
 
-// NewHeartbeat continues from the current seq of row id, which must exist
-// (and be replayed on the standbys) already.
-func NewHeartbeat(ctx context.Context, primary *pgxpool.Pool, interval time.Duration, id int64) (*Heartbeat, error) {
-	h := &Heartbeat{ID: id, pool: primary, interval: interval}
+// NewHeartbeat continues from the current seq of row id of table, which
+// must exist (and be replayed on the standbys) already.
+func NewHeartbeat(ctx context.Context, primary *pgxpool.Pool, table string, interval time.Duration, id int64) (*Heartbeat, error) {
+	h := &Heartbeat{ID: id, table: table, pool: primary, interval: interval}
 	var seq int64
-	if err := primary.QueryRow(ctx, `SELECT seq FROM `+HeartbeatTable+` WHERE id = $1`, id).Scan(&seq); err != nil {
+	if err := primary.QueryRow(ctx, `SELECT seq FROM `+table+` WHERE id = $1`, id).Scan(&seq); err != nil {
 		return nil, err
 	}
+	// The row was committed before now: now bounds its commit from above
+	// for both times, which only widens the first figures' bounds.
+	now := time.Now().UnixNano()
+	h.sent[seq%hbRing].Store(now)
+	h.done[seq%hbRing].Store(now)
 	h.latest.Store(seq)
-	h.times[seq%hbRing].Store(time.Now().UnixNano())
 	return h, nil
 }
 
-// Run bumps the sequence until ctx ends.
+// Interval is the time between beats: the resolution of time lag.
+func (h *Heartbeat) Interval() time.Duration { return h.interval }
+
+// Run bumps the sequence until ctx ends. Each bump has its own deadline,
+// so a primary that stops answering stalls the heartbeat (and makes
+// staleness unknown) instead of hanging it.
 func (h *Heartbeat) Run(ctx context.Context) {
 	t := time.NewTicker(h.interval)
 	defer t.Stop()
+	timeout := max(5*h.interval, time.Second)
 	for {
 		select {
 		case <-ctx.Done():
@@ -53,47 +64,55 @@ func (h *Heartbeat) Run(ctx context.Context) {
 		case <-t.C:
 		}
 		next := h.latest.Load() + 1
-		if _, err := h.pool.Exec(ctx, `UPDATE `+HeartbeatTable+` SET seq = $1, at = now() WHERE id = $2`, next, h.ID); err != nil {
+		h.sent[next%hbRing].Store(time.Now().UnixNano())
+		bctx, cancel := context.WithTimeout(ctx, timeout)
+		_, err := h.pool.Exec(bctx, `UPDATE `+h.table+` SET seq = $1, at = now() WHERE id = $2`, next, h.ID)
+		cancel()
+		if err != nil {
 			if ctx.Err() == nil {
 				h.Errors.Add(1)
 			}
 			continue
 		}
-		h.times[next%hbRing].Store(time.Now().UnixNano())
+		h.done[next%hbRing].Store(time.Now().UnixNano())
 		h.latest.Store(next)
 	}
 }
 
 // Fresh says the heartbeat still beats: its last commit returned within
-// three intervals. When it stalls (the primary overloaded or down), a
-// standby showing the last seq is not "caught up", and a read cannot be
-// judged stale or fresh: both become unknown, never zero.
+// three intervals (50 ms at least). When it stalls (the primary overloaded
+// or down), a read showing the last seq may still have missed other
+// writes: staleness becomes unknown, never "fresh".
 func (h *Heartbeat) Fresh(now time.Time) bool {
-	at := h.times[h.latest.Load()%hbRing].Load()
-	return at != 0 && now.Sub(time.Unix(0, at)) <= 3*h.interval
+	at := h.done[h.latest.Load()%hbRing].Load()
+	return at != 0 && now.Sub(time.Unix(0, at)) <= max(3*h.interval, 50*time.Millisecond)
 }
 
 // Latest is the newest seq committed so far: a read that starts now and
 // sees less is stale.
 func (h *Heartbeat) Latest() int64 { return h.latest.Load() }
 
-// Lag is the time lag of a node that shows seq: zero when it shows the
-// newest, else how long ago the first commit it has not seen returned.
-// ok is false when that commit is too old to be remembered.
-func (h *Heartbeat) Lag(seen int64, now time.Time) (time.Duration, bool) {
-	latest := h.latest.Load()
-	if !h.Fresh(now) {
-		return 0, false
+// Lag bounds the time lag of a standby whose answer showed seq seen: it
+// was asked at send, when latest was the newest committed seq, and its
+// answer arrived at recv. The standby had not replayed beat seen+1 (if
+// that beat had returned before send, the standby is at least send minus
+// that return behind) and had replayed beat seen (so it is at most recv
+// minus that beat's send behind). The bounds are about one heartbeat
+// interval apart. ok is false when the beats are too old to be remembered.
+func (h *Heartbeat) Lag(seen, latest int64, send, recv time.Time) (lo, hi time.Duration, ok bool) {
+	newest := h.latest.Load()
+	if seen > newest || newest-seen >= hbRing-1 || seen < 0 {
+		return 0, 0, false
 	}
-	if seen >= latest {
-		return 0, true
+	sentSeen := h.sent[seen%hbRing].Load()
+	if sentSeen == 0 {
+		return 0, 0, false
 	}
-	if latest-seen >= hbRing {
-		return 0, false
+	hi = max(0, recv.Sub(time.Unix(0, sentSeen)))
+	if seen < latest {
+		if at := h.done[(seen+1)%hbRing].Load(); at != 0 {
+			lo = max(0, send.Sub(time.Unix(0, at)))
+		}
 	}
-	at := h.times[(seen+1)%hbRing].Load()
-	if at == 0 {
-		return 0, false
-	}
-	return max(0, now.Sub(time.Unix(0, at))), true
+	return lo, max(lo, hi), true
 }

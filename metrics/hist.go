@@ -7,12 +7,13 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 )
 
-// Latency histograms record microseconds from 1 us to 60 s with 3
+// Latency histograms record microseconds from 1 us to one hour with 3
 // significant digits: the range and precision the design fixes, so every
-// run's histograms can be merged with every other's.
+// run's histograms can be merged with every other's (schema 1 files, whose
+// ceiling was 60 s, merge into these exactly).
 const (
 	LowestUS  = 1
-	HighestUS = 60_000_000
+	HighestUS = 3_600_000_000
 	SigFigs   = 3
 )
 
@@ -24,15 +25,17 @@ func NewHist() *Hist { return &Hist{hdrhistogram.New(LowestUS, HighestUS, SigFig
 // implementation reads), so runs can be re-rendered and merged exactly.
 type Hist struct{ *hdrhistogram.Histogram }
 
-// RecordUS records one value, clamped into the histogram's range: a query
-// slower than 60 s is counted as 60 s rather than dropped.
-func (h *Hist) RecordUS(us int64) {
+// RecordUS records one value, clamped into the histogram's range: a read
+// slower than an hour is counted as an hour rather than dropped, and
+// RecordUS says so, so the caller can count what was clipped.
+func (h *Hist) RecordUS(us int64) (clipped bool) {
 	if us < LowestUS {
 		us = LowestUS
 	} else if us > HighestUS {
-		us = HighestUS
+		us, clipped = HighestUS, true
 	}
 	_ = h.RecordValue(us)
+	return clipped
 }
 
 // Add merges o into h exactly (counts add up).

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Merge combines runs of the same workload made by several load generators
@@ -32,6 +33,9 @@ func Merge(results ...*Result) (*Result, error) {
 		}
 	}
 	if err := mergeable(results); err != nil {
+		return nil, err
+	}
+	if err := overlapping(results); err != nil {
 		return nil, err
 	}
 	first := results[0]
@@ -67,7 +71,7 @@ func Merge(results ...*Result) (*Result, error) {
 		for i, r := range results {
 			parts[i] = strategyNamed(r, s.Strategy)
 		}
-		out.Strategies = append(out.Strategies, mergeStrategy(parts))
+		out.Strategies = append(out.Strategies, mergeStrategy(results, parts))
 	}
 	return &out, nil
 }
@@ -171,22 +175,87 @@ func strategyNamed(r *Result, name string) *StrategyResult {
 	return nil
 }
 
-func mergeStrategy(parts []*StrategyResult) *StrategyResult {
+// window is a strategy's measured window, or for a schema 1 file (which
+// has none) the run's whole span.
+func window(r *Result, s *StrategyResult) (from, to time.Time) {
+	if !s.MeasuredFrom.IsZero() && !s.MeasuredTo.IsZero() {
+		return s.MeasuredFrom, s.MeasuredTo
+	}
+	return r.StartedAt, r.EndedAt
+}
+
+// overlapping refuses runs whose measured windows have no time in common:
+// their reads never loaded the cluster together, so adding them describes
+// a load that never ran (and, over the longest window, doubles QPS).
+func overlapping(results []*Result) error {
+	var errs []error
+	for _, s := range results[0].Strategies {
+		if s == nil {
+			continue
+		}
+		var latestFrom, earliestTo time.Time
+		for i, r := range results {
+			from, to := window(r, strategyNamed(r, s.Strategy))
+			if from.IsZero() || to.IsZero() {
+				errs = append(errs, fmt.Errorf("merge: run %d does not say when %s was measured", i+1, s.Strategy))
+				continue
+			}
+			if latestFrom.IsZero() || from.After(latestFrom) {
+				latestFrom = from
+			}
+			if earliestTo.IsZero() || to.Before(earliestTo) {
+				earliestTo = to
+			}
+		}
+		if !latestFrom.IsZero() && !latestFrom.Before(earliestTo) {
+			errs = append(errs, fmt.Errorf("merge: the runs measured %s at different times (one started %s after another had ended): merge runs made at the same time against one cluster",
+				s.Strategy, latestFrom.Sub(earliestTo).Round(time.Millisecond)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func mergeStrategy(results []*Result, parts []*StrategyResult) *StrategyResult {
 	first := parts[0]
 	out := &StrategyResult{
-		Strategy:     first.Strategy,
-		Lag:          slices.Clone(first.Lag),
-		CPU:          first.CPU,
-		PrimaryCost:  slices.Clone(first.PrimaryCost),
-		ThrottledSec: maps.Clone(first.ThrottledSec),
+		Strategy:          first.Strategy,
+		Lag:               slices.Clone(first.Lag),
+		CPU:               first.CPU,
+		PrimaryCost:       slices.Clone(first.PrimaryCost),
+		ThrottledSec:      maps.Clone(first.ThrottledSec),
+		TimeLagResolution: first.TimeLagResolution,
 	}
 	out.CPU.LoadGenCores = 0
-	var schedule *Hist
+	var schedule, e2e *Hist
+	// The merged window spans every run's: QPS is what all of them did
+	// over the time any of them measured.
+	var from, to time.Time
+	for i, p := range parts {
+		f, t := window(results[i], p)
+		if from.IsZero() || f.Before(from) {
+			from = f
+		}
+		if t.After(to) {
+			to = t
+		}
+	}
+	if !parts[0].MeasuredFrom.IsZero() {
+		out.MeasuredFrom, out.MeasuredTo = from, to
+	}
 	for _, p := range parts {
 		out.Seconds = max(out.Seconds, p.Seconds)
 		out.RYWChecks += p.RYWChecks
 		out.RYWViolation += p.RYWViolation
 		out.BackgroundWrites += p.BackgroundWrites
+		out.Failed += p.Failed
+		out.Unfinished += p.Unfinished
+		out.Unsent += p.Unsent
+		out.NoTarget += p.NoTarget
+		out.Clipped += p.Clipped
+		if e2e == nil {
+			e2e = NewHist()
+		}
+		e2e.Add(p.Reads())
 		out.CPU.LoadGenCores += p.CPU.LoadGenCores
 		// One saturated generator caps the total the same way.
 		out.CPU.LoadGenBound = out.CPU.LoadGenBound || p.CPU.LoadGenBound
@@ -198,6 +267,10 @@ func mergeStrategy(parts []*StrategyResult) *StrategyResult {
 		}
 	}
 	out.ScheduleLag = schedule
+	out.EndToEnd = e2e
+	if !out.MeasuredFrom.IsZero() {
+		out.Seconds = max(out.Seconds, out.MeasuredTo.Sub(out.MeasuredFrom).Seconds())
+	}
 	for _, n := range first.Nodes {
 		if n == nil {
 			continue
@@ -212,7 +285,7 @@ func mergeStrategy(parts []*StrategyResult) *StrategyResult {
 		}
 		out.Nodes = append(out.Nodes, merged)
 	}
-	out.Ticks = mergeTicks(parts)
+	out.Ticks = mergeTicks(results, parts, from)
 	return out
 }
 
@@ -223,31 +296,51 @@ func addNode(dst, src *NodeResult) {
 		}
 		dst.Kinds[kind].Add(h)
 	}
+	if src.FailedLatency != nil && src.FailedLatency.Histogram != nil {
+		if dst.FailedLatency == nil {
+			dst.FailedLatency = NewHist()
+		}
+		dst.FailedLatency.Add(src.FailedLatency)
+	}
 	for class, v := range src.Errors {
 		if dst.Errors == nil {
 			dst.Errors = map[string]int64{}
 		}
 		dst.Errors[class] += v
 	}
+	for class, msg := range src.ErrorSamples {
+		if dst.ErrorSamples == nil {
+			dst.ErrorSamples = map[string]string{}
+		}
+		if _, ok := dst.ErrorSamples[class]; !ok {
+			dst.ErrorSamples[class] = msg
+		}
+	}
 	dst.Retries += src.Retries
 	dst.StaleReads += src.StaleReads
 	dst.StaleChecked += src.StaleChecked
 }
 
-// mergeTicks lines ticks up by their second: the generators ran at the
-// same time, so second k of each is the same wall-clock second to within
-// their start skew.
-func mergeTicks(parts []*StrategyResult) []Tick {
+// mergeTicks lines ticks up by wall-clock second: second k of a run that
+// began measuring d seconds after the earliest is second k+d of the
+// merged run (schema 1 files, without a window, line up by k).
+func mergeTicks(results []*Result, parts []*StrategyResult, from time.Time) []Tick {
 	bySecond := map[int]*Tick{}
 	for i, p := range parts {
+		offset := 0
+		if f, _ := window(results[i], p); !p.MeasuredFrom.IsZero() && !from.IsZero() {
+			offset = int(f.Sub(from).Round(time.Second) / time.Second)
+		}
 		for _, t := range p.Ticks {
-			m, ok := bySecond[t.Second]
+			sec := t.Second + offset
+			m, ok := bySecond[sec]
 			if !ok {
-				m = &Tick{Second: t.Second}
-				bySecond[t.Second] = m
+				m = &Tick{Second: sec}
+				bySecond[sec] = m
 			}
 			m.Queries += t.Queries
 			m.Errors += t.Errors
+			m.Failed += t.Failed
 			m.P50MS = max(m.P50MS, t.P50MS)
 			m.P99MS = max(m.P99MS, t.P99MS)
 			// Lag is the cluster's: the first run's view, else whoever saw it.

@@ -20,10 +20,14 @@ func loadgenRun(label string, seed int64, strategies ...string) (*Result, map[st
 			{Name: "primary", Role: "primary"}, {Name: "standby1", Role: "standby"}, {Name: "standby2", Role: "standby"}}},
 	}
 	for _, s := range strategies {
-		sr := &StrategyResult{Strategy: s, Seconds: 10 + float64(seed), CPU: CPU{Cores: 8, LoadGenCores: 0.5, HostBusyCores: 3}}
+		from := time.Date(2025, 3, 14, 9, 0, 0, 0, time.UTC)
+		sr := &StrategyResult{Strategy: s, Seconds: 10 + float64(seed), CPU: CPU{Cores: 8, LoadGenCores: 0.5, HostBusyCores: 3},
+			MeasuredFrom: from, MeasuredTo: from.Add(time.Duration(10+seed) * time.Second), Failed: seed, Unsent: 1, NoTarget: 1}
 		for ni, node := range []string{"primary", "standby1", "standby2"} {
 			nr := &NodeResult{Node: node, Role: "standby", Kinds: map[string]*Hist{},
-				Errors: map[string]int64{"timeout": seed}, Retries: 2, StaleReads: seed, StaleChecked: 100}
+				Errors: map[string]int64{"client_timeout": seed}, ErrorSamples: map[string]string{"client_timeout": label},
+				Retries: 2, StaleReads: seed, StaleChecked: 100, FailedLatency: NewHist()}
+			nr.FailedLatency.RecordUS(1_000_000)
 			for _, kind := range []string{"point", "range"} {
 				h := NewHist()
 				key := s + "/" + node + "/" + kind
@@ -60,6 +64,9 @@ func TestMergeRunsAddsHistogramsExactly(t *testing.T) {
 		if s.Seconds != 12 {
 			t.Errorf("%s: seconds %v, want the longest, 12", s.Strategy, s.Seconds)
 		}
+		if s.Failed != 3 || s.Unsent != 2 || s.NoTarget != 2 || s.Reads().TotalCount() != 2400 {
+			t.Errorf("%s: failed %d unsent %d no-target %d reads %d: want every counter summed", s.Strategy, s.Failed, s.Unsent, s.NoTarget, s.Reads().TotalCount())
+		}
 		if s.CPU.LoadGenCores != 1 || s.CPU.HostBusyCores != 3 {
 			t.Errorf("%s: cpu %+v, want loadgen cores summed, host's from the first", s.Strategy, s.CPU)
 		}
@@ -73,7 +80,8 @@ func TestMergeRunsAddsHistogramsExactly(t *testing.T) {
 			t.Errorf("%s: ticks %+v, want %+v", s.Strategy, s.Ticks, wantTicks)
 		}
 		for _, n := range s.Nodes {
-			if n.Errors["timeout"] != 3 || n.Retries != 4 || n.StaleReads != 3 || n.StaleChecked != 200 {
+			if n.Errors["client_timeout"] != 3 || n.Retries != 4 || n.StaleReads != 3 || n.StaleChecked != 200 ||
+				n.FailedLatency.TotalCount() != 2 || n.ErrorSamples["client_timeout"] != "hostA" {
 				t.Errorf("%s/%s: counters %+v, want sums", s.Strategy, n.Node, n)
 			}
 			for kind, got := range n.Kinds {
@@ -123,6 +131,36 @@ func TestMergeRejects(t *testing.T) {
 				t.Errorf("err %v, want one line mentioning %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestMergeLinesUpByWallClockAndRefusesRunsApart(t *testing.T) {
+	a, _ := loadgenRun("a", 1, "round-robin")
+	b, _ := loadgenRun("b", 2, "round-robin")
+	// b began measuring 2 s after a: its second 1 is a's second 3.
+	b.Strategies[0].MeasuredFrom = b.Strategies[0].MeasuredFrom.Add(2 * time.Second)
+	b.Strategies[0].MeasuredTo = b.Strategies[0].MeasuredTo.Add(2 * time.Second)
+	m, err := Merge(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := m.Strategies[0]
+	if s.Seconds != 14 {
+		t.Errorf("seconds %v, want 14: the span of both windows", s.Seconds)
+	}
+	var secs []int
+	for _, tk := range s.Ticks {
+		secs = append(secs, tk.Second)
+	}
+	// a ticked seconds 1 and 3, b seconds 1 and 4 of its own window.
+	if !slices.Equal(secs, []int{1, 3, 6}) {
+		t.Errorf("merged seconds %v, want [1 3 6]", secs)
+	}
+	// A run measured after the other had ended is refused.
+	b.Strategies[0].MeasuredFrom = a.Strategies[0].MeasuredTo.Add(time.Minute)
+	b.Strategies[0].MeasuredTo = b.Strategies[0].MeasuredFrom.Add(12 * time.Second)
+	if _, err := Merge(a, b); err == nil || !strings.Contains(err.Error(), "different times") {
+		t.Errorf("merge of runs a minute apart: %v, want a refusal", err)
 	}
 }
 

@@ -8,8 +8,14 @@ import (
 
 func TestHistJSONRoundTripIsExact(t *testing.T) {
 	h := NewHist()
-	for _, us := range []int64{1, 50, 999, 1000, 1001, 123456, 59_000_000, 70_000_000} {
-		h.RecordUS(us)
+	var clipped int
+	for _, us := range []int64{1, 50, 999, 1000, 1001, 123456, 59_000_000, 70_000_000, 3_500_000_000, 7_200_000_000} {
+		if h.RecordUS(us) {
+			clipped++
+		}
+	}
+	if clipped != 1 {
+		t.Errorf("%d values reported clipped, want 1 (the one over an hour)", clipped)
 	}
 	b, err := json.Marshal(h)
 	if err != nil {
@@ -22,8 +28,8 @@ func TestHistJSONRoundTripIsExact(t *testing.T) {
 	if !h.Equals(back.Histogram) {
 		t.Errorf("histogram changed through JSON: %v vs %v", h.Summary(), back.Summary())
 	}
-	if back.Max() < 59_000_000 {
-		t.Errorf("a value over 60 s was dropped instead of clamped: max %d", back.Max())
+	if back.Max() < 3_500_000_000 {
+		t.Errorf("a value over an hour was dropped instead of clamped: max %d", back.Max())
 	}
 }
 
@@ -47,69 +53,136 @@ func TestMergeAddsCountsExactly(t *testing.T) {
 	}
 }
 
-func TestRecorderWarmupAndTicks(t *testing.T) {
-	r := NewRecorder([]string{"primary", "standby1"}, []string{"primary", "standby"}, []string{"point", "range"}, false)
+func TestRecorderCountsEveryReadOnceWhereItHappened(t *testing.T) {
+	r := NewRecorder([]string{"primary", "standby1", "standby2"}, []string{"primary", "standby", "standby"}, []string{"point", "range"}, true)
 	c1, c2 := r.NewClient(), r.NewClient()
-	c1.Record(1, 0, time.Millisecond) // warmup: must not count
-	r.Error(1, ErrConflict)
+	c1.Attempt(1, 0, time.Millisecond, true, false, Fresh) // warmup: must not count
+	c1.Read(time.Millisecond)
+	r.Error(1, "40001 serialization_failure", "canceled")
+	r.Failed(true)
 	r.Start(time.Now())
 	for i := 0; i < 10; i++ {
-		c1.Record(1, 0, time.Millisecond)
-		c2.Record(1, 1, 2*time.Millisecond)
+		c1.Attempt(1, 0, time.Millisecond, true, false, Fresh)
+		c1.Read(time.Millisecond)
+		c2.Attempt(2, 1, 2*time.Millisecond, true, false, Unchecked)
+		c2.Read(2 * time.Millisecond)
 	}
-	r.Error(1, ErrConflict)
-	r.Retry(1)
-	r.Stale(1, true)
-	r.Stale(1, false)
+	// A read that timed out on standby2 after 1 s and was retried on
+	// standby1, where it took 1 ms: each try on its node, the read once
+	// with its whole time.
+	c1.Attempt(2, 0, time.Second, false, false, Unchecked)
+	r.Error(2, "client_timeout", "timeout: context deadline exceeded")
+	c1.Attempt(1, 0, time.Millisecond, true, true, Stale)
+	c1.Read(time.Second + time.Millisecond)
+	// A read that failed on both standbys: two errors, one retry, one failed read.
+	c2.Attempt(1, 1, 3*time.Millisecond, false, false, Unchecked)
+	r.Error(1, "57014 query_canceled", "canceling statement due to statement timeout")
+	c2.Attempt(2, 1, 4*time.Millisecond, false, true, Unchecked)
+	r.Error(2, "57014 query_canceled", "canceling statement due to statement timeout (2)")
+	c2.Read(7 * time.Millisecond)
+	r.Failed(false)
+	c1.Schedule(50 * time.Microsecond)
 	r.Tick(time.Now(), map[string]int64{"standby1": 10}, nil)
-	c2.Record(0, 0, time.Millisecond) // after the last tick: still in the totals
+	// After the last tick: in the totals, not in a tick.
+	r.Failed(true)
+	c2.Read(0)
+	r.Unsent(time.Now().Add(-3*time.Second), time.Second, 3, time.Now())
 	res := r.Finish("round-robin", time.Now())
-	if len(res.Ticks) != 1 || res.Ticks[0].Queries != 20 || res.Ticks[0].Errors != 1 {
-		t.Errorf("ticks %+v", res.Ticks)
+
+	if len(res.Ticks) != 1 || res.Ticks[0].Queries != 21 || res.Ticks[0].Errors != 3 || res.Ticks[0].Failed != 1 {
+		t.Errorf("ticks %+v, want one with 21 successful reads, 3 errors, 1 failed read", res.Ticks)
 	}
-	s1 := res.Nodes[1]
-	if s1.Kinds["point"].TotalCount() != 10 || s1.Kinds["range"].TotalCount() != 10 {
-		t.Errorf("standby1 counts point %d range %d, want 10 and 10", s1.Kinds["point"].TotalCount(), s1.Kinds["range"].TotalCount())
+	s1, s2 := res.Nodes[1], res.Nodes[2]
+	if s1.Kinds["point"].TotalCount() != 11 || s2.Kinds["range"].TotalCount() != 10 {
+		t.Errorf("successful attempts: standby1 point %d, standby2 range %d; want 11 and 10", s1.Kinds["point"].TotalCount(), s2.Kinds["range"].TotalCount())
 	}
-	if s1.Errors[ErrConflict] != 1 || s1.Retries != 1 || s1.StaleReads != 1 || s1.StaleChecked != 2 {
-		t.Errorf("standby1 counters %+v", s1)
+	if s2.FailedLatency == nil || s2.FailedLatency.TotalCount() != 2 || s2.FailedLatency.Max() < 990_000 {
+		t.Errorf("standby2's failed attempts %v: want 2, the 1 s timeout among them", s2.FailedLatency.Summary())
 	}
-	if res.Nodes[0].Total().TotalCount() != 1 || res.Total().TotalCount() != 21 {
-		t.Errorf("totals primary %d all %d", res.Nodes[0].Total().TotalCount(), res.Total().TotalCount())
+	if s2.Attempts().Max() < 990_000 {
+		t.Error("standby2's latency does not show the 1 s timeout it served")
+	}
+	if s1.Errors["57014 query_canceled"] != 1 || s2.Errors["client_timeout"] != 1 || s2.Errors["57014 query_canceled"] != 1 {
+		t.Errorf("errors standby1 %v standby2 %v", s1.Errors, s2.Errors)
+	}
+	if s1.ErrorSamples["57014 query_canceled"] != "canceling statement due to statement timeout" ||
+		s2.ErrorSamples["57014 query_canceled"] != "canceling statement due to statement timeout (2)" {
+		t.Errorf("samples %q %q, want each node's first message", s1.ErrorSamples, s2.ErrorSamples)
+	}
+	if s1.Retries != 1 || s2.Retries != 1 || res.Nodes[0].Retries != 0 {
+		t.Errorf("retries %d %d %d: want each retry on the node it ran on", res.Nodes[0].Retries, s1.Retries, s2.Retries)
+	}
+	if s1.StaleReads != 1 || s1.StaleChecked != 11 || s2.StaleChecked != 0 {
+		t.Errorf("stale standby1 %d/%d, standby2 checked %d", s1.StaleReads, s1.StaleChecked, s2.StaleChecked)
+	}
+	// 20 + the retried one + the failed one + the no-target one + 3 unsent.
+	if got := res.EndToEnd.TotalCount(); got != 26 {
+		t.Errorf("end-to-end reads %d, want 26", got)
+	}
+	if res.EndToEnd.Max() < 2_900_000 {
+		t.Errorf("end-to-end max %d us: the unsent slot due 3 s before the end is missing", res.EndToEnd.Max())
+	}
+	if res.Failed != 2 || res.NoTarget != 1 || res.Unsent != 3 || res.ScheduleLag.TotalCount() != 1 {
+		t.Errorf("failed %d no-target %d unsent %d schedule %d", res.Failed, res.NoTarget, res.Unsent, res.ScheduleLag.TotalCount())
+	}
+	if res.Total().TotalCount() != 21 || res.Reads() != res.EndToEnd {
+		t.Errorf("successful attempts %d, want 21", res.Total().TotalCount())
+	}
+	if res.MeasuredFrom.IsZero() || !res.MeasuredTo.After(res.MeasuredFrom) {
+		t.Errorf("window %v..%v", res.MeasuredFrom, res.MeasuredTo)
 	}
 }
 
-func TestHeartbeatLag(t *testing.T) {
-	h := &Heartbeat{interval: 200 * time.Millisecond}
+func TestRecorderMemoryDoesNotGrowWithClients(t *testing.T) {
+	// Histograms are per node and kind, buffers per client: 256 clients
+	// cost their buffers, not 256 x nodes x kinds histograms.
+	r := NewRecorder([]string{"primary", "standby1", "standby2"}, []string{"primary", "standby", "standby"}, []string{"point", "range", "report"}, false)
+	for range 256 {
+		r.NewClient()
+	}
+	if n := len(r.ok) + len(r.failedLat); n > 12 {
+		t.Errorf("%d histograms for 3 nodes x 3 kinds", n)
+	}
+}
+
+func TestHeartbeatLagBounds(t *testing.T) {
+	h := &Heartbeat{interval: 100 * time.Millisecond}
 	base := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
+	// Beat k is sent at k*100 ms and its commit returns 2 ms later.
 	for seq := int64(1); seq <= 5; seq++ {
-		h.times[seq%hbRing].Store(base.Add(time.Duration(seq) * 100 * time.Millisecond).UnixNano())
+		h.sent[seq%hbRing].Store(at(int(seq) * 100).UnixNano())
+		h.done[seq%hbRing].Store(at(int(seq)*100 + 2).UnixNano())
 		h.latest.Store(seq)
 	}
-	now := base.Add(time.Second)
 	tests := []struct {
-		seen int64
-		want time.Duration
+		seen, latest int64
+		send, recv   time.Time
+		lo, hi       time.Duration
 	}{
-		{5, 0},                      // shows the newest: no lag, however long ago it was
-		{4, 500 * time.Millisecond}, // first unseen commit (5) returned at 0.5 s
-		{2, 700 * time.Millisecond}, // first unseen (3) at 0.3 s
+		// Shows the newest beat: at least 0 behind, at most since that beat was sent.
+		{5, 5, at(510), at(511), 0, 11 * time.Millisecond},
+		// Misses beat 5 (returned at 502): at least 8 ms behind; has beat 4 (sent at 400): at most 111.
+		{4, 5, at(510), at(511), 8 * time.Millisecond, 111 * time.Millisecond},
+		// Misses 3..5: at least since beat 3 returned (302).
+		{2, 5, at(510), at(511), 208 * time.Millisecond, 311 * time.Millisecond},
+		// Beat 5 had not returned when the standby was asked: not a miss.
+		{4, 4, at(501), at(503), 0, 103 * time.Millisecond},
 	}
 	for _, tt := range tests {
-		if got, ok := h.Lag(tt.seen, now); !ok || got != tt.want {
-			t.Errorf("Lag(%d) = %v, %v; want %v", tt.seen, got, ok, tt.want)
+		lo, hi, ok := h.Lag(tt.seen, tt.latest, tt.send, tt.recv)
+		if !ok || lo != tt.lo || hi != tt.hi {
+			t.Errorf("Lag(seen %d, latest %d) = %v..%v, %v; want %v..%v", tt.seen, tt.latest, lo, hi, ok, tt.lo, tt.hi)
 		}
 	}
-	if _, ok := h.Lag(5-hbRing, now); ok {
+	if _, _, ok := h.Lag(5-hbRing, 5, at(510), at(511)); ok {
 		t.Error("a seq older than the ring is reported as known")
 	}
-	// The heartbeat stalled (last commit 0.5 s before, 3 intervals = 0.6 s):
-	// a standby showing the last seq is not known to be caught up.
-	later := base.Add(2 * time.Second)
-	if h.Fresh(later) {
-		t.Error("a heartbeat silent for 1.5 s is reported fresh")
+	// The heartbeat stalled: reads cannot be judged fresh any more.
+	if h.Fresh(at(1000)) {
+		t.Error("a heartbeat silent for 0.5 s is reported fresh")
 	}
-	if d, ok := h.Lag(5, later); ok {
-		t.Errorf("Lag on a stalled heartbeat = %v, known; want unknown", d)
+	if !h.Fresh(at(520)) {
+		t.Error("a heartbeat that beat 18 ms ago is reported stalled")
 	}
 }

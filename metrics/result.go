@@ -9,7 +9,14 @@ import (
 
 // SchemaVersion of run.json. Bump it when a field changes meaning; readers
 // refuse versions they do not know rather than misreport them.
-const SchemaVersion = 1
+// Schema 2 (issue 7): per-node latency covers every attempt (failed ones in
+// FailedLatency), an end-to-end histogram per strategy, error labels by
+// SQLSTATE, failed reads, measured window, time-lag bounds. Schema 1 files
+// still load: what they lack is unknown, never zero.
+const SchemaVersion = 2
+
+// oldestSchema is the oldest run.json this pgbenchx still reads.
+const oldestSchema = 1
 
 // Result is everything a run leaves behind: what report renders, and what
 // compare and merge read back. Passwords never enter it (DSNs are redacted
@@ -69,6 +76,9 @@ type Environment struct {
 	Nodes         []NodeInfo        `json:"nodes"`
 	// CPUCaps is each capped node's CPU quota in cores (env up --cpus).
 	CPUCaps map[string]float64 `json:"cpu_caps,omitempty"`
+	// Settings are the postgresql.conf settings the env applied to every
+	// node (env up --pg-setting), key=value.
+	Settings []string `json:"settings,omitempty"`
 }
 
 // StandbyCost is one standby's cost to the primary: the WAL sent to it
@@ -109,15 +119,29 @@ type CatchUp struct {
 
 // StrategyResult is one strategy's read phase.
 type StrategyResult struct {
-	Strategy     string        `json:"strategy"`
-	Seconds      float64       `json:"seconds"` // measured time, warmup excluded
+	Strategy string  `json:"strategy"`
+	Seconds  float64 `json:"seconds"` // measured time, warmup excluded
+	// MeasuredFrom and MeasuredTo bound the measured window on the load
+	// generator's wall clock: merge needs them to tell whether runs of
+	// several generators overlapped. Zero in schema 1 files.
+	MeasuredFrom time.Time     `json:"measured_from,omitzero"`
+	MeasuredTo   time.Time     `json:"measured_to,omitzero"`
 	Nodes        []*NodeResult `json:"nodes"`
-	ScheduleLag  *Hist         `json:"schedule_lag,omitempty"` // open loop: start minus due, us
-	Ticks        []Tick        `json:"ticks"`
-	Lag          []LagSample   `json:"lag"`
-	RYWChecks    int64         `json:"ryw_checks,omitempty"`     // causal: reads of the client's own last write
-	RYWViolation int64         `json:"ryw_violations,omitempty"` // ... that did not find it
-	CPU          CPU           `json:"cpu"`
+	// EndToEnd holds every read once, from its due time to its end: the
+	// time of all its tries when retried, the latency it failed at when it
+	// failed everywhere, the time reached when the phase ended under it,
+	// and for open-loop slots never sent, the time they had waited at the
+	// end. It is what the strategy's totals, charts and gates read. Nil in
+	// schema 1 files (then the nodes' successful reads stand in).
+	EndToEnd *Hist `json:"end_to_end_us,omitempty"`
+	// Failed reads failed on every try (NoTarget included).
+	Failed       int64       `json:"failed"`
+	ScheduleLag  *Hist       `json:"schedule_lag,omitempty"` // open loop: start minus due, us
+	Ticks        []Tick      `json:"ticks"`
+	Lag          []LagSample `json:"lag"`
+	RYWChecks    int64       `json:"ryw_checks,omitempty"`     // causal: reads of the client's own last write
+	RYWViolation int64       `json:"ryw_violations,omitempty"` // ... that did not find it
+	CPU          CPU         `json:"cpu"`
 	// PrimaryCost is what each standby cost the primary during the phase.
 	PrimaryCost []StandbyCost `json:"primary_cost,omitempty"`
 	// ThrottledSec is, per capped node, how long its CPU quota held it back
@@ -125,30 +149,54 @@ type StrategyResult struct {
 	ThrottledSec     map[string]float64 `json:"throttled_sec,omitempty"`
 	BackgroundWrites int64              `json:"background_writes"`
 	// Unfinished reads were still running when the phase ended; they are
-	// in the histograms with the latency they had reached.
+	// in the histograms (their node's and EndToEnd) with the latency they
+	// had reached, and neither failed nor succeeded.
 	Unfinished int64 `json:"unfinished,omitempty"`
-	// Unsent open-loop reads fell due but were never started.
+	// Unsent open-loop reads fell due inside the measured window but were
+	// never started; they are in EndToEnd only.
 	Unsent int64 `json:"unsent,omitempty"`
-	// NoTarget reads found no node to run on; they count as errors.
+	// NoTarget reads found no node to run on at all; they are failed reads
+	// and count as errors of the strategy (on no node).
 	NoTarget int64 `json:"no_target,omitempty"`
+	// Clipped counts values over the histograms' one-hour ceiling,
+	// recorded as an hour.
+	Clipped int64 `json:"clipped,omitempty"`
+	// TimeLagResolution is the heartbeat interval: time lag is known to
+	// within it (LagSample.MS to MSUpper).
+	TimeLagResolution Duration `json:"time_lag_resolution,omitempty"`
 }
 
-// NodeResult is one node's share of a strategy's reads.
+// NodeResult is one node's share of a strategy's reads: every attempt
+// that ran on it, once.
 type NodeResult struct {
-	Node         string           `json:"node"`
-	Role         string           `json:"role"`
-	Kinds        map[string]*Hist `json:"latency_us"`       // per query kind
-	Errors       map[string]int64 `json:"errors,omitempty"` // by class: connection, conflict (40001), query, timeout
-	Retries      int64            `json:"retries"`          // queries retried elsewhere after failing here
-	StaleReads   int64            `json:"stale_reads"`
-	StaleChecked int64            `json:"stale_checked"`
+	Node  string           `json:"node"`
+	Role  string           `json:"role"`
+	Kinds map[string]*Hist `json:"latency_us"` // successful attempts, per query kind
+	// FailedLatency holds the attempts that failed here, at the latency
+	// they failed (a client timeout at the timeout). Nil when none did.
+	FailedLatency *Hist `json:"failed_latency_us,omitempty"`
+	// Errors counts failed attempts by error label: "57014 query_canceled",
+	// "53300 too_many_connections", "client_timeout", "connection_refused"
+	// ... (schema 1: connection, conflict, timeout, query).
+	Errors map[string]int64 `json:"errors,omitempty"`
+	// ErrorSamples holds one message per error label, password-free.
+	ErrorSamples map[string]string `json:"error_samples,omitempty"`
+	// Retries are attempts that ran here because the read had failed on
+	// another node first (schema 1: reads that failed here and were to be
+	// retried elsewhere).
+	Retries      int64 `json:"retries"`
+	StaleReads   int64 `json:"stale_reads"`
+	StaleChecked int64 `json:"stale_checked"`
 }
 
 // Tick is one second of a strategy's read phase.
 type Tick struct {
-	Second   int                `json:"second"`
-	Queries  int64              `json:"queries"`
-	Errors   int64              `json:"errors"`
+	Second  int   `json:"second"`
+	Queries int64 `json:"queries"` // successful reads
+	Errors  int64 `json:"errors"`  // failed attempts and reads with no node to try
+	Failed  int64 `json:"failed,omitempty"`
+	// P50MS and P99MS are of the reads that ended this second, end to end
+	// (failed ones too); 0 when none did.
 	P50MS    float64            `json:"p50_ms"`
 	P99MS    float64            `json:"p99_ms"`
 	LagBytes map[string]int64   `json:"lag_bytes,omitempty"`
@@ -157,10 +205,15 @@ type Tick struct {
 
 // LagSample is one sample of one standby's lag.
 type LagSample struct {
-	T         float64  `json:"t"` // seconds since the phase began
-	Node      string   `json:"node"`
-	Bytes     *int64   `json:"bytes"`               // primary insert LSN minus standby replay LSN; nil = unknown
-	MS        *float64 `json:"ms"`                  // heartbeat time lag; nil = unknown
+	T     float64 `json:"t"` // seconds since the phase began
+	Node  string  `json:"node"`
+	Bytes *int64  `json:"bytes"` // primary insert LSN minus standby replay LSN; nil = unknown
+	// MS and MSUpper bound the heartbeat time lag: the standby was at
+	// least MS and at most MSUpper behind when it answered (their gap is
+	// about one heartbeat interval). nil = unknown; MSUpper is nil in
+	// schema 1 files, whose MS is the lower bound.
+	MS        *float64 `json:"ms"`
+	MSUpper   *float64 `json:"ms_upper,omitempty"`
 	PSRBytes  *int64   `json:"psr_bytes,omitempty"` // same, from the primary's pg_stat_replication.replay_lsn (cross-check)
 	ReplayLag *float64 `json:"replay_lag_ms,omitempty"`
 }
@@ -192,12 +245,20 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-// Total merges a node's histograms over every query kind.
+// Total merges a node's successful attempts over every query kind.
 func (n *NodeResult) Total() *Hist {
 	h := NewHist()
 	for _, k := range n.Kinds {
 		h.Add(k)
 	}
+	return h
+}
+
+// Attempts merges every attempt that ran on the node, failed ones too:
+// the latency a client saw from that node.
+func (n *NodeResult) Attempts() *Hist {
+	h := n.Total()
+	h.Add(n.FailedLatency)
 	return h
 }
 
@@ -210,13 +271,22 @@ func (n *NodeResult) ErrorCount() int64 {
 	return t
 }
 
-// Total merges every node's histograms.
+// Total merges every node's successful attempts.
 func (s *StrategyResult) Total() *Hist {
 	h := NewHist()
 	for _, n := range s.Nodes {
 		h.Add(n.Total())
 	}
 	return h
+}
+
+// Reads is the end-to-end histogram: every read once. Schema 1 files have
+// none; their nodes' successful reads stand in.
+func (s *StrategyResult) Reads() *Hist {
+	if s.EndToEnd != nil && s.EndToEnd.Histogram != nil {
+		return s.EndToEnd
+	}
+	return s.Total()
 }
 
 // Load reads a run.json.
@@ -229,8 +299,8 @@ func Load(path string) (*Result, error) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if r.Schema != SchemaVersion {
-		return nil, fmt.Errorf("%s: schema %d, this pgbenchx reads schema %d", path, r.Schema, SchemaVersion)
+	if r.Schema < oldestSchema || r.Schema > SchemaVersion {
+		return nil, fmt.Errorf("%s: schema %d, this pgbenchx reads schemas %d to %d", path, r.Schema, oldestSchema, SchemaVersion)
 	}
 	return &r, nil
 }

@@ -17,8 +17,8 @@ import (
 var percentileNames = []string{"p50", "p90", "p99", "p99.9"}
 
 // LatencyChart draws each strategy's read latency at p50, p90, p99 and
-// p99.9 as SVG, from the strategy's histogram merged over nodes and query
-// kinds. The latency axis turns logarithmic when the values span more
+// p99.9 as SVG, from the strategy's end-to-end histogram (every read once,
+// failed and retried ones included). The latency axis turns logarithmic when the values span more
 // than two decades, or p50 would sit flat on the floor under p99.9. It
 // returns nil and no error when no strategy served a read.
 func LatencyChart(r *metrics.Result) ([]byte, error) {
@@ -36,7 +36,7 @@ func LatencyChart(r *metrics.Result) ([]byte, error) {
 		if s == nil {
 			continue
 		}
-		p50, p90, p99, p999, _ := percentiles(s.Total())
+		p50, p90, p99, p999, _ := percentiles(s.Reads())
 		ms := []float64{p50, p90, p99, p999}
 		if !slices.ContainsFunc(ms, func(v float64) bool { return finite(v) && v > 0 }) {
 			idle = append(idle, s.Strategy)

@@ -229,7 +229,7 @@ func TestLatencyChart(t *testing.T) {
 	}
 
 	// p50 0.5 ms and p99.9 well over 50 ms: more than two decades.
-	r.Strategies[0].Nodes[1].Kinds["slow"] = hist(20, 200_000, 400_000)
+	r.Strategies[0].EndToEnd.Add(hist(20, 200_000, 400_000))
 	svg, err = LatencyChart(r)
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,9 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/pgbenchx/pgbenchx/metrics"
 )
@@ -26,8 +29,10 @@ type Repeat struct {
 	QPS, P50, P99         float64
 	StalePct              float64 // NaN when staleness was not checked
 	Errors, Retries       int64
+	Failed                float64 // reads that failed on every try; NaN for a run that did not count them
 	LagMSMax, LagBytesMax float64 // largest lag sample of any standby; NaN if none known
 	strategy              *metrics.StrategyResult
+	run                   *metrics.Result
 }
 
 // Cell is one (strategy, standbys) pair of a comparison, over its K
@@ -43,6 +48,7 @@ type Cell struct {
 	P50, P90, P99, P999, Max float64
 	StalePct                 float64
 	Errors, Retries          int64
+	Failed                   float64 // summed; NaN when a repeat did not count failed reads
 	LagMSMax, LagBytesMax    float64
 	Share                    []NodeShare // of the queries of every repeat, pooled
 }
@@ -136,7 +142,10 @@ func Compare(samples []Sample) (*Comparison, error) {
 			if !slices.Contains(c.Standbys, k.standbys) {
 				c.Standbys = append(c.Standbys, k.standbys)
 			}
-			cell.Repeats = append(cell.Repeats, repeatOf(i, st))
+			rep := repeatOf(i, st)
+			rep.run = s.Result
+			rep.Failed = failedOf(s.Result, st.Failed)
+			cell.Repeats = append(cell.Repeats, rep)
 		}
 		if !read {
 			return nil, fmt.Errorf("compare: run %s has no read phase to compare", s.Label)
@@ -162,7 +171,7 @@ func repeatOf(sample int, s *metrics.StrategyResult) Repeat {
 	t := strategyTotal(s)
 	r := Repeat{Sample: sample, QPS: t.QPS, P50: t.P50, P99: t.P99,
 		StalePct: pct(t.StaleReads, t.StaleChecked), Errors: t.Errors, Retries: t.Retries,
-		LagMSMax: math.NaN(), LagBytesMax: math.NaN(), strategy: s}
+		Failed: float64(t.Failed), LagMSMax: math.NaN(), LagBytesMax: math.NaN(), strategy: s}
 	for _, l := range s.Lag {
 		if l.MS != nil {
 			r.LagMSMax = maxKnown(r.LagMSMax, *l.MS)
@@ -193,6 +202,7 @@ func summarize(c *Cell) {
 	for _, r := range c.Repeats {
 		c.Errors += r.Errors
 		c.Retries += r.Retries
+		c.Failed += r.Failed // NaN, unknown, stays unknown
 		c.LagMSMax = maxKnown(c.LagMSMax, r.LagMSMax)
 		c.LagBytesMax = maxKnown(c.LagBytesMax, r.LagBytesMax)
 		for _, n := range r.strategy.Nodes {
@@ -264,10 +274,10 @@ func deltas(base, cur *Cell) (qps, p50, p99, stale Delta) {
 	return qps, p50, p99, staleDelta(base, cur)
 }
 
-// Scaling is, per strategy, the read-scaling factor of every standby
-// count over the fewest standbys that strategy was measured with.
-func (c *Comparison) Scaling() []ScalingFactor {
-	var out []ScalingFactor
+// scalingPairs are, per strategy, each of its cells with more standbys
+// than its fewest, paired with that fewest (the base).
+func (c *Comparison) scalingPairs() [][2]*Cell {
+	var out [][2]*Cell
 	for _, s := range c.Strategies {
 		var base *Cell
 		for _, n := range c.Standbys {
@@ -279,14 +289,75 @@ func (c *Comparison) Scaling() []ScalingFactor {
 				base = cell
 				continue
 			}
-			qps, p50, p99, stale := deltas(base, cell)
-			f := ScalingFactor{Strategy: s, Standbys: n, BaseStandbys: base.Standbys,
-				Factor: qps.Change + 1, Sig: qps.Sig, P50: p50, P99: p99, Stale: stale}
-			if len(base.Repeats) > 1 && len(cell.Repeats) > 1 {
-				f.Spread = f.Factor * math.Hypot(base.QPSStddev/base.QPS, cell.QPSStddev/cell.QPS)
-			}
-			out = append(out, f)
+			out = append(out, [2]*Cell{base, cell})
 		}
+	}
+	return out
+}
+
+// openLoop says why two cells have no read-scaling factor when a run of
+// either was open loop ("" when every run was closed loop): the qps of an
+// open-loop run is what --rate asked for, not what the cluster could do.
+func openLoop(cells ...*Cell) string {
+	var rates []string
+	for _, cell := range cells {
+		for _, r := range cell.Repeats {
+			if r.run != nil && r.run.Config.Rate > 0 {
+				if rate := strconv.FormatFloat(r.run.Config.Rate, 'g', -1, 64); !slices.Contains(rates, rate) {
+					rates = append(rates, rate)
+				}
+			}
+		}
+	}
+	if len(rates) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("open-loop runs (--rate %s): their qps is set by --rate, not by the cluster", strings.Join(rates, ", "))
+}
+
+// Scaling is, per strategy, the read-scaling factor of every standby
+// count over the fewest standbys that strategy was measured with. Pairs
+// with an open-loop run have none: NoScaling lists them.
+func (c *Comparison) Scaling() []ScalingFactor {
+	var out []ScalingFactor
+	for _, p := range c.scalingPairs() {
+		base, cell := p[0], p[1]
+		if openLoop(base, cell) != "" {
+			continue
+		}
+		qps, p50, p99, stale := deltas(base, cell)
+		f := ScalingFactor{Strategy: cell.Strategy, Standbys: cell.Standbys, BaseStandbys: base.Standbys,
+			Factor: qps.Change + 1, Sig: qps.Sig, P50: p50, P99: p99, Stale: stale}
+		if len(base.Repeats) > 1 && len(cell.Repeats) > 1 {
+			f.Spread = f.Factor * math.Hypot(base.QPSStddev/base.QPS, cell.QPSStddev/cell.QPS)
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// NoScaling is a pair of cells that Scaling gives no factor for, and why;
+// the latency and staleness changes still compare.
+type NoScaling struct {
+	Strategy               string
+	Standbys, BaseStandbys int
+	Why                    string
+	P50, P99, Stale        Delta
+}
+
+// NoScaling lists the pairs of cells whose read-scaling factor is
+// refused: those with an open-loop run.
+func (c *Comparison) NoScaling() []NoScaling {
+	var out []NoScaling
+	for _, p := range c.scalingPairs() {
+		base, cell := p[0], p[1]
+		why := openLoop(base, cell)
+		if why == "" {
+			continue
+		}
+		_, p50, p99, stale := deltas(base, cell)
+		out = append(out, NoScaling{Strategy: cell.Strategy, Standbys: cell.Standbys, BaseStandbys: base.Standbys,
+			Why: why, P50: p50, P99: p99, Stale: stale})
 	}
 	return out
 }
@@ -318,6 +389,149 @@ func (c *Comparison) Points() []ScalingPoint {
 	out := make([]ScalingPoint, 0, len(c.Cells))
 	for _, cell := range c.Cells {
 		out = append(out, ScalingPoint{Strategy: cell.Strategy, Standbys: cell.Standbys, QPS: cell.QPS, Err: cell.QPSStddev})
+	}
+	return out
+}
+
+// WorkloadDiff is a workload or server setting the compared runs did not
+// share: each value it had, with the runs that had it.
+type WorkloadDiff struct {
+	Setting string // "clients", "rate", "CPU cap of standby1", "server setting shared_buffers", ...
+	Values  []DiffValue
+}
+
+// DiffValue is one value of a setting and the runs (labels) that had it.
+type DiffValue struct {
+	Value string
+	Runs  []string
+}
+
+// String reads "clients: 4 in s1-r1, s1-r2; 8 in s2-r1".
+func (d WorkloadDiff) String() string {
+	parts := make([]string, len(d.Values))
+	for i, v := range d.Values {
+		parts[i] = v.Value + " in " + strings.Join(v.Runs, ", ")
+	}
+	return d.Setting + ": " + strings.Join(parts, "; ")
+}
+
+// comparedSettings are what WorkloadDiffs looks at, in the order it
+// reports them; each gives a run's value, ok false when the setting does
+// not apply to the run (a node it lacks).
+type comparedSetting struct {
+	name  string
+	value func(r *metrics.Result) (string, bool)
+}
+
+func always(f func(r *metrics.Result) string) func(r *metrics.Result) (string, bool) {
+	return func(r *metrics.Result) (string, bool) { return f(r), true }
+}
+
+var workloadSettings = []comparedSetting{
+	{"clients", always(func(r *metrics.Result) string { return strconv.Itoa(r.Config.Clients) })},
+	{"rate", always(func(r *metrics.Result) string {
+		if r.Config.Rate <= 0 {
+			return "closed loop"
+		}
+		return "open loop at " + strconv.FormatFloat(r.Config.Rate, 'g', -1, 64) + " queries/s"
+	})},
+	{"mix", always(func(r *metrics.Result) string { return orDash(mix(r.Config.Mix)) })},
+	{"query file", always(func(r *metrics.Result) string {
+		if r.Config.QueryFile == "" {
+			return "none"
+		}
+		return r.Config.QueryFile
+	})},
+	{"scale", always(func(r *metrics.Result) string {
+		return count(int64(r.Config.Scale)) + " " + plural(r.Config.Scale, "row", "rows")
+	})},
+	{"write rate", always(func(r *metrics.Result) string {
+		if r.Config.WriteRate <= 0 {
+			return "none"
+		}
+		return strconv.FormatFloat(r.Config.WriteRate, 'g', -1, 64) + " rows/s"
+	})},
+	{"duration", always(func(r *metrics.Result) string { return time.Duration(r.Config.Duration).String() })},
+}
+
+var serverSettings = []comparedSetting{
+	{"server version", always(func(r *metrics.Result) string { return orDash(r.Environment.ServerVersion) })},
+	{"provider", always(func(r *metrics.Result) string { return orDash(r.Environment.Provider) })},
+	{"fsync", always(func(r *metrics.Result) string {
+		if r.Environment.Fast {
+			return "off (--fast)"
+		}
+		return "on"
+	})},
+}
+
+// WorkloadDiffs lists what differed between the runs besides the standby
+// count and the strategy: the workload (clients, rate, mix, query file,
+// scale, write rate, duration), each node's CPU cap (compared between the
+// runs that have the node), each server setting, the server version, the
+// provider and fsync. Cells are compared all the same; these say what
+// else than the standbys or the strategy may explain a difference.
+func (c *Comparison) WorkloadDiffs() []WorkloadDiff {
+	settings := slices.Clone(workloadSettings)
+	var nodes, keys []string
+	for _, s := range c.Samples {
+		e := s.Result.Environment
+		for _, n := range e.Nodes {
+			if !slices.Contains(nodes, n.Name) {
+				nodes = append(nodes, n.Name)
+			}
+		}
+		for n := range e.CPUCaps {
+			if !slices.Contains(nodes, n) {
+				nodes = append(nodes, n)
+			}
+		}
+		for _, kv := range e.Settings {
+			if k, _, _ := strings.Cut(kv, "="); !slices.Contains(keys, strings.TrimSpace(k)) {
+				keys = append(keys, strings.TrimSpace(k))
+			}
+		}
+	}
+	sortNatural(nodes)
+	for _, node := range nodes {
+		settings = append(settings, comparedSetting{"CPU cap of " + node, func(r *metrics.Result) (string, bool) {
+			if v, ok := r.Environment.CPUCaps[node]; ok {
+				return strconv.FormatFloat(v, 'g', -1, 64) + " " + plural(int(v), "core", "cores"), true
+			}
+			has := slices.ContainsFunc(r.Environment.Nodes, func(n metrics.NodeInfo) bool { return n.Name == node })
+			return "none", has
+		}})
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		settings = append(settings, comparedSetting{"server setting " + key, func(r *metrics.Result) (string, bool) {
+			for _, kv := range r.Environment.Settings {
+				if k, v, _ := strings.Cut(kv, "="); strings.TrimSpace(k) == key {
+					return strings.TrimSpace(v), true
+				}
+			}
+			return "not set", true
+		}})
+	}
+	settings = append(settings, serverSettings...)
+	var out []WorkloadDiff
+	for _, st := range settings {
+		d := WorkloadDiff{Setting: st.name}
+		for _, s := range c.Samples {
+			v, ok := st.value(s.Result)
+			if !ok {
+				continue
+			}
+			i := slices.IndexFunc(d.Values, func(x DiffValue) bool { return x.Value == v })
+			if i < 0 {
+				d.Values = append(d.Values, DiffValue{Value: v})
+				i = len(d.Values) - 1
+			}
+			d.Values[i].Runs = append(d.Values[i].Runs, s.Label)
+		}
+		if len(d.Values) > 1 {
+			out = append(out, d)
+		}
 	}
 	return out
 }

@@ -2,8 +2,11 @@ package report
 
 import (
 	"encoding/csv"
+	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // comparisonHeader is a contract with scripts, like summaryHeader: add
@@ -29,7 +32,8 @@ func (c *Comparison) scalingOf(cell *Cell) (ScalingFactor, bool) {
 // standard deviation (empty with one run); latencies come from the runs'
 // merged histograms; errors are summed over the runs. scaling and
 // scaling_significant (yes, ~ or n/a) are empty on the rows of a
-// strategy's fewest standbys, which the others are divided by.
+// strategy's fewest standbys, which the others are divided by, and where
+// the factor is refused (open-loop runs: see comparison.md).
 func (c *Comparison) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(comparisonHeader); err != nil {
@@ -60,6 +64,14 @@ func (c *Comparison) WriteCSV(w io.Writer) error {
 // WriteTable prints the comparison on the terminal: one row per cell.
 func (c *Comparison) WriteTable(w io.Writer) error {
 	header := []string{"standbys", "strategy", "runs", "qps", "± sd", "p50 ms", "p99 ms", "stale %", "errors", "scaling"}
+	type key struct {
+		strategy string
+		standbys int
+	}
+	refused := map[key]bool{}
+	for _, n := range c.NoScaling() {
+		refused[key{n.Strategy, n.Standbys}] = true
+	}
 	t := newTable(w, header, 1)
 	rows := make([][]string, 0, len(c.Cells))
 	for _, cell := range c.Cells {
@@ -73,6 +85,8 @@ func (c *Comparison) WriteTable(w io.Writer) error {
 			if f.Sig.Tested && !f.Sig.Significant() {
 				scaling += " ~"
 			}
+		} else if refused[key{cell.Strategy, cell.Standbys}] {
+			scaling = "n/a"
 		}
 		rows = append(rows, []string{
 			strconv.Itoa(cell.Standbys), cell.Strategy, strconv.Itoa(len(cell.Repeats)),
@@ -83,5 +97,36 @@ func (c *Comparison) WriteTable(w io.Writer) error {
 	if err := t.Bulk(rows); err != nil {
 		return err
 	}
-	return t.Render()
+	if err := t.Render(); err != nil {
+		return err
+	}
+	return c.writeTableNotes(w)
+}
+
+// writeTableNotes warns, under the terminal table, of what comparison.md
+// explains at length: workloads that differ, factors refused.
+func (c *Comparison) writeTableNotes(w io.Writer) error {
+	var notes []string
+	if diffs := c.WorkloadDiffs(); len(diffs) > 0 {
+		names := make([]string, len(diffs))
+		for i, d := range diffs {
+			names[i] = d.Setting
+		}
+		notes = append(notes, "warning: the runs' workloads or settings differ ("+strings.Join(names, ", ")+"): see comparison.md")
+	}
+	var whys []string
+	for _, n := range c.NoScaling() {
+		if !slices.Contains(whys, n.Why) {
+			whys = append(whys, n.Why)
+		}
+	}
+	for _, why := range whys {
+		notes = append(notes, "scaling n/a: "+why)
+	}
+	for _, n := range notes {
+		if _, err := fmt.Fprintln(w, n); err != nil {
+			return err
+		}
+	}
+	return nil
 }

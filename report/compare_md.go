@@ -19,6 +19,7 @@ func (c *Comparison) WriteMarkdown(w io.Writer, charts []string) error {
 	m := &md{w: w}
 	m.p("# pgbenchx comparison\n\n")
 	c.writeCompared(m)
+	c.writeWorkload(m)
 	c.writeScaling(m)
 	for _, n := range c.Standbys {
 		c.writeStandbyTable(m, n)
@@ -117,6 +118,22 @@ func (c *Comparison) writeCompared(m *md) {
 	m.table([]string{"run", "started", "strategies", "standbys", "cluster", "server", "host cores"}, "llllllr", rows)
 }
 
+// writeWorkload says whether the runs shared their workload and server
+// settings, and if not, what differed between which runs.
+func (c *Comparison) writeWorkload(m *md) {
+	m.p("## Workload\n\n")
+	diffs := c.WorkloadDiffs()
+	if len(diffs) == 0 {
+		m.p("Every run had the same workload (clients, rate, mix, query file, scale, write rate, duration) and the same server settings, CPU caps, server version, provider and fsync.\n\n")
+		return
+	}
+	m.p("**The runs' workloads or settings differ**: the cells are still compared, but a difference between them may come from these, not from the standby count or the strategy.\n\n")
+	for _, d := range diffs {
+		m.p("- %s\n", mdCell(d.String()))
+	}
+	m.p("\n")
+}
+
 // pValue is p as people read it: three decimals, "p<0.001" below that.
 func pValue(p float64) string {
 	if p < 0.001 {
@@ -155,6 +172,7 @@ func (c *Comparison) writeScaling(m *md) {
 		m.p("All runs had %d %s: there is no read scaling to report; the table below compares strategies.\n\n",
 			c.Standbys[0], plural(c.Standbys[0], "standby", "standbys"))
 	}
+	refused := c.NoScaling()
 	for _, s := range c.Strategies {
 		var mine []ScalingFactor
 		for _, f := range factors {
@@ -162,7 +180,13 @@ func (c *Comparison) writeScaling(m *md) {
 				mine = append(mine, f)
 			}
 		}
-		if len(mine) == 0 && len(c.Standbys) > 1 {
+		var none []NoScaling
+		for _, n := range refused {
+			if n.Strategy == s {
+				none = append(none, n)
+			}
+		}
+		if len(mine) == 0 && len(none) == 0 && len(c.Standbys) > 1 {
 			for _, cell := range c.Cells {
 				if cell.Strategy == s {
 					m.p("- **%s**: measured with %d %s only: no read scaling.\n", s, cell.Standbys, plural(cell.Standbys, "standby", "standbys"))
@@ -172,6 +196,10 @@ func (c *Comparison) writeScaling(m *md) {
 		for _, f := range mine {
 			m.p("- **%s**: %s, %s, %s, %s\n", s, scalingPhrase(f),
 				fmtDelta("p50", f.P50), fmtDelta("p99", f.P99), fmtDelta("stale", f.Stale))
+		}
+		for _, n := range none {
+			m.p("- **%s**: no read-scaling factor (%d vs %d standbys): %s; %s, %s, %s\n", s, n.Standbys, n.BaseStandbys,
+				n.Why, fmtDelta("p50", n.P50), fmtDelta("p99", n.P99), fmtDelta("stale", n.Stale))
 		}
 	}
 	if len(c.Standbys) > 1 {
@@ -203,6 +231,8 @@ func scalingPhrase(f ScalingFactor) string {
 	}
 	vs := fmt.Sprintf("%d vs %d standbys", f.Standbys, f.BaseStandbys)
 	switch {
+	case !f.Sig.Tested && f.Sig.N1 >= minRepeats && f.Sig.N2 >= minRepeats:
+		return fmt.Sprintf("%s (%s; %d vs %d runs, %s: not tested)", s, vs, f.Sig.N2, f.Sig.N1, f.Sig.Why)
 	case !f.Sig.Tested:
 		return fmt.Sprintf("%s (%s; %d vs %d runs: not tested)", s, vs, f.Sig.N2, f.Sig.N1)
 	case f.Sig.Significant():
@@ -367,6 +397,6 @@ func writeMethod(m *md) {
 	m.p("- A cell is one strategy with one standby count; its runs are the repeats.\n")
 	m.p("- Latency percentiles are recomputed from the HDR histograms of every node of every run of a cell, merged exactly; percentiles are never averaged.\n")
 	m.p("- qps is successful queries per measured second (warmup excluded), averaged over a cell's runs; ± is the sample standard deviation over the runs. Stale %% is the mean of the runs' stale rates; errors are summed over the runs.\n")
-	m.p("- Read scaling is a strategy's mean qps with N standbys over its mean qps with the fewest standbys it was measured with; its ± propagates both cells' standard deviations.\n")
-	m.p("- Significance: Welch's two-sample t-test (unequal variances, Welch–Satterthwaite degrees of freedom, two-sided) on the runs' values, with at least %d runs a side; a delta with p >= %.2f is marked ~, inside run-to-run noise. benchstat's Mann-Whitney U test is not used: with 3 runs against 3 its smallest possible p is 0.10, so it could never call a difference real.\n", minRepeats, alpha)
+	m.p("- Read scaling is a strategy's mean qps with N standbys over its mean qps with the fewest standbys it was measured with; its ± propagates both cells' standard deviations. It is not given for open-loop runs (--rate), whose qps the schedule sets, not the cluster.\n")
+	m.p("- Significance: Welch's two-sample t-test (unequal variances, Welch–Satterthwaite degrees of freedom, two-sided) on the runs' values, with at least %d runs a side; a delta with p >= %.2f is marked ~, inside run-to-run noise. Runs without any spread on either side are not tested. benchstat's Mann-Whitney U test is not used: with 3 runs against 3 its smallest possible p is 0.10, so it could never call a difference real.\n", minRepeats, alpha)
 }

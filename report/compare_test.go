@@ -194,6 +194,7 @@ func TestCompareSignificance(t *testing.T) {
 		{"clearly faster", []float64{100, 101, 99}, []float64{150, 151, 149}, "yes", "read scaling 1.50 ± 0.02 (2 vs 1 standbys, p<0.001)"},
 		{"noise", []float64{100, 110, 90}, []float64{101, 109, 91}, "~", "read scaling 1.00 ± 0.13 ~ (2 vs 1 standbys, p=0.968: inside run-to-run noise)"},
 		{"single runs", []float64{100}, []float64{142}, "n/a", "read scaling 1.42 (2 vs 1 standbys; 1 vs 1 runs: not tested)"},
+		{"no spread", []float64{100, 100, 100}, []float64{150, 150, 150}, "n/a", "read scaling 1.50 (2 vs 1 standbys; 3 vs 3 runs, no run-to-run spread on either side: not tested)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var samples []Sample
@@ -218,7 +219,7 @@ func TestCompareSignificance(t *testing.T) {
 			if !strings.Contains(md.String(), c.inHeading) {
 				t.Errorf("comparison.md lacks %q:\n%s", c.inHeading, md.String())
 			}
-			if c.mark == "n/a" && !strings.Contains(md.String(), "Single run per cell: deltas carry no significance test.") {
+			if len(c.one) == 1 && !strings.Contains(md.String(), "Single run per cell: deltas carry no significance test.") {
 				t.Error("comparison.md does not say single runs carry no test")
 			}
 			pts := cmp.Points()
@@ -240,5 +241,153 @@ func TestCompareRejects(t *testing.T) {
 	r.Strategies = nil
 	if _, err := Compare([]Sample{{Label: "write-only", Result: r}}); err == nil || !strings.Contains(err.Error(), "write-only") {
 		t.Errorf("a run without reads: err %v, want it named", err)
+	}
+}
+
+// TestWorkloadDiffs changes one setting at a time and checks the
+// comparison names it, its values and which runs had each.
+func TestWorkloadDiffs(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		change  func(r *metrics.Result)
+		setting string
+		want    string // the diff's line; "" when nothing differs
+	}{
+		{"same", func(*metrics.Result) {}, "", ""},
+		{"clients", func(r *metrics.Result) { r.Config.Clients = 8 }, "clients", "clients: 4 in A, B; 8 in C"},
+		{"open loop", func(r *metrics.Result) { r.Config.Rate = 500 }, "rate", "rate: closed loop in A, B; open loop at 500 queries/s in C"},
+		{"mix", func(r *metrics.Result) { r.Config.Mix = map[string]int{"point": 80, "range": 20} }, "mix", "mix: point=1 in A, B; point=80,range=20 in C"},
+		{"query file", func(r *metrics.Result) { r.Config.QueryFile = "q.sql" }, "query file", "query file: none in A, B; q.sql in C"},
+		{"scale", func(r *metrics.Result) { r.Config.Scale = 100000 }, "scale", "scale: 1 row in A, B; 100,000 rows in C"},
+		{"write rate", func(r *metrics.Result) { r.Config.WriteRate = 200 }, "write rate", "write rate: none in A, B; 200 rows/s in C"},
+		{"duration", func(r *metrics.Result) { r.Config.Duration = mdur(30 * time.Second) }, "duration", "duration: 3s in A, B; 30s in C"},
+		{"cpu caps", func(r *metrics.Result) { r.Environment.CPUCaps = map[string]float64{"standby1": 0.5} }, "CPU cap of standby1", "CPU cap of standby1: none in A, B; 0.5 cores in C"},
+		{"settings", func(r *metrics.Result) { r.Environment.Settings = []string{"shared_buffers=1GB"} }, "server setting shared_buffers", "server setting shared_buffers: not set in A, B; 1GB in C"},
+		{"server version", func(r *metrics.Result) { r.Environment.ServerVersion = "16.4" }, "server version", "server version: 17.2 in A, B; 16.4 in C"},
+		{"provider", func(r *metrics.Result) { r.Environment.Provider = "docker" }, "provider", "provider: local in A, B; docker in C"},
+		{"fast", func(r *metrics.Result) { r.Environment.Fast = true }, "fsync", "fsync: on in A, B; off (--fast) in C"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a, b, cc := compareRun(1, 1), compareRun(1, 2), compareRun(2, 1)
+			cc.Environment.CPUCaps = nil
+			c.change(cc)
+			cmp, err := Compare([]Sample{{Label: "A", Result: a}, {Label: "B", Result: b}, {Label: "C", Result: cc}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			diffs := cmp.WorkloadDiffs()
+			var md, table bytes.Buffer
+			if err := cmp.WriteMarkdown(&md, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := cmp.WriteTable(&table); err != nil {
+				t.Fatal(err)
+			}
+			if c.want == "" {
+				if len(diffs) != 0 {
+					t.Errorf("diffs %v, want none", diffs)
+				}
+				if !strings.Contains(md.String(), "Every run had the same workload") || strings.Contains(table.String(), "warning") {
+					t.Errorf("same workloads reported as different:\n%s\n%s", md.String(), table.String())
+				}
+				return
+			}
+			if len(diffs) != 1 || diffs[0].Setting != c.setting || diffs[0].String() != c.want {
+				t.Fatalf("diffs %v, want one: %q", diffs, c.want)
+			}
+			if !strings.Contains(md.String(), "**The runs' workloads or settings differ**") || !strings.Contains(md.String(), "- "+c.want+"\n") {
+				t.Errorf("comparison.md lacks the difference %q:\n%s", c.want, md.String())
+			}
+			if want := "warning: the runs' workloads or settings differ (" + c.setting + "): see comparison.md"; !strings.Contains(table.String(), want) {
+				t.Errorf("table lacks %q:\n%s", want, table.String())
+			}
+		})
+	}
+}
+
+// TestWorkloadDiffsCapsPerNode: a node only some runs have (standby2 with
+// 2 standbys) is compared among those runs, so the same --cpus on 1 and 2
+// standbys is no difference.
+func TestWorkloadDiffsCapsPerNode(t *testing.T) {
+	a, b := compareRun(1, 1), compareRun(2, 1)
+	a.Environment.CPUCaps = map[string]float64{"standby1": 0.5}
+	b.Environment.CPUCaps = map[string]float64{"standby1": 0.5, "standby2": 0.5}
+	c, err := Compare([]Sample{{Result: a}, {Result: b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := c.WorkloadDiffs(); len(d) != 0 {
+		t.Errorf("diffs %v, want none", d)
+	}
+	b.Environment.CPUCaps["standby1"] = 1
+	delete(b.Environment.CPUCaps, "standby2")
+	c, err = Compare([]Sample{{Result: a}, {Result: b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := c.WorkloadDiffs(); len(d) != 1 || d[0].String() != "CPU cap of standby1: 0.5 cores in s1-r1; 1 core in s2-r1" {
+		t.Errorf("diffs %v, want standby1's cap only", d)
+	}
+}
+
+// TestCompareOpenLoop: open-loop runs get no read-scaling factor (their
+// qps is what --rate asked for), and every output says why.
+func TestCompareOpenLoop(t *testing.T) {
+	for _, c := range []struct {
+		name         string
+		rate1, rate2 float64
+		refused      bool
+		why          string
+	}{
+		{"closed loop", 0, 0, false, ""},
+		{"both open", 100, 100, true, "open-loop runs (--rate 100): their qps is set by --rate, not by the cluster"},
+		{"one open", 0, 250, true, "open-loop runs (--rate 250)"},
+		{"different rates", 100, 200, true, "(--rate 100, 200)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a, b := scaled(1, 100), scaled(2, 160)
+			a.Result.Config.Rate, b.Result.Config.Rate = c.rate1, c.rate2
+			cmp, err := Compare([]Sample{a, b})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, no := cmp.Scaling(), cmp.NoScaling()
+			if !c.refused {
+				if len(f) != 1 || len(no) != 0 {
+					t.Fatalf("closed loop: factors %+v, refused %+v", f, no)
+				}
+				return
+			}
+			if len(f) != 0 || len(no) != 1 || !strings.Contains(no[0].Why, c.why) || no[0].Standbys != 2 || no[0].BaseStandbys != 1 {
+				t.Fatalf("factors %+v, refused %+v, want none and one refusal saying %q", f, no, c.why)
+			}
+			if math.IsNaN(no[0].P99.Change) {
+				t.Error("latency changes should still compare on open-loop runs")
+			}
+			var md, csvb, table bytes.Buffer
+			if err := cmp.WriteMarkdown(&md, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := cmp.WriteCSV(&csvb); err != nil {
+				t.Fatal(err)
+			}
+			if err := cmp.WriteTable(&table); err != nil {
+				t.Fatal(err)
+			}
+			if want := "- **round-robin**: no read-scaling factor (2 vs 1 standbys): " + no[0].Why + "; p50 "; !strings.Contains(md.String(), want) {
+				t.Errorf("comparison.md lacks %q:\n%s", want, md.String())
+			}
+			if strings.Contains(md.String(), "read scaling 1.") {
+				t.Errorf("comparison.md gives a factor:\n%s", md.String())
+			}
+			if !strings.Contains(table.String(), "n/a") || !strings.Contains(table.String(), "scaling n/a: "+no[0].Why) {
+				t.Errorf("table does not say why:\n%s", table.String())
+			}
+			for _, line := range strings.Split(strings.TrimSpace(csvb.String()), "\n")[1:] {
+				if !strings.HasSuffix(line, ",,") {
+					t.Errorf("csv row %q has a scaling factor", line)
+				}
+			}
+		})
 	}
 }

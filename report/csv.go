@@ -15,6 +15,15 @@ var summaryHeader = []string{
 	"p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms",
 	"errors", "retries", "stale_reads", "stale_pct",
 	"lag_bytes_avg", "lag_bytes_max", "lag_ms_avg", "lag_ms_max",
+	"lag_ms_upper_avg", "lag_ms_upper_max", "replay_lag_ms_avg", "replay_lag_ms_max",
+}
+
+// totalsHeader is totals.csv's: one row per strategy, every read counted
+// once end to end. Same contract as summaryHeader.
+var totalsHeader = []string{
+	"strategy", "seconds", "reads", "queries", "qps", "failed", "errors", "retries",
+	"unfinished", "unsent", "no_target", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms",
+	"stale_reads", "stale_pct",
 }
 
 // CSV precision: latencies to the microsecond the histograms record, qps
@@ -26,7 +35,8 @@ func bytesCSV(x float64) string { return fixed(x, 0) }
 func intCSV(n int64) string     { return strconv.FormatInt(n, 10) }
 
 // WriteSummaryCSV writes summary.csv: one row per strategy x node, the
-// figures of Rows. Unknown values are empty cells.
+// figures of Rows (latencies of every attempt on the node, queries its
+// successful ones). Unknown values are empty cells.
 func WriteSummaryCSV(w io.Writer, r *metrics.Result) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(summaryHeader); err != nil {
@@ -38,6 +48,34 @@ func WriteSummaryCSV(w io.Writer, r *metrics.Result) error {
 			msCSV(row.P50), msCSV(row.P90), msCSV(row.P99), msCSV(row.P999), msCSV(row.Max),
 			intCSV(row.Errors), intCSV(row.Retries), intCSV(row.StaleReads), pctCSV(row.StalePct()),
 			bytesCSV(row.LagBytesAvg), bytesCSV(row.LagBytesMax), msCSV(row.LagMSAvg), msCSV(row.LagMSMax),
+			msCSV(row.LagMSUpperAvg), msCSV(row.LagMSUpperMax), msCSV(row.ReplayLagAvg), msCSV(row.ReplayLagMax),
+		}
+		if err := cw.Write(rec); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// WriteTotalsCSV writes totals.csv: one row per strategy, its end-to-end
+// figures (every read once: retried ones with their whole time, failed,
+// cut-off and unsent ones at the latency they reached) and its counters.
+func WriteTotalsCSV(w io.Writer, r *metrics.Result) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(totalsHeader); err != nil {
+		return err
+	}
+	for _, s := range r.Strategies {
+		if s == nil {
+			continue
+		}
+		t := strategyTotal(s)
+		rec := []string{
+			s.Strategy, fixed(s.Seconds, 3), intCSV(t.Reads), intCSV(t.Queries), qpsCSV(t.QPS), intCSV(t.Failed),
+			intCSV(t.Errors), intCSV(t.Retries), intCSV(s.Unfinished), intCSV(s.Unsent), intCSV(s.NoTarget),
+			msCSV(t.P50), msCSV(t.P90), msCSV(t.P99), msCSV(t.P999), msCSV(t.Max),
+			intCSV(t.StaleReads), pctCSV(pct(t.StaleReads, t.StaleChecked)),
 		}
 		if err := cw.Write(rec); err != nil {
 			return err
@@ -52,7 +90,7 @@ func WriteSummaryCSV(w io.Writer, r *metrics.Result) error {
 // of every strategy has the same columns whichever standbys answered.
 func WriteTimeseriesCSV(w io.Writer, r *metrics.Result) error {
 	names := standbys(r)
-	header := []string{"strategy", "second", "qps", "p50_ms", "p99_ms"}
+	header := []string{"strategy", "second", "qps", "p50_ms", "p99_ms", "errors", "failed"}
 	for _, n := range names {
 		header = append(header, "lag_bytes_"+n, "lag_ms_"+n)
 	}
@@ -66,7 +104,8 @@ func WriteTimeseriesCSV(w io.Writer, r *metrics.Result) error {
 		}
 		for _, t := range s.Ticks {
 			// Ticks are one second long, so a tick's queries are its qps.
-			rec := []string{s.Strategy, strconv.Itoa(t.Second), intCSV(t.Queries), tickMS(t, t.P50MS), tickMS(t, t.P99MS)}
+			rec := []string{s.Strategy, strconv.Itoa(t.Second), intCSV(t.Queries), tickMS(t, t.P50MS), tickMS(t, t.P99MS),
+				intCSV(t.Errors), intCSV(t.Failed)}
 			for _, n := range names {
 				b, ms := "", ""
 				if v, ok := t.LagBytes[n]; ok {
@@ -86,10 +125,10 @@ func WriteTimeseriesCSV(w io.Writer, r *metrics.Result) error {
 	return cw.Error()
 }
 
-// tickMS leaves a second without queries empty: its percentiles are 0 only
-// because its histogram was empty.
+// tickMS leaves a second in which no read ended empty: its percentiles
+// are 0 only because its histogram was empty.
 func tickMS(t metrics.Tick, v float64) string {
-	if t.Queries == 0 {
+	if t.Queries == 0 && t.Failed == 0 && v == 0 {
 		return ""
 	}
 	return msCSV(v)

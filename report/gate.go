@@ -5,16 +5,36 @@ import (
 	"io"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/pgbenchx/pgbenchx/metrics"
 )
 
-// Gate is one --fail-if condition. Value is in the metric's canonical
-// unit whatever unit the user wrote: ms for latencies and lag_ms, percent
-// for stale, bytes for lag_bytes, a plain number otherwise.
+// GateOn is what a set of thresholds judges. It decides which metrics a
+// condition may name: scaling needs runs with different standby counts.
+type GateOn int
+
+const (
+	// GateOnRun judges one run: pgbenchx run, and report re-judging a
+	// stored one.
+	GateOnRun GateOn = iota
+	// GateOnComparison judges runs side by side: compare and matrix.
+	GateOnComparison
+)
+
+// Gate is one --threshold condition: [SCOPE:]METRIC OP VALUE. Value is in
+// the metric's canonical unit whatever unit the user wrote: ms for
+// latencies and lag_ms, percent for stale, bytes for lag_bytes, a plain
+// number otherwise.
 type Gate struct {
+	// Scope limits the condition: "" is every strategy; a strategy's name
+	// (lag-aware, via:pgpool) is that strategy only; any other name is a
+	// node, whose own figures are judged in every strategy. Whether a
+	// name is in the run is only known when the gate is checked.
+	Scope      string
 	Metric, Op string
 	Value      float64
 	Text       string // as the user wrote it, for verdict lines
@@ -23,17 +43,31 @@ type Gate struct {
 // Verdict is one gate checked against one scope of the figures.
 type Verdict struct {
 	Gate     Gate
-	Scope    string // "lag-aware", "lag-aware, 2 standbys", ...
+	Scope    string // "lag-aware", "lag-aware, standby2", "lag-aware, 2 standbys", ...
 	Measured float64
 	Pass     bool
+	// Why says, instead of a measured value, why there was nothing to
+	// judge: such a verdict never passes.
+	Why string
+}
+
+// ScopeStrategies are the strategy names a threshold's scope recognizes
+// (besides via:NAME). The report package does not import routing, so the
+// list is kept equal to routing.All by a test in cmd/pgbenchx.
+var ScopeStrategies = []string{"random", "round-robin", "least-conn", "lag-aware", "causal"}
+
+// isStrategyScope reports whether a scope names a strategy rather than a
+// node.
+func isStrategyScope(s string) bool {
+	return slices.Contains(ScopeStrategies, s) || strings.HasPrefix(s, "via:")
 }
 
 // gateKind is how a metric's value is written and scaled.
 type gateKind int
 
 const (
-	kindLatency gateKind = iota // ms, s, us; default ms
-	kindCount                   // a plain non-negative number
+	kindLatency gateKind = iota // us, µs, ms, s, m, h; default ms
+	kindCount                   // a plain non-negative whole number
 	kindPercent                 // "1%" or the fraction "0.01"
 	kindFactor                  // "1.5" or "1.5x"
 	kindBytes                   // B, kB, KiB, MB, MiB, GB, GiB; default B
@@ -42,19 +76,30 @@ const (
 
 var gateMetrics = map[string]gateKind{
 	"p50": kindLatency, "p90": kindLatency, "p99": kindLatency, "p999": kindLatency, "max": kindLatency,
-	"qps": kindQPS, "stale": kindPercent, "errors": kindCount, "retries": kindCount,
+	"qps": kindQPS, "stale": kindPercent, "errors": kindCount, "failed": kindCount, "retries": kindCount,
 	"scaling": kindFactor, "lag_ms": kindLatency, "lag_bytes": kindBytes,
 }
 
-const gateMetricList = "p50, p90, p99, p999, max, qps, stale, errors, retries, scaling, lag_ms or lag_bytes"
+const gateMetricList = "p50, p90, p99, p999, max, qps, stale, errors, failed, retries, scaling, lag_ms or lag_bytes"
+
+// strategyOnly are the metrics a node has no figure for: failed reads
+// failed on every node they tried, and scaling is a strategy's factor.
+var strategyOnly = map[string]string{
+	"failed":  "failed counts reads that failed on every try, which no single node has: for a node use errors (its failed attempts)",
+	"scaling": "scaling is a strategy's factor, not a node's",
+}
+
+// schemaWithFailed is the first run.json schema that counts failed reads:
+// in older files failed is unknown, not 0.
+const schemaWithFailed = 2
 
 // gateOps longest first, so "<=" is not read as "<" followed by "=5".
 var gateOps = []string{"<=", ">=", "!=", "==", "<", ">", "="}
 
-var gateValue = regexp.MustCompile(`^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([a-zA-Zµ%]*)$`)
+var gateValue = regexp.MustCompile(`^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([a-zA-Zµμ%]*)$`)
 
 var unitScale = map[gateKind]map[string]float64{
-	kindLatency: {"": 1, "ms": 1, "s": 1000, "us": 0.001, "µs": 0.001},
+	kindLatency: {"": 1, "ms": 1, "us": 0.001, "µs": 0.001, "μs": 0.001, "s": 1000, "m": 60_000, "h": 3_600_000},
 	kindBytes: {"": 1, "b": 1, "kb": 1e3, "kib": 1 << 10, "mb": 1e6, "mib": 1 << 20,
 		"gb": 1e9, "gib": 1 << 30},
 	kindCount:   {"": 1},
@@ -64,7 +109,7 @@ var unitScale = map[gateKind]map[string]float64{
 }
 
 var unitHelp = map[gateKind]string{
-	kindLatency: "a latency: a number with ms (default), s or us, e.g. p99<5ms",
+	kindLatency: "a latency: a number with us (or µs), ms (default), s, m or h, e.g. p99<5ms or max<2m",
 	kindBytes:   "bytes: a number with B (default), kB, KiB, MB, MiB, GB or GiB, e.g. lag_bytes<16MB",
 	kindCount:   "a count: a whole number, e.g. errors=0",
 	kindFactor:  "a factor: a number, e.g. scaling>1.5",
@@ -72,40 +117,86 @@ var unitHelp = map[gateKind]string{
 	kindPercent: "a share: a percentage or a fraction from 0 to 1, e.g. stale<1% or stale<0.01",
 }
 
-// ParseGates reads --fail-if: comma-separated conditions METRIC OP VALUE.
-func ParseGates(s string) ([]Gate, error) {
+// ParseGates reads --threshold: comma-separated conditions
+// [SCOPE:]METRIC OP VALUE, for one run or for a comparison. A metric that
+// means nothing there (scaling on one run) is refused, as is a
+// strategy-only metric (failed, scaling) scoped to a node.
+func ParseGates(s string, on GateOn) ([]Gate, error) {
 	var out []Gate
 	for _, cond := range strings.Split(s, ",") {
 		cond = strings.TrimSpace(cond)
 		if cond == "" {
 			continue
 		}
-		g, err := parseGate(cond)
+		g, err := parseGate(cond, on)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, g)
 	}
 	if len(out) == 0 {
-		return nil, &InputError{Flag: "fail-if", Value: s, Accepted: "give at least one condition METRIC OP VALUE, e.g. p99<5ms,errors=0"}
+		return nil, &InputError{Flag: "threshold", Value: s, Accepted: "give at least one condition [SCOPE:]METRIC OP VALUE, e.g. p99<5ms,errors=0"}
 	}
 	return out, nil
 }
 
-func parseGate(cond string) (Gate, error) {
+// isName is what a scope may be: letters, digits, '-' and '_'.
+func isName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r != '-' && r != '_' && !(r >= 'a' && r <= 'z') && !(r >= 'A' && r <= 'Z') && !(r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// splitScope takes the scope off a condition: the text before the first
+// ':' when it is a name; "via:NAME:" scopes to the strategy via:NAME.
+func splitScope(cond string) (scope, rest string, ok bool) {
+	before, after, found := strings.Cut(cond, ":")
+	if !found {
+		return "", cond, true
+	}
+	before = strings.TrimSpace(before)
+	if !isName(before) {
+		return "", cond, false
+	}
+	if before == "via" {
+		if name, r, more := strings.Cut(after, ":"); more && isName(strings.TrimSpace(name)) {
+			return "via:" + strings.TrimSpace(name), strings.TrimSpace(r), true
+		}
+	}
+	return before, strings.TrimSpace(after), true
+}
+
+func parseGate(cond string, on GateOn) (Gate, error) {
 	bad := func(accepted string) (Gate, error) {
-		return Gate{}, &InputError{Flag: "fail-if", Value: cond, Accepted: accepted}
+		return Gate{}, &InputError{Flag: "threshold", Value: cond, Accepted: accepted}
+	}
+	scope, body, ok := splitScope(cond)
+	if !ok {
+		return bad("the text before ':' scopes the condition to a strategy or a node: want a name of letters, digits, '-' or '_', e.g. lag-aware:p99<5ms or standby2:stale<1%")
 	}
 	i := 0
-	for i < len(cond) && (cond[i] == '_' || cond[i] >= 'a' && cond[i] <= 'z' || cond[i] >= 'A' && cond[i] <= 'Z' || cond[i] >= '0' && cond[i] <= '9') {
+	for i < len(body) && (body[i] == '_' || body[i] >= 'a' && body[i] <= 'z' || body[i] >= 'A' && body[i] <= 'Z' || body[i] >= '0' && body[i] <= '9') {
 		i++
 	}
-	metric := strings.ToLower(cond[:i])
-	kind, ok := gateMetrics[metric]
-	if !ok {
+	metric := strings.ToLower(body[:i])
+	kind, known := gateMetrics[metric]
+	if !known {
 		return bad(fmt.Sprintf("unknown metric %q: want %s, e.g. p99<5ms", metric, gateMetricList))
 	}
-	rest := strings.TrimSpace(cond[i:])
+	if metric == "scaling" && on == GateOnRun {
+		return bad("scaling compares standby counts and one run has one: use it with pgbenchx compare or matrix")
+	}
+	if why, only := strategyOnly[metric]; only && scope != "" && !isStrategyScope(scope) {
+		return bad(fmt.Sprintf("%q is not a strategy (%s or via:NAME), so it scopes to a node; %s",
+			scope, strings.Join(ScopeStrategies, ", "), why))
+	}
+	rest := strings.TrimSpace(body[i:])
 	op := ""
 	for _, o := range gateOps {
 		if strings.HasPrefix(rest, o) {
@@ -114,7 +205,7 @@ func parseGate(cond string) (Gate, error) {
 		}
 	}
 	if op == "" {
-		return bad("want METRIC OP VALUE with OP one of < <= > >= = !=, e.g. p99<5ms")
+		return bad("want [SCOPE:]METRIC OP VALUE with OP one of < <= > >= = !=, e.g. p99<5ms")
 	}
 	mv := gateValue.FindStringSubmatch(strings.TrimSpace(rest[len(op):]))
 	if op == "==" {
@@ -124,8 +215,8 @@ func parseGate(cond string) (Gate, error) {
 		return bad(metric + " takes " + unitHelp[kind])
 	}
 	v, err := strconv.ParseFloat(mv[1], 64)
-	scale, known := unitScale[kind][strings.ToLower(mv[2])]
-	if err != nil || !known || v < 0 {
+	scale, knownUnit := unitScale[kind][strings.ToLower(mv[2])]
+	if err != nil || !knownUnit || v < 0 || math.IsInf(v, 0) {
 		return bad(metric + " takes " + unitHelp[kind])
 	}
 	if kind == kindPercent && mv[2] == "" && v > 1 {
@@ -134,7 +225,7 @@ func parseGate(cond string) (Gate, error) {
 	if kind == kindCount && v != math.Trunc(v) {
 		return bad(metric + " takes " + unitHelp[kind])
 	}
-	return Gate{Metric: metric, Op: op, Value: v * scale, Text: cond}, nil
+	return Gate{Scope: scope, Metric: metric, Op: op, Value: v * scale, Text: cond}, nil
 }
 
 // holds applies the gate to a measured figure; an unknown figure (NaN)
@@ -159,77 +250,296 @@ func (g Gate) holds(x float64) bool {
 	}
 }
 
-// gateFigures are what gates read of one strategy, or of one cell.
+func (g Gate) verdict(scope string, x float64) Verdict {
+	return Verdict{Gate: g, Scope: scope, Measured: x, Pass: g.holds(x)}
+}
+
+// unmet is a verdict with nothing to judge: it fails, and says why.
+func unmet(g Gate, scope, why string) Verdict {
+	if scope == "" {
+		scope = g.Scope
+	}
+	if scope == "" {
+		scope = "every strategy"
+	}
+	return Verdict{Gate: g, Scope: scope, Measured: math.NaN(), Why: why}
+}
+
+// gateFigures are what gates read of one strategy, one cell or one node.
+// Unknown figures are NaN.
 type gateFigures struct {
 	p50, p90, p99, p999, max, qps, stale float64
-	errors, retries                      int64
+	errors, failed, retries              float64
 	lagMS, lagBytes                      float64
 }
 
 func (f gateFigures) get(metric string) float64 {
-	return map[string]float64{
-		"p50": f.p50, "p90": f.p90, "p99": f.p99, "p999": f.p999, "max": f.max,
-		"qps": f.qps, "stale": f.stale, "errors": float64(f.errors), "retries": float64(f.retries),
-		"lag_ms": f.lagMS, "lag_bytes": f.lagBytes,
-	}[metric]
+	switch metric {
+	case "p50":
+		return f.p50
+	case "p90":
+		return f.p90
+	case "p99":
+		return f.p99
+	case "p999":
+		return f.p999
+	case "max":
+		return f.max
+	case "qps":
+		return f.qps
+	case "stale":
+		return f.stale
+	case "errors":
+		return f.errors
+	case "failed":
+		return f.failed
+	case "retries":
+		return f.retries
+	case "lag_ms":
+		return f.lagMS
+	case "lag_bytes":
+		return f.lagBytes
+	}
+	return math.NaN()
 }
 
-func notApplicable(g Gate, why string) Verdict {
-	return Verdict{Gate: g, Scope: "n/a: " + why, Measured: math.NaN(), Pass: true}
+// failedOf is a run's count of failed reads, NaN where its schema did not
+// count them.
+func failedOf(r *metrics.Result, n int64) float64 {
+	if r == nil || r.Schema < schemaWithFailed {
+		return math.NaN()
+	}
+	return float64(n)
 }
 
-// CheckRun checks every gate against every strategy of one run: the run
-// fails if any strategy does, and each strategy's verdict is reported.
-// Scaling needs runs with different standby counts, so on one run it is
-// reported as not applicable and passes.
-func CheckRun(r *metrics.Result, gates []Gate) []Verdict {
-	var out []Verdict
-	for _, g := range gates {
-		if g.Metric == "scaling" {
-			out = append(out, notApplicable(g, "one run has one standby count (compare runs to measure scaling)"))
+// strategyFigures are a strategy's totals over every node.
+func strategyFigures(r *metrics.Result, s *metrics.StrategyResult) gateFigures {
+	t, rep := strategyTotal(s), repeatOf(0, s)
+	return gateFigures{p50: t.P50, p90: t.P90, p99: t.P99, p999: t.P999, max: t.Max, qps: t.QPS,
+		stale: pct(t.StaleReads, t.StaleChecked), errors: float64(t.Errors), failed: failedOf(r, t.Failed),
+		retries: float64(t.Retries), lagMS: rep.LagMSMax, lagBytes: rep.LagBytesMax}
+}
+
+// rowFigures are one node's figures in one strategy: its summary row.
+// A node has no failed reads of its own (a read fails on every node).
+func rowFigures(row Row) gateFigures {
+	return gateFigures{p50: row.P50, p90: row.P90, p99: row.P99, p999: row.P999, max: row.Max, qps: row.QPS,
+		stale: row.StalePct(), errors: float64(row.Errors), failed: math.NaN(), retries: float64(row.Retries),
+		lagMS: row.LagMSMax, lagBytes: row.LagBytesMax}
+}
+
+func unknownFigures() gateFigures {
+	n := math.NaN()
+	return gateFigures{n, n, n, n, n, n, n, n, n, n, n, n}
+}
+
+// runNames lists a run's strategies and nodes, for a verdict on a scope
+// the run lacks.
+func runNames(strategies []string, nodes []string) string {
+	if len(strategies) == 0 {
+		strategies = []string{"none"}
+	}
+	if len(nodes) == 0 {
+		nodes = []string{"none"}
+	}
+	return fmt.Sprintf("strategies: %s; nodes: %s", strings.Join(strategies, ", "), strings.Join(nodes, ", "))
+}
+
+// runNodes names every node of a run: its environment's, then any a
+// strategy read from that the environment does not list.
+func runNodes(r *metrics.Result) []string {
+	var names []string
+	add := func(n string) {
+		if n != "" && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	for _, n := range r.Environment.Nodes {
+		add(n.Name)
+	}
+	for _, s := range r.Strategies {
+		if s == nil {
 			continue
 		}
-		for _, s := range r.Strategies {
-			if s == nil {
-				continue
+		for _, n := range s.Nodes {
+			if n != nil {
+				add(n.Node)
 			}
-			t, rep := strategyTotal(s), repeatOf(0, s)
-			f := gateFigures{p50: t.P50, p90: t.P90, p99: t.P99, p999: t.P999, max: t.Max, qps: t.QPS,
-				stale: pct(t.StaleReads, t.StaleChecked), errors: t.Errors, retries: t.Retries,
-				lagMS: rep.LagMSMax, lagBytes: rep.LagBytesMax}
-			x := f.get(g.Metric)
-			out = append(out, Verdict{Gate: g, Scope: s.Strategy, Measured: x, Pass: g.holds(x)})
+		}
+	}
+	return names
+}
+
+// CheckRun checks every gate against one run. An unscoped gate is checked
+// against every strategy's totals; a strategy-scoped one against that
+// strategy's; a node-scoped one against the node's own row in every
+// strategy. The run fails if any verdict does. A scope that names neither
+// a strategy nor a node of the run is a failed verdict that says so (it
+// is not refused as bad input: the run has been measured and written by
+// then, and exit 2 promises nothing was).
+func CheckRun(r *metrics.Result, gates []Gate) []Verdict {
+	var strategies []*metrics.StrategyResult
+	var names []string
+	for _, s := range r.Strategies {
+		if s != nil {
+			strategies = append(strategies, s)
+			names = append(names, s.Strategy)
+		}
+	}
+	nodes := runNodes(r)
+	var out []Verdict
+	for _, g := range gates {
+		switch {
+		case g.Metric == "scaling":
+			out = append(out, unmet(g, "", "one run has one standby count: compare runs to measure scaling"))
+		case len(strategies) == 0:
+			out = append(out, unmet(g, "", "the run measured no read phase"))
+		case g.Scope == "" || slices.Contains(names, g.Scope):
+			for _, s := range strategies {
+				if g.Scope == "" || s.Strategy == g.Scope {
+					out = append(out, g.verdict(s.Strategy, strategyFigures(r, s).get(g.Metric)))
+				}
+			}
+		case !isStrategyScope(g.Scope) && slices.Contains(nodes, g.Scope):
+			for _, s := range strategies {
+				f := unknownFigures()
+				for _, row := range strategyRows(s) {
+					if row.Node == g.Scope {
+						f = rowFigures(row)
+					}
+				}
+				out = append(out, g.verdict(s.Strategy+", "+g.Scope, f.get(g.Metric)))
+			}
+		default:
+			out = append(out, unmet(g, "", fmt.Sprintf("no strategy or node named %s in this run (%s)", g.Scope, runNames(names, nodes))))
 		}
 	}
 	return out
 }
 
-// Check checks every gate against every cell, and scaling against every
-// strategy's factors.
+// Check checks every gate against the comparison: an unscoped gate
+// against every cell, a strategy-scoped one against that strategy's
+// cells, a node-scoped one against the node's figures in every cell that
+// has the node, and scaling against every read-scaling factor (of the
+// scope's strategy). A factor that cannot be given (open-loop runs, a
+// strategy measured with one standby count) is a failed verdict saying
+// why, as is a scope naming neither a strategy nor a node of the runs.
 func (c *Comparison) Check(gates []Gate) []Verdict {
 	var out []Verdict
 	for _, g := range gates {
-		if g.Metric == "scaling" {
-			factors := c.Scaling()
-			if len(factors) == 0 {
-				out = append(out, notApplicable(g, "no strategy was measured with two standby counts"))
-			}
-			for _, f := range factors {
-				scope := fmt.Sprintf("%s, %d vs %d standbys", f.Strategy, f.Standbys, f.BaseStandbys)
-				out = append(out, Verdict{Gate: g, Scope: scope, Measured: f.Factor, Pass: g.holds(f.Factor)})
-			}
-			continue
-		}
-		for _, cell := range c.Cells {
-			f := gateFigures{p50: cell.P50, p90: cell.P90, p99: cell.P99, p999: cell.P999, max: cell.Max,
-				qps: cell.QPS, stale: cell.StalePct, errors: cell.Errors, retries: cell.Retries,
-				lagMS: cell.LagMSMax, lagBytes: cell.LagBytesMax}
-			x := f.get(g.Metric)
-			scope := fmt.Sprintf("%s, %d %s", cell.Strategy, cell.Standbys, plural(cell.Standbys, "standby", "standbys"))
-			out = append(out, Verdict{Gate: g, Scope: scope, Measured: x, Pass: g.holds(x)})
-		}
+		out = append(out, c.checkGate(g)...)
 	}
 	return out
+}
+
+func cellScope(cell *Cell) string {
+	return fmt.Sprintf("%s, %d %s", cell.Strategy, cell.Standbys, plural(cell.Standbys, "standby", "standbys"))
+}
+
+func (c *Comparison) checkGate(g Gate) []Verdict {
+	if g.Metric == "scaling" {
+		return c.checkScaling(g)
+	}
+	var out []Verdict
+	switch {
+	case g.Scope == "" || slices.Contains(c.Strategies, g.Scope):
+		for _, cell := range c.Cells {
+			if g.Scope == "" || cell.Strategy == g.Scope {
+				out = append(out, g.verdict(cellScope(cell), cell.figures().get(g.Metric)))
+			}
+		}
+	case !isStrategyScope(g.Scope) && slices.Contains(c.nodes(), g.Scope):
+		for _, cell := range c.Cells {
+			if f, ok := cell.nodeFigures(g.Scope); ok {
+				out = append(out, g.verdict(cellScope(cell)+", "+g.Scope, f.get(g.Metric)))
+			}
+		}
+	default:
+		out = append(out, unmet(g, "", fmt.Sprintf("no strategy or node named %s in these runs (%s)", g.Scope, runNames(c.Strategies, c.nodes()))))
+	}
+	return out
+}
+
+func (c *Comparison) checkScaling(g Gate) []Verdict {
+	if g.Scope != "" && !slices.Contains(c.Strategies, g.Scope) {
+		return []Verdict{unmet(g, "", fmt.Sprintf("no strategy named %s in these runs (strategies: %s)", g.Scope, strings.Join(c.Strategies, ", ")))}
+	}
+	var out []Verdict
+	for _, f := range c.Scaling() {
+		if g.Scope == "" || f.Strategy == g.Scope {
+			out = append(out, g.verdict(fmt.Sprintf("%s, %d vs %d standbys", f.Strategy, f.Standbys, f.BaseStandbys), f.Factor))
+		}
+	}
+	for _, n := range c.NoScaling() {
+		if g.Scope == "" || n.Strategy == g.Scope {
+			out = append(out, unmet(g, fmt.Sprintf("%s, %d vs %d standbys", n.Strategy, n.Standbys, n.BaseStandbys), "no factor: "+n.Why))
+		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	if len(c.Standbys) == 1 {
+		return []Verdict{unmet(g, "", fmt.Sprintf("every run had %d %s: scaling needs two standby counts", c.Standbys[0], plural(c.Standbys[0], "standby", "standbys")))}
+	}
+	return []Verdict{unmet(g, "", "no strategy was measured with two standby counts")}
+}
+
+// figures are a cell's: its merged latencies, mean qps and stale rate,
+// summed counts, largest lag.
+func (cell *Cell) figures() gateFigures {
+	return gateFigures{p50: cell.P50, p90: cell.P90, p99: cell.P99, p999: cell.P999, max: cell.Max,
+		qps: cell.QPS, stale: cell.StalePct, errors: float64(cell.Errors), failed: cell.Failed,
+		retries: float64(cell.Retries), lagMS: cell.LagMSMax, lagBytes: cell.LagBytesMax}
+}
+
+// nodeFigures are one node's figures over a cell's repeats, by the cell's
+// rules: latencies from the node's histograms merged, qps and stale rate
+// averaged over the repeats, counts summed, the largest lag. ok is false
+// when no repeat of the cell had the node.
+func (cell *Cell) nodeFigures(node string) (gateFigures, bool) {
+	f := unknownFigures()
+	f.errors, f.retries = 0, 0
+	h := metrics.NewHist()
+	var qps, stale []float64
+	found := false
+	for _, r := range cell.Repeats {
+		for _, row := range strategyRows(r.strategy) {
+			if row.Node != node {
+				continue
+			}
+			found = true
+			qps = append(qps, row.QPS)
+			stale = append(stale, row.StalePct())
+			f.errors += float64(row.Errors)
+			f.retries += float64(row.Retries)
+			f.lagMS = maxKnown(f.lagMS, row.LagMSMax)
+			f.lagBytes = maxKnown(f.lagBytes, row.LagBytesMax)
+		}
+		for _, n := range r.strategy.Nodes {
+			if n != nil && n.Node == node {
+				h.Add(n.Total())
+			}
+		}
+	}
+	if !found {
+		return f, false
+	}
+	f.p50, f.p90, f.p99, f.p999, f.max = percentiles(h)
+	f.qps, f.stale = meanOf(qps), meanOf(stale)
+	return f, true
+}
+
+// nodes names every node of the compared runs, in the order first met.
+func (c *Comparison) nodes() []string {
+	var names []string
+	for _, s := range c.Samples {
+		for _, n := range runNodes(s.Result) {
+			if !slices.Contains(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	return names
 }
 
 func verdictValue(metric string, x float64) string {
@@ -256,22 +566,23 @@ func verdictValue(metric string, x float64) string {
 }
 
 // WriteVerdicts prints one line per verdict, conditions aligned:
-// "PASS  p99<5ms  lag-aware: 3.210 ms".
+// "PASS  p99<5ms  lag-aware: 3.210 ms", or with nothing to judge,
+// "FAIL  scaling>1.5  round-robin, 2 vs 1 standbys: no factor: ...".
 func WriteVerdicts(w io.Writer, v []Verdict) error {
 	width := 0
 	for _, x := range v {
-		width = max(width, len(x.Gate.Text))
+		width = max(width, utf8.RuneCountInString(x.Gate.Text))
 	}
 	for _, x := range v {
 		status := "PASS"
 		if !x.Pass {
 			status = "FAIL"
 		}
-		line := fmt.Sprintf("%s  %-*s  %s", status, width, x.Gate.Text, x.Scope)
-		// A passing unknown is a not-applicable verdict: its scope says why.
-		if !(x.Pass && math.IsNaN(x.Measured)) {
-			line += ": " + verdictValue(x.Gate.Metric, x.Measured)
+		detail := x.Why
+		if detail == "" {
+			detail = verdictValue(x.Gate.Metric, x.Measured)
 		}
+		line := fmt.Sprintf("%s  %-*s  %s: %s", status, width, x.Gate.Text, x.Scope, detail)
 		if _, err := fmt.Fprintln(w, line); err != nil {
 			return err
 		}

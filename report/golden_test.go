@@ -52,6 +52,7 @@ func TestGolden(t *testing.T) {
 		f    func(io.Writer, *metrics.Result) error
 	}{
 		{"summary.csv", WriteSummaryCSV},
+		{"totals.csv", WriteTotalsCSV},
 		{"timeseries.csv", WriteTimeseriesCSV},
 		{"report.md", WriteMarkdown},
 		{"table.txt", WriteTable},

@@ -120,10 +120,11 @@ func writeStrategy(m *md, r *metrics.Result, s *metrics.StrategyResult) {
 		count(t.Errors), count(t.Retries), num(pct(t.StaleReads, t.StaleChecked), 2)})
 	m.table(nodeColumns, "llrrrrrrrrrr", cells)
 
-	m.p("- Total: %s queries, %s qps, p50 %s ms, p99 %s ms (merged histogram of every node).\n",
-		count(t.Queries), num(t.QPS, 1), num(t.P50, 3), num(t.P99, 3))
+	m.p("- Every read once, end to end (the **all** row): %s reads, %s succeeded (%s qps), %s failed on every try; p50 %s ms, p99 %s ms, max %s ms. A retried read counts its whole time, a failed one the time it failed at.\n",
+		count(t.Reads), count(t.Queries), num(t.QPS, 1), count(t.Failed), num(t.P50, 3), num(t.P99, 3), num(t.Max, 3))
+	m.p("- Per node: every attempt that ran there, at its own latency (failed ones too); queries and share count its successful attempts.\n")
 	if t.Errors > 0 || t.Retries > 0 {
-		m.p("- Errors: %s (%s); retries elsewhere: %s.\n", count(t.Errors), errorClasses(s), count(t.Retries))
+		m.p("- Errors (failed attempts): %s (%s); retries (attempts that ran again on another node): %s.\n", count(t.Errors), errorClasses(s), count(t.Retries))
 	}
 	if t.StaleChecked > 0 {
 		m.p("- Stale reads: %s of %s checked (%s%%).\n", count(t.StaleReads), count(t.StaleChecked), num(pct(t.StaleReads, t.StaleChecked), 2))
@@ -144,15 +145,49 @@ func writeStrategy(m *md, r *metrics.Result, s *metrics.StrategyResult) {
 		m.p("- Background rows written on the primary while measuring: %s.\n", count(s.BackgroundWrites))
 	}
 	if s.Unfinished > 0 {
-		m.p("- Reads still running when the phase ended: %s, counted with the latency they had reached by then.\n", count(s.Unfinished))
+		m.p("- Reads still running when the phase ended: %s, counted with the latency they had reached by then (neither succeeded nor failed).\n", count(s.Unfinished))
+	}
+	if s.Unsent > 0 {
+		m.p("- Open-loop reads due but never sent (every client was busy): %s, counted end to end with the time they had waited at the end.\n", count(s.Unsent))
 	}
 	if s.NoTarget > 0 {
-		m.p("- Reads that found no node to run on: %s (counted as errors).\n", count(s.NoTarget))
+		m.p("- Reads that found no node to run on: %s (failed, and counted as errors).\n", count(s.NoTarget))
+	}
+	if s.Clipped > 0 {
+		m.p("- Latencies over an hour, recorded as an hour: %s.\n", count(s.Clipped))
 	}
 	if line := costLine(s); line != "" {
 		m.p("- %s\n", line)
 	}
 	m.p("- %s\n\n", cpuLine(r, s.CPU))
+	writeErrors(m, s)
+}
+
+// writeErrors lists every error label of a strategy per node, with the
+// first message seen: "client_timeout" on a frozen node reads differently
+// from "53300 too_many_connections".
+func writeErrors(m *md, s *metrics.StrategyResult) {
+	var rows [][]string
+	for _, n := range s.Nodes {
+		if n == nil {
+			continue
+		}
+		labels := make([]string, 0, len(n.Errors))
+		for l := range n.Errors {
+			labels = append(labels, l)
+		}
+		sort.Strings(labels)
+		for _, l := range labels {
+			rows = append(rows, []string{n.Node, l, count(n.Errors[l]), orDash(n.ErrorSamples[l])})
+		}
+	}
+	if s.NoTarget > 0 {
+		rows = append(rows, []string{"-", "no_target", count(s.NoTarget), "no node could take the read"})
+	}
+	if len(rows) == 0 {
+		return
+	}
+	m.table([]string{"node", "error", "count", "first message"}, "llrl", rows)
 }
 
 func errorClasses(s *metrics.StrategyResult) string {
@@ -164,6 +199,9 @@ func errorClasses(s *metrics.StrategyResult) string {
 			}
 		}
 	}
+	if s.NoTarget > 0 {
+		byClass["no_target"] += s.NoTarget
+	}
 	classes := make([]string, 0, len(byClass))
 	for c := range byClass {
 		classes = append(classes, c)
@@ -171,7 +209,7 @@ func errorClasses(s *metrics.StrategyResult) string {
 	sort.Strings(classes)
 	parts := make([]string, len(classes))
 	for i, c := range classes {
-		parts[i] = c + " " + count(byClass[c])
+		parts[i] = c + ": " + count(byClass[c])
 	}
 	return orDash(strings.Join(parts, ", "))
 }
@@ -253,10 +291,13 @@ func writeLag(m *md, r *metrics.Result) {
 	m.p("## Replica lag\n\n")
 	names := standbys(r)
 	var rows [][]string
+	var disagree []string
+	var resolution metrics.Duration
 	for _, s := range r.Strategies {
 		if s == nil {
 			continue
 		}
+		resolution = max(resolution, s.TimeLagResolution)
 		for _, n := range names {
 			l := lagOf(s, n)
 			samples := strconv.Itoa(l.Samples)
@@ -264,15 +305,39 @@ func writeLag(m *md, r *metrics.Result) {
 				samples += fmt.Sprintf(" (%d unknown)", u)
 			}
 			rows = append(rows, []string{s.Strategy, n, samples,
-				humanBytes(l.BytesAvg), humanBytes(l.BytesMax), num(l.MSAvg, 1), num(l.MSMax, 1)})
+				humanBytes(l.BytesAvg), humanBytes(l.BytesMax), msRange(l.MSAvg, l.MSUpperAvg), msRange(l.MSMax, l.MSUpperMax),
+				num(l.ReplayLagAvg, 1)})
+			if lagDisagrees(l) {
+				disagree = append(disagree, fmt.Sprintf("%s during %s: pg_stat_replication's replay_lag averaged %s ms, the heartbeat's time lag %s ms",
+					n, s.Strategy, num(l.ReplayLagAvg, 1), msRange(l.MSAvg, l.MSUpperAvg)))
+			}
 		}
 	}
 	if len(rows) == 0 {
 		m.p("No lag samples.\n\n")
 		return
 	}
-	m.p("Sampled every %s on each standby; an unknown sample (no answer) is left out of the averages, never counted as 0.\n\n", dur(r.Config.LagInterval))
-	m.table([]string{"strategy", "standby", "samples", "avg lag", "max lag", "avg lag ms", "max lag ms"}, "llrrrrr", rows)
+	m.p("Sampled every %s on each standby, each with a deadline of its own; an unknown sample (no answer in time) is left out of the averages, never counted as 0. ", dur(r.Config.LagInterval))
+	m.p("Lag in bytes is the primary's WAL insert position minus the standby's replay position. ")
+	if resolution > 0 {
+		m.p("Time lag comes from a heartbeat committed every %s: a standby was at least the first and at most the second figure behind (the resolution is about one heartbeat). ", dur(resolution))
+	} else {
+		m.p("Time lag comes from the heartbeat (a lower bound in runs of this version). ")
+	}
+	m.p("replay_lag is pg_stat_replication's own view on the primary, for a cross-check (unknown when the standby is idle).\n\n")
+	m.table([]string{"strategy", "standby", "samples", "avg lag", "max lag", "avg time lag ms", "max time lag ms", "avg replay_lag ms"}, "llrrrrrr", rows)
+	for _, d := range disagree {
+		m.p("**Lag sources disagree:** %s.\n\n", d)
+	}
+}
+
+// msRange prints a time-lag bound pair "lo-hi", or lo alone when the upper
+// bound is unknown (schema 1 files) or the same.
+func msRange(lo, hi float64) string {
+	if math.IsNaN(hi) || fixed(lo, 1) == fixed(hi, 1) {
+		return num(lo, 1)
+	}
+	return num(lo, 1) + "–" + num(hi, 1)
 }
 
 // warnings gathers what must not be missed: the run's own warnings (the

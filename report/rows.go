@@ -11,11 +11,13 @@ import (
 const rolePrimary = "primary"
 
 // Row is one node's share of one strategy's reads: the figures summary.csv,
-// report.md and later compare/matrix print. Latencies are milliseconds
-// taken from the node's histogram merged over query kinds. Unknown figures
-// are NaN: the latencies and share of a node (or strategy) that served
-// nothing, qps when no time was measured, and lag with no known sample
-// (always for the primary).
+// report.md and later compare/matrix print. Latencies are milliseconds of
+// every attempt the node ran, merged over query kinds: successful ones and
+// those that failed there (a client timeout at the timeout) or were cut
+// off by the phase's end. Queries, QPS and share count successful
+// attempts. Unknown figures are NaN: the latencies and share of a node
+// (or strategy) that served nothing, qps when no time was measured, and
+// lag with no known sample (always for the primary).
 type Row struct {
 	Strategy, Node, Role string
 
@@ -27,9 +29,12 @@ type Row struct {
 	Errors, Retries, StaleReads, StaleChecked int64
 
 	// From StrategyResult.Lag samples of this node: average over the
-	// samples that knew the value, and the largest.
-	LagBytesAvg, LagBytesMax float64
-	LagMSAvg, LagMSMax       float64
+	// samples that knew the value, and the largest. Time lag is bounded:
+	// LagMS* are the lower bounds, LagMSUpper* the upper ones.
+	LagBytesAvg, LagBytesMax     float64
+	LagMSAvg, LagMSMax           float64
+	LagMSUpperAvg, LagMSUpperMax float64
+	ReplayLagAvg, ReplayLagMax   float64 // pg_stat_replication.replay_lag, the server's own view
 }
 
 // StalePct is the share of checked reads that were stale; NaN when none
@@ -52,11 +57,13 @@ func Rows(r *metrics.Result) []Row {
 
 func strategyRows(s *metrics.StrategyResult) []Row {
 	hists := make([]*metrics.Hist, len(s.Nodes))
+	oks := make([]int64, len(s.Nodes))
 	var all int64
 	for i, n := range s.Nodes {
 		if n != nil {
-			hists[i] = n.Total()
-			all += hists[i].TotalCount()
+			hists[i] = n.Attempts()
+			oks[i] = n.Total().TotalCount()
+			all += oks[i]
 		}
 	}
 	var rows []Row
@@ -64,7 +71,7 @@ func strategyRows(s *metrics.StrategyResult) []Row {
 		if n == nil {
 			continue
 		}
-		q := hists[i].TotalCount()
+		q := oks[i]
 		row := Row{
 			Strategy: s.Strategy, Node: n.Node, Role: n.Role,
 			Queries: q, QPS: ratio(float64(q), s.Seconds), SharePct: pct(q, all),
@@ -78,6 +85,8 @@ func strategyRows(s *metrics.StrategyResult) []Row {
 		}
 		row.LagBytesAvg, row.LagBytesMax = lag.BytesAvg, lag.BytesMax
 		row.LagMSAvg, row.LagMSMax = lag.MSAvg, lag.MSMax
+		row.LagMSUpperAvg, row.LagMSUpperMax = lag.MSUpperAvg, lag.MSUpperMax
+		row.ReplayLagAvg, row.ReplayLagMax = lag.ReplayLagAvg, lag.ReplayLagMax
 		rows = append(rows, row)
 	}
 	return rows
@@ -94,28 +103,35 @@ func percentiles(h *metrics.Hist) (p50, p90, p99, p999, maxMS float64) {
 	return s.P50, s.P90, s.P99, s.P999, s.Max
 }
 
-// total is a strategy's figures over every node, from the merged histogram.
+// total is a strategy's figures over every node. Queries and QPS count
+// successful reads (as pgbench's tps leaves failures out); the latencies
+// come from the end-to-end histogram, which holds every read once, failed,
+// retried, unfinished and unsent ones included.
 type total struct {
 	Queries, Errors, Retries, StaleReads, StaleChecked int64
-	QPS                                                float64
-	P50, P90, P99, P999, Max                           float64
+	// Failed reads failed on every try; Reads is every read of the
+	// end-to-end histogram.
+	Failed, Reads            int64
+	QPS                      float64
+	P50, P90, P99, P999, Max float64
 }
 
 func strategyTotal(s *metrics.StrategyResult) total {
-	h := s.Total()
-	t := total{Queries: h.TotalCount()}
-	t.QPS = ratio(float64(t.Queries), s.Seconds)
+	h := s.Reads()
+	t := total{Failed: s.Failed, Reads: h.TotalCount()}
 	t.P50, t.P90, t.P99, t.P999, t.Max = percentiles(h)
 	// A read no node could take failed as surely as one a node refused.
 	t.Errors = s.NoTarget
 	for _, n := range s.Nodes {
 		if n != nil {
+			t.Queries += n.Total().TotalCount()
 			t.Errors += n.ErrorCount()
 			t.Retries += n.Retries
 			t.StaleReads += n.StaleReads
 			t.StaleChecked += n.StaleChecked
 		}
 	}
+	t.QPS = ratio(float64(t.Queries), s.Seconds)
 	return t
 }
 
@@ -125,17 +141,45 @@ func strategyTotal(s *metrics.StrategyResult) total {
 type lagStat struct {
 	Samples, UnknownBytes, UnknownMS int
 	BytesAvg, BytesMax, MSAvg, MSMax float64
+	MSUpperAvg, MSUpperMax           float64
+	ReplayLagAvg, ReplayLagMax       float64
+	// ReplayLagSamples counts samples where pg_stat_replication had a
+	// replay_lag (it is NULL on an idle standby).
+	ReplayLagSamples int
 }
 
 func nanLag() lagStat {
 	n := math.NaN()
-	return lagStat{BytesAvg: n, BytesMax: n, MSAvg: n, MSMax: n}
+	return lagStat{BytesAvg: n, BytesMax: n, MSAvg: n, MSMax: n, MSUpperAvg: n, MSUpperMax: n, ReplayLagAvg: n, ReplayLagMax: n}
+}
+
+// avgMax accumulates known values.
+type avgMax struct {
+	sum, max float64
+	n        int
+}
+
+func (a *avgMax) add(v *float64) {
+	if v == nil {
+		return
+	}
+	if a.n == 0 || *v > a.max {
+		a.max = *v
+	}
+	a.sum += *v
+	a.n++
+}
+
+func (a avgMax) get() (avg, mx float64) {
+	if a.n == 0 {
+		return math.NaN(), math.NaN()
+	}
+	return a.sum / float64(a.n), a.max
 }
 
 func lagOf(s *metrics.StrategyResult, node string) lagStat {
 	st := nanLag()
-	var sumB, sumMS float64
-	var nB, nMS int
+	var b, ms, hi, psr avgMax
 	for _, l := range s.Lag {
 		if l.Node != node {
 			continue
@@ -144,30 +188,38 @@ func lagOf(s *metrics.StrategyResult, node string) lagStat {
 		if l.Bytes == nil {
 			st.UnknownBytes++
 		} else {
-			b := float64(*l.Bytes)
-			sumB += b
-			if nB == 0 || b > st.BytesMax {
-				st.BytesMax = b
-			}
-			nB++
+			v := float64(*l.Bytes)
+			b.add(&v)
 		}
 		if l.MS == nil {
 			st.UnknownMS++
-		} else {
-			sumMS += *l.MS
-			if nMS == 0 || *l.MS > st.MSMax {
-				st.MSMax = *l.MS
-			}
-			nMS++
 		}
+		ms.add(l.MS)
+		hi.add(l.MSUpper)
+		psr.add(l.ReplayLag)
 	}
-	if nB > 0 {
-		st.BytesAvg = sumB / float64(nB)
-	}
-	if nMS > 0 {
-		st.MSAvg = sumMS / float64(nMS)
-	}
+	st.BytesAvg, st.BytesMax = b.get()
+	st.MSAvg, st.MSMax = ms.get()
+	st.MSUpperAvg, st.MSUpperMax = hi.get()
+	st.ReplayLagAvg, st.ReplayLagMax = psr.get()
+	st.ReplayLagSamples = psr.n
 	return st
+}
+
+// lagDisagrees says whether our time lag and pg_stat_replication's
+// replay_lag, averaged over the same samples, differ by more than our
+// resolution (the bounds' gap) plus 10 ms: replay_lag is reported with
+// the standby's feedback, which adds a little, so only a clear difference
+// is worth a flag. Both must be known.
+func lagDisagrees(l lagStat) bool {
+	if l.ReplayLagSamples == 0 || math.IsNaN(l.MSAvg) {
+		return false
+	}
+	lo, hi := l.MSAvg, l.MSUpperAvg
+	if math.IsNaN(hi) {
+		hi = lo
+	}
+	return l.ReplayLagAvg < lo-10 || l.ReplayLagAvg > hi+10
 }
 
 // standbys names every standby the run mentions anywhere, in natural

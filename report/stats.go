@@ -1,6 +1,7 @@
 package report
 
 import (
+	"fmt"
 	"math"
 )
 
@@ -14,11 +15,14 @@ import (
 // to 5 times, not 10; the t-test can decide with that, at the price of
 // assuming roughly normal run-to-run noise.
 type Significance struct {
-	// Tested is false when either side has fewer than minRepeats runs:
-	// then no claim is made either way.
+	// Tested is false when either side has fewer than minRepeats runs, or
+	// when neither side varied from run to run (there is no noise to
+	// weigh the difference against): then no claim is made either way,
+	// and Why says which.
 	Tested bool
 	N1, N2 int
 	P      float64 // two-sided; NaN when not tested
+	Why    string  // why not tested; "" when tested
 }
 
 // minRepeats is the fewest runs a side needs before its spread says
@@ -32,7 +36,8 @@ const alpha = 0.05
 func (s Significance) Significant() bool { return s.Tested && s.P < alpha }
 
 // Mark is how tables show the verdict: "yes" (p < 0.05), "~" (inside
-// run-to-run noise) or "n/a" (too few repeats to test).
+// run-to-run noise) or "n/a" (not tested: too few repeats, or no
+// run-to-run spread on either side).
 func (s Significance) Mark() string {
 	switch {
 	case !s.Tested:
@@ -50,21 +55,21 @@ func welch(a, b []float64) Significance {
 	a, b = knownValues(a), knownValues(b)
 	s := Significance{N1: len(a), N2: len(b), P: math.NaN()}
 	if len(a) < minRepeats || len(b) < minRepeats {
+		s.Why = fmt.Sprintf("%d vs %d runs, fewer than %d a side", len(b), len(a), minRepeats)
 		return s
 	}
-	s.Tested = true
 	m1, m2 := meanOf(a), meanOf(b)
 	v1, v2 := sampleVariance(a)/float64(len(a)), sampleVariance(b)/float64(len(b))
 	se2 := v1 + v2
 	if se2 == 0 {
-		// No noise on either side: equal means are the same, different
-		// means cannot be noise.
-		s.P = 1
-		if m1 != m2 {
-			s.P = 0
-		}
+		// Identical runs on both sides (a count that stayed 0, a rate a
+		// schedule fixed): the t statistic is 0/0 or infinite, and a
+		// spread of zero says the repeats measured no noise, not that
+		// there is none. No claim either way.
+		s.Why = "no run-to-run spread on either side"
 		return s
 	}
+	s.Tested = true
 	t := (m1 - m2) / math.Sqrt(se2)
 	dof := se2 * se2 / (v1*v1/float64(len(a)-1) + v2*v2/float64(len(b)-1))
 	s.P = tTwoSided(t, dof)

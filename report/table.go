@@ -39,15 +39,19 @@ func WriteTable(w io.Writer, r *metrics.Result) error {
 			return err
 		}
 		t := strategyTotal(s)
-		fmt.Fprintf(w, "%s total: %s queries, %s qps, p50 %s ms, p99 %s ms, %s errors, %s retries\n",
-			s.Strategy, count(t.Queries), num(t.QPS, 1), num(t.P50, 3), num(t.P99, 3), count(t.Errors), count(t.Retries))
+		fmt.Fprintf(w, "%s, every read end to end: %s reads, p50 %s ms, p99 %s ms, max %s ms; %s succeeded (%s qps), %s failed; %s errors, %s retries\n",
+			s.Strategy, count(t.Reads), num(t.P50, 3), num(t.P99, 3), num(t.Max, 3), count(t.Queries), num(t.QPS, 1),
+			count(t.Failed), count(t.Errors), count(t.Retries))
+		if t.Errors > 0 {
+			fmt.Fprintf(w, "  errors: %s\n", errorClasses(s))
+		}
 		for _, n := range names {
 			l := lagOf(s, n)
 			if l.Samples == 0 {
 				continue
 			}
 			fmt.Fprintf(w, "  lag %s: avg %s, max %s; avg %s ms, max %s ms (%d samples)\n",
-				n, humanBytes(l.BytesAvg), humanBytes(l.BytesMax), num(l.MSAvg, 1), num(l.MSMax, 1), l.Samples)
+				n, humanBytes(l.BytesAvg), humanBytes(l.BytesMax), msRange(l.MSAvg, l.MSUpperAvg), msRange(l.MSMax, l.MSUpperMax), l.Samples)
 		}
 		if s.CPU.LoadGenBound {
 			fmt.Fprintln(w, "  warning: the load generator was the bottleneck: these numbers understate the cluster")

@@ -64,7 +64,7 @@ func ParseFormats(s string) ([]string, error) {
 }
 
 // WriteRun writes the chosen formats of r into dir, creating it if
-// missing: run.json for json, summary.csv and timeseries.csv for csv,
+// missing: run.json for json, summary.csv, totals.csv and timeseries.csv for csv,
 // report.md and its SVG charts (WriteCharts) for md. It returns the paths
 // written and, joined, the error of each file it could not write; every
 // file is whole or absent.
@@ -98,6 +98,7 @@ func WriteRun(dir string, r *metrics.Result, formats []string) ([]string, error)
 	files := []file{
 		{FormatJSON, "run.json", writeJSON},
 		{FormatCSV, "summary.csv", WriteSummaryCSV},
+		{FormatCSV, "totals.csv", WriteTotalsCSV},
 		{FormatCSV, "timeseries.csv", WriteTimeseriesCSV},
 		{FormatMD, "report.md", withCharts},
 	}

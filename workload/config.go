@@ -24,6 +24,7 @@ type Config struct {
 	Rate        float64 // queries/s over all clients; 0 = closed loop
 	Mix         []Weighted
 	Custom      []CustomQuery // --query-file
+	QueryFile   string        // its path, for the record
 	Scale       int
 	WriteRows   int
 	WriteBatch  int
@@ -36,11 +37,15 @@ type Config struct {
 	LagFallback string
 	Weights     map[string]float64
 	LagInterval time.Duration
-	// QueryTimeout is each read's statement_timeout: the server cancels a
-	// read that runs longer, and it counts as a timeout error.
+	// QueryTimeout bounds each try of a read: the server cancels it just
+	// before (statement_timeout, 57014) and the client abandons it at the
+	// limit if the server does not answer (a frozen node: client_timeout,
+	// the connection discarded, the node ejected). 0 = no limit.
 	QueryTimeout time.Duration
-	Heartbeat    time.Duration
-	Settle       time.Duration
+	// Heartbeat is how often the heartbeat commits: the resolution of
+	// time lag and of the stale-read check.
+	Heartbeat time.Duration
+	Settle    time.Duration
 	// SessionWrites makes each client write a row every N operations and
 	// read it back next (read-your-writes); 0 = only under causal, every 10.
 	SessionWrites int
@@ -96,6 +101,9 @@ func ParseMix(s string) ([]Weighted, error) {
 	return out, nil
 }
 
+// maxQueries bounds a --query-file: query kinds are recorded in 8 bits.
+const maxQueries = 200
+
 // CustomQuery is one line of a --query-file.
 type CustomQuery struct {
 	Name   string
@@ -124,6 +132,9 @@ func ParseQueryFile(path string) ([]CustomQuery, error) {
 		}
 		if len(f) < 3 || err != nil || w <= 0 || contains(BuiltinKinds, f[0]) {
 			return nil, &InputError{Flag: "query-file", Value: fmt.Sprintf("%s:%d", path, i+1), Accepted: "want lines of: name weight SQL (e.g. big_orders 10 SELECT count(*) FROM orders WHERE amount > 900), name not point/range/report"}
+		}
+		if len(out) >= maxQueries {
+			return nil, &InputError{Flag: "query-file", Value: path, Accepted: fmt.Sprintf("holds more than %d queries", maxQueries)}
 		}
 		if names[f[0]] {
 			// Kinds are keyed by name: a second one would overwrite the first's histogram.

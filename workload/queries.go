@@ -3,16 +3,17 @@ package workload
 import (
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/pgbenchx/pgbenchx/metrics"
 	"github.com/pgbenchx/pgbenchx/routing"
 )
 
@@ -24,14 +25,14 @@ import (
 const readHead = `SELECT h.seq, coalesce(pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0'), 0)::bigint, `
 
 var builtinSQL = map[string]string{
-	"point": readHead + `o.id IS NOT NULL FROM ` + metrics.HeartbeatTable + ` h
-		LEFT JOIN orders o ON o.id = $1 WHERE h.id = $HB`,
-	"range": readHead + `o.id, o.amount::float8 FROM ` + metrics.HeartbeatTable + ` h
-		LEFT JOIN LATERAL (SELECT id, amount FROM orders WHERE customer_id = $1 ORDER BY created_at DESC LIMIT 20) o ON true
+	"point": readHead + `o.id IS NOT NULL FROM ` + HeartbeatTable + ` h
+		LEFT JOIN ` + OrdersTable + ` o ON o.id = $1 WHERE h.id = $HB`,
+	"range": readHead + `o.id, o.amount::float8 FROM ` + HeartbeatTable + ` h
+		LEFT JOIN LATERAL (SELECT id, amount FROM ` + OrdersTable + ` WHERE customer_id = $1 ORDER BY created_at DESC LIMIT 20) o ON true
 		WHERE h.id = $HB`,
-	"report": readHead + `r.n, r.total FROM ` + metrics.HeartbeatTable + ` h,
-		LATERAL (SELECT count(*) AS n, coalesce(sum(amount), 0)::float8 AS total FROM orders
-		         WHERE id > (SELECT max(id) FROM orders) - 1000) r
+	"report": readHead + `r.n, r.total FROM ` + HeartbeatTable + ` h,
+		LATERAL (SELECT count(*) AS n, coalesce(sum(amount), 0)::float8 AS total FROM ` + OrdersTable + `
+		         WHERE id > (SELECT max(id) FROM ` + OrdersTable + `) - 1000) r
 		WHERE h.id = $HB`,
 }
 
@@ -105,7 +106,7 @@ func (qs *querySet) pick(r *rand.Rand) (*query, int) {
 
 // queries builds the query set in the order of cfg.kinds().
 func (s *Scenario) queries() *querySet {
-	qs := &querySet{}
+	qs := &querySet{pointKind: -1}
 	add := func(q *query, w int) {
 		qs.total += w
 		qs.list = append(qs.list, q)
@@ -144,28 +145,58 @@ func usesParam(sql string) bool {
 	return false
 }
 
-// classify maps a query error to routing's outcome and our error class.
-func classify(err error) (routing.Outcome, string) {
+// Labels of failures that carry no SQLSTATE.
+const (
+	LabelClientTimeout     = "client_timeout"     // no answer within --query-timeout: the client gave up and dropped the connection
+	LabelConnectionRefused = "connection_refused" // nothing listens on the node's port
+	LabelConnectionLost    = "connection_lost"    // the connection broke mid-read
+	LabelNetworkTimeout    = "network_timeout"    // a network deadline other than ours
+	LabelConnectionError   = "connection_error"   // any other failure to reach the node
+)
+
+// classify maps a failed attempt's error to routing's outcome and the
+// label it is counted under: "SQLSTATE name" when the server answered
+// with an error, else what the client saw. attemptTimedOut says the
+// attempt's own deadline (--query-timeout) passed.
+func classify(err error, attemptTimedOut bool) (routing.Outcome, string) {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		switch {
-		case pgErr.Code == "40001":
-			return routing.Failed, metrics.ErrConflict
-		case pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03" || pgErr.Code[:2] == "08":
-			return routing.ConnError, metrics.ErrConnection
-		case pgErr.Code == "57014":
-			return routing.Failed, metrics.ErrTimeout
+		label := sqlstateLabel(pgErr.Code)
+		switch class := pgErr.Code[:min(2, len(pgErr.Code))]; {
+		case class == "08", class == "28", class == "3D", class == "53",
+			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03":
+			// The node cannot take reads now (shutting down, too many
+			// clients, cannot log in): eject it.
+			return routing.ConnError, label
 		}
-		return routing.Failed, metrics.ErrQuery
+		// A canceled statement (57014), a recovery conflict (40001), a bad
+		// query: the node itself is fine.
+		return routing.Failed, label
+	}
+	if attemptTimedOut || errors.Is(err, context.DeadlineExceeded) {
+		return routing.ConnError, LabelClientTimeout
+	}
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return routing.ConnError, LabelConnectionRefused
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE), errors.Is(err, net.ErrClosed):
+		return routing.ConnError, LabelConnectionLost
 	}
 	var netErr net.Error
 	if errors.As(err, &netErr) && netErr.Timeout() {
-		return routing.ConnError, metrics.ErrTimeout
-	}
-	var connErr *pgconn.ConnectError
-	if errors.As(err, &connErr) || pgconn.SafeToRetry(err) || errors.As(err, &netErr) || errors.Is(err, net.ErrClosed) {
-		return routing.ConnError, metrics.ErrConnection
+		return routing.ConnError, LabelNetworkTimeout
 	}
 	// Anything else without a SQLSTATE is the connection failing.
-	return routing.ConnError, metrics.ErrConnection
+	return routing.ConnError, LabelConnectionError
+}
+
+// sampleMessage is an error's text as a report may show it: passwords
+// out, one line, bounded.
+func (s *Scenario) sampleMessage(err error) string {
+	msg := strings.Join(strings.Fields(s.redact(err.Error())), " ")
+	if len(msg) > 300 {
+		msg = msg[:300] + "..."
+	}
+	return msg
 }

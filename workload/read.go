@@ -40,8 +40,26 @@ func (v lagView) Seq() uint64 {
 // LiveFunc is told one line a second while a read phase runs.
 type LiveFunc func(strategy string, elapsed time.Duration, t metrics.Tick)
 
+// phase is what the clients of one read phase share.
+type phase struct {
+	s            *Scenario
+	bal          routing.Balancer
+	observer     routing.ReplayObserver // nil when the balancer has no use for it
+	r            *metrics.Recorder
+	queries      *querySet
+	sessionEvery int
+	ryw, rywBad  atomic.Int64
+	// measureFrom is when measuring began (unix ns, 0 during the warmup);
+	// end is when the phase ended (0 while it runs). Reads cut off by the
+	// end are recorded with the time they had reached at end.
+	measureFrom atomic.Int64
+	end         atomic.Int64
+}
+
 // readPhase runs one strategy: warmup, then cfg.Duration measured, with
-// background writes on the primary throughout.
+// background writes on the primary throughout. Whatever the nodes do, it
+// returns promptly after the measured time: every read in flight then is
+// cut off and recorded as unfinished.
 func (s *Scenario) readPhase(ctx context.Context, strategy string, live LiveFunc) (*metrics.StrategyResult, error) {
 	cfg := s.Config
 	names := make([]string, len(s.nodes))
@@ -57,27 +75,20 @@ func (s *Scenario) readPhase(ctx context.Context, strategy string, live LiveFunc
 	if err != nil {
 		return nil, err
 	}
-	queries := s.queries()
-	observer, _ := bal.(routing.ReplayObserver)
-	rec := metrics.NewRecorder(names, roles, cfg.kinds(), cfg.Rate > 0)
-	sessionEvery := cfg.SessionWrites
-	if sessionEvery == 0 && strategy == string(routing.Causal) {
-		sessionEvery = 10
+	ph := &phase{s: s, bal: bal, r: metrics.NewRecorder(names, roles, cfg.kinds(), cfg.Rate > 0), queries: s.queries(),
+		sessionEvery: cfg.SessionWrites}
+	ph.observer, _ = bal.(routing.ReplayObserver)
+	if ph.sessionEvery == 0 && strategy == string(routing.Causal) {
+		ph.sessionEvery = 10
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	var ryw, rywBad, bgRows atomic.Int64
-	var noTarget atomic.Int64
+	var bgRows atomic.Int64
 	start := time.Now()
-	clients := make([]*client, cfg.Clients)
 	for c := 0; c < cfg.Clients; c++ {
-		cl := &client{
-			s: s, bal: bal, rec: rec.NewClient(), r: rec, queries: queries, sessionEvery: sessionEvery, observer: observer,
-			rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(c))), ryw: &ryw, rywBad: &rywBad, noTarget: &noTarget,
-		}
-		clients[c] = cl
+		cl := &client{ph: ph, rec: ph.r.NewClient(), rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(c)))}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -106,14 +117,17 @@ func (s *Scenario) readPhase(ctx context.Context, strategy string, live LiveFunc
 	measureStart := time.Now()
 	bgAtStart := bgRows.Load()
 	if !interrupted {
-		rec.Start(measureStart)
+		ph.r.Start(measureStart)
+		ph.measureFrom.Store(measureStart.UnixNano())
 		cpu = metrics.StartCPU()
-		cost = metrics.StartCost(ctx, s.writer, cfg.LocalProcesses)
+		cctx, ccancel := context.WithTimeout(ctx, controlTimeout)
+		cost = metrics.StartCost(cctx, s.probes[0], cfg.LocalProcesses)
+		ccancel()
 		if cfg.Throttled != nil {
 			throttled0 = cfg.Throttled()
 		}
 		t := time.NewTicker(time.Second)
-		end := time.After(cfg.Duration)
+		end := time.After(cfg.Duration - time.Since(measureStart))
 	loop:
 		for {
 			select {
@@ -124,35 +138,31 @@ func (s *Scenario) readPhase(ctx context.Context, strategy string, live LiveFunc
 				break loop
 			case now := <-t.C:
 				b, ms := s.lag.Current()
-				rec.Tick(now, b, ms)
+				ph.r.Tick(now, b, ms)
 				if live != nil {
-					ticks := rec.Ticks()
-					live(strategy, now.Sub(measureStart), ticks[len(ticks)-1])
+					if ticks := ph.r.Ticks(); len(ticks) > 0 {
+						live(strategy, now.Sub(measureStart), ticks[len(ticks)-1])
+					}
 				}
 			}
 		}
 		t.Stop()
 	}
 	end := time.Now()
-	// Queries still running at the end are the slowest of all: leaving them
-	// out would bias the tail low and hide a node that hung. Each counts
-	// with the latency it had reached; open-loop slots that fell due but
-	// were never sent are counted apart.
-	var unfinished, unsent int64
-	for _, cl := range clients {
-		if cl.finishAt(end) {
-			unfinished++
-		}
-		unsent += cl.unsent(end)
-	}
-	res := rec.Finish(strategy, end)
+	ph.end.Store(end.UnixNano())
+	// Every read still running is cut off now: a client records it with
+	// the latency it had reached at end, then stops. Nothing waits for a
+	// node that does not answer.
 	cancel()
 	wg.Wait()
+	res := ph.r.Finish(strategy, end)
 	if cpu == nil { // interrupted during warmup: nothing was measured
 		return nil, context.Canceled
 	}
 	res.CPU = cpu.Stop()
-	res.PrimaryCost = cost.Stop(context.WithoutCancel(ctx))
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), controlTimeout)
+	res.PrimaryCost = cost.Stop(cctx)
+	ccancel()
 	if cfg.Throttled != nil {
 		res.ThrottledSec = map[string]float64{}
 		for node, t := range cfg.Throttled() {
@@ -160,13 +170,12 @@ func (s *Scenario) readPhase(ctx context.Context, strategy string, live LiveFunc
 		}
 	}
 	res.Lag = s.lag.Samples(measureStart, end)
-	res.RYWChecks, res.RYWViolation = ryw.Load(), rywBad.Load()
+	res.TimeLagResolution = metrics.Duration(cfg.Heartbeat)
+	res.RYWChecks, res.RYWViolation = ph.ryw.Load(), ph.rywBad.Load()
 	res.BackgroundWrites = bgRows.Load() - bgAtStart
-	res.Unfinished, res.Unsent = unfinished, unsent
-	if unsent > 0 {
-		s.warn("%s: %d open-loop queries fell due but were never sent (every client was busy): their latency would have been at least the time left to the end", strategy, unsent)
+	if res.Unsent > 0 {
+		s.warn("%s: %d open-loop reads fell due but were never sent (every client was busy): they are in the end-to-end latency with the time they had waited at the end", strategy, res.Unsent)
 	}
-	res.NoTarget = noTarget.Load()
 	if n := res.NoTarget; n > 0 {
 		s.warn("%s: %d reads found no node to run on (every target ejected, or lag-aware with --lag-fallback error)", strategy, n)
 	}
@@ -178,55 +187,13 @@ func (s *Scenario) readPhase(ctx context.Context, strategy string, live LiveFunc
 
 // client is one load-generating goroutine.
 type client struct {
-	s            *Scenario
-	bal          routing.Balancer
-	rec          *metrics.ClientRecorder
-	r            *metrics.Recorder
-	queries      *querySet
-	rng          *rand.Rand
-	sessionEvery int
-	ops          int
-	lastWrite    int64  // id of this session's last written row (0 = none)
-	lastLSN      uint64 // commit LSN of that write
-	ryw, rywBad  *atomic.Int64
-	noTarget     *atomic.Int64
-	observer     routing.ReplayObserver // nil when the balancer has no use for it
-
-	// The read in flight: its due time (unix ns, 0 when idle), node and
-	// kind. Whoever swaps the due time to 0 records it: the client when
-	// the read ends, or the phase's end if the read is still running.
-	inflight     atomic.Int64
-	inflightNode atomic.Int32
-	inflightKind atomic.Int32
-	// Open loop: the next slot not yet started, and the slot interval.
-	pending  atomic.Int64
-	start    time.Time
-	interval time.Duration
-	stride   int64
-}
-
-// finishAt records a read still in flight at end with the latency it has
-// reached, and reports whether there was one.
-func (c *client) finishAt(end time.Time) bool {
-	due := c.inflight.Swap(0)
-	if due == 0 {
-		return false
-	}
-	c.rec.Record(int(c.inflightNode.Load()), int(c.inflightKind.Load()), end.Sub(time.Unix(0, due)))
-	return true
-}
-
-// unsent counts this client's open-loop slots due before end that it never
-// started.
-func (c *client) unsent(end time.Time) int64 {
-	if c.stride == 0 {
-		return 0
-	}
-	var n int64
-	for k := c.pending.Load(); c.start.Add(time.Duration(k) * c.interval).Before(end); k += c.stride {
-		n++
-	}
-	return n
+	ph        *phase
+	rec       *metrics.ClientRecorder
+	rng       *rand.Rand
+	ops       int
+	lastWrite int64  // id of this session's last written row (0 = none)
+	lastLSN   uint64 // commit LSN of that write
+	backoff   time.Duration
 }
 
 func (c *client) closedLoop(ctx context.Context) {
@@ -238,102 +205,183 @@ func (c *client) closedLoop(ctx context.Context) {
 // openLoop runs this client's share of a fixed schedule: slot k is due at
 // start + k/rate, and latency counts from the due time, so a slow node's
 // queueing is measured rather than hidden (no coordinated omission).
+// Slots that fell due inside the measured window but were never sent are
+// recorded when the phase ends, with the time they had waited by then.
 func (c *client) openLoop(ctx context.Context, start time.Time, id int) {
-	cfg := c.s.Config
+	cfg := c.ph.s.Config
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
-	c.start, c.interval, c.stride = start, interval, int64(cfg.Clients)
-	for k := int64(id); ctx.Err() == nil; k += int64(cfg.Clients) {
-		c.pending.Store(k)
+	stride := int64(cfg.Clients)
+	k := int64(id)
+	for ; ctx.Err() == nil; k += stride {
 		due := start.Add(time.Duration(k) * interval)
 		if wait := time.Until(due); wait > 0 {
+			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
+				t.Stop()
+				c.unsent(start, interval, k, stride)
 				return
-			case <-time.After(wait):
+			case <-t.C:
 			}
 		}
-		c.rec.RecordSchedule(time.Since(due))
-		c.pending.Store(k + int64(cfg.Clients))
+		c.rec.Schedule(time.Since(due))
 		c.op(ctx, due)
 	}
+	c.unsent(start, interval, k, stride)
+}
+
+// unsent records this client's slots from k on that fell due inside the
+// measured window, before the phase's end, and were never sent.
+func (c *client) unsent(start time.Time, interval time.Duration, k, stride int64) {
+	endNs, fromNs := c.ph.end.Load(), c.ph.measureFrom.Load()
+	if endNs == 0 || fromNs == 0 {
+		return
+	}
+	end, from := time.Unix(0, endNs), time.Unix(0, fromNs)
+	due := func(k int64) time.Time { return start.Add(time.Duration(k) * interval) }
+	for due(k).Before(from) {
+		k += stride
+	}
+	var n int64
+	for due(k + n*stride).Before(end) {
+		n++
+	}
+	c.ph.r.Unsent(due(k), time.Duration(stride)*interval, n, end)
+}
+
+// cutOff is the phase's end if it has come: a read interrupted by it is
+// recorded as unfinished, at the time it had reached then.
+func (ph *phase) cutOff() (time.Time, bool) {
+	if e := ph.end.Load(); e != 0 {
+		return time.Unix(0, e), true
+	}
+	return time.Time{}, false
 }
 
 // op runs one operation: a session write every sessionEvery ops, else a
 // read from the mix (the read right after a session write reads that row).
 func (c *client) op(ctx context.Context, due time.Time) {
+	ph := c.ph
 	c.ops++
-	if c.sessionEvery > 0 && c.ops%c.sessionEvery == 0 {
+	if ph.sessionEvery > 0 && c.ops%ph.sessionEvery == 0 {
 		c.sessionWrite(ctx)
 		return
 	}
-	q, kind := c.queries.pick(c.rng)
+	q, kind := ph.queries.pick(c.rng)
 	var arg any
 	checkRYW := false
-	if c.lastWrite > 0 {
-		q, kind, arg, checkRYW = c.queries.point, c.queries.pointKind, c.lastWrite, true
+	if c.lastWrite > 0 && ph.queries.point != nil {
+		q, kind, arg, checkRYW = ph.queries.point, ph.queries.pointKind, c.lastWrite, true
 		c.lastWrite = 0
 	} else if q.arg != nil {
 		arg = q.arg(c.rng)
 	}
-	hbAtStart, hbFresh := c.s.hb.Latest(), c.s.hb.Fresh(due)
+	hb := ph.s.hb
 	req := routing.Request{MinLSN: c.lastLSN}
-	dueNs := due.UnixNano()
-	c.inflightKind.Store(int32(kind))
-	c.inflight.Store(dueNs)
-	defer c.inflight.CompareAndSwap(dueNs, 0)
+	timeout := ph.s.Config.QueryTimeout
+	from := due // a first try counts from the read's due time, a retry from its own start
 	for try := 1; ; try++ {
-		node, err := c.bal.Pick(req)
+		node, err := ph.bal.Pick(req)
 		if err != nil {
-			if c.r.Measuring() {
-				c.noTarget.Add(1)
+			now := time.Now()
+			if end, over := ph.cutOff(); over {
+				c.unfinished(end, due)
+				return
+			}
+			c.rec.Read(now.Sub(due))
+			ph.r.Failed(try == 1)
+			if try == 1 {
+				c.pause(ctx)
 			}
 			return
 		}
-		c.inflightNode.Store(int32(node))
-		rr, qerr := q.run(ctx, c.s.pools[node], arg)
+		c.backoff = 0
+		hbAtStart, hbFresh := hb.Latest(), hb.Fresh(time.Now())
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if timeout > 0 {
+			actx, cancel = context.WithTimeout(ctx, timeout)
+		}
+		rr, qerr := q.run(actx, ph.s.reads[node], arg)
+		timedOut := qerr != nil && errors.Is(actx.Err(), context.DeadlineExceeded)
+		cancel()
+		now := time.Now()
 		if qerr == nil {
-			c.bal.Done(node, routing.OK)
-			if c.inflight.CompareAndSwap(dueNs, 0) {
-				c.rec.Record(node, kind, time.Since(due))
-			}
-			if rr.replay > 0 && c.observer != nil {
-				c.observer.ObserveReplay(node, rr.replay)
-			}
+			ph.bal.Done(node, routing.OK)
+			st := metrics.Unchecked
 			if q.builtin && rr.seq >= 0 && hbFresh {
-				c.r.Stale(node, rr.seq < hbAtStart)
+				st = metrics.Fresh
+				if rr.seq < hbAtStart {
+					st = metrics.Stale
+				}
 			}
-			if checkRYW && c.r.Measuring() {
-				c.ryw.Add(1)
+			c.rec.Attempt(node, kind, now.Sub(from), true, try > 1, st)
+			c.rec.Read(now.Sub(due))
+			if rr.replay > 0 && ph.observer != nil {
+				ph.observer.ObserveReplay(node, rr.replay)
+			}
+			if checkRYW && ph.r.Measuring() {
+				ph.ryw.Add(1)
 				if !rr.found {
-					c.rywBad.Add(1)
+					ph.rywBad.Add(1)
 				}
 			}
 			return
 		}
-		outcome, class := classify(qerr)
-		c.bal.Done(node, outcome)
-		if ctx.Err() != nil {
-			return // shutting down: not the node's fault
-		}
-		c.r.Error(node, class)
-		if try >= c.s.Config.MaxTries {
+		if end, over := ph.cutOff(); over || ctx.Err() != nil {
+			// Cut off by the phase's end (or Ctrl-C): not the node's fault,
+			// and neither a success nor a failure.
+			ph.bal.Done(node, routing.Failed)
+			if over {
+				c.rec.Attempt(node, kind, end.Sub(from), false, try > 1, metrics.Unchecked)
+				c.unfinished(end, due)
+			}
 			return
 		}
-		c.r.Retry(node)
+		outcome, label := classify(qerr, timedOut)
+		ph.bal.Done(node, outcome)
+		c.rec.Attempt(node, kind, now.Sub(from), false, try > 1, metrics.Unchecked)
+		ph.r.Error(node, label, ph.s.sampleMessage(qerr))
+		if try >= ph.s.Config.MaxTries {
+			c.rec.Read(now.Sub(due))
+			ph.r.Failed(false)
+			return
+		}
 		req.Exclude |= 1 << uint(node)
+		from = now
+	}
+}
+
+func (c *client) unfinished(end, due time.Time) {
+	c.rec.Read(end.Sub(due))
+	c.ph.r.Unfinished()
+}
+
+// pause backs a client off after a read found no node to run on, so that
+// a closed loop does not spin while every node is ejected: 1 ms, doubling
+// to 100 ms, until a pick succeeds again.
+func (c *client) pause(ctx context.Context) {
+	c.backoff = min(max(2*c.backoff, time.Millisecond), 100*time.Millisecond)
+	t := time.NewTimer(c.backoff)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 
 // sessionWrite inserts one row on the primary and remembers its commit
 // LSN (read after the commit) for causal routing of the next read.
 func (c *client) sessionWrite(ctx context.Context) {
+	s := c.ph.s
+	wctx, cancel := context.WithTimeout(ctx, controlTimeout)
+	defer cancel()
 	var id int64
-	err := c.s.writer.QueryRow(ctx, `INSERT INTO orders (customer_id, amount, status) VALUES ($1, 1, 'session') RETURNING id`,
-		1+c.rng.IntN(customers(c.s.Config.Scale))).Scan(&id)
+	err := s.writer.QueryRow(wctx, `INSERT INTO `+OrdersTable+` (customer_id, amount, status) VALUES ($1, 1, 'session') RETURNING id`,
+		1+c.rng.IntN(customers(s.Config.Scale))).Scan(&id)
 	if err != nil {
 		return
 	}
-	lsn, err := insertLSN(ctx, c.s.writer)
+	lsn, err := insertLSN(wctx, s.writer)
 	if err != nil {
 		return
 	}
@@ -359,7 +407,10 @@ func (s *Scenario) backgroundWrites(ctx context.Context, rows *atomic.Int64) {
 			continue
 		}
 		owed -= float64(n)
-		if _, err := s.writer.Exec(ctx, insertSQL, n, customers(s.Config.Scale)); err == nil {
+		wctx, cancel := context.WithTimeout(ctx, controlTimeout)
+		_, err := s.writer.Exec(wctx, insertSQL, n, customers(s.Config.Scale))
+		cancel()
+		if err == nil {
 			rows.Add(int64(n))
 		} else if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
 			s.bgErrors.Add(1)

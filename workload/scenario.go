@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgbenchx/pgbenchx/metrics"
+	"github.com/pgbenchx/pgbenchx/routing"
 )
 
 // Scenario is a run's phases in order: schema, write phase, then a read
@@ -24,15 +25,20 @@ type Scenario struct {
 	MaxApplyDelay time.Duration
 
 	nodes []Node
-	pools []*pgxpool.Pool // one per node, for reads: statement_timeout applies
-	// writer reaches the primary for everything but reads (schema, writes,
-	// heartbeat, lag sampling), without the reads' statement_timeout.
+	// reads is one pool per node for the reads, with statement_timeout.
+	reads []*pgxpool.Pool
+	// probes is one small pool per node for the lag sampler, waits and
+	// counts: a read pool stuck on a frozen node must not stall them.
+	probes []*pgxpool.Pool
+	// writer reaches the primary for schema, writes and heartbeat, without
+	// the reads' statement_timeout.
 	writer   *pgxpool.Pool
 	lag      *metrics.LagSampler
 	hb       *metrics.Heartbeat
 	maxID    atomic.Int64
 	hbID     int64
 	bgErrors atomic.Int64
+	redact   func(string) string
 
 	mu       sync.Mutex
 	warnings []string
@@ -45,70 +51,223 @@ type Hooks struct {
 	Live  LiveFunc
 }
 
-// New opens one pool per node (pgx pools per node, routing above them:
-// a pool that picks a host at connect time never rebalances).
+// controlTimeout bounds every query that is not a read (schema checks,
+// counts, LSN polls, the cost meter): a node that does not answer within
+// it is reported as not answering instead of hanging the run.
+const controlTimeout = 5 * time.Second
+
+// New opens the pools (pgx pools per node, routing above them: a pool
+// that picks a host at connect time never rebalances) and checks that
+// every node can take the connections the run will open, before anything
+// is written. A node that cannot is bad input (*InputError) naming it, the
+// figures and the fix.
 func New(ctx context.Context, nodes []Node, cfg Config) (*Scenario, error) {
 	if len(nodes) == 0 || nodes[0].Role != "primary" {
 		return nil, errors.New("workload: the first node must be the primary")
 	}
-	if len(nodes) > 64 {
-		return nil, errors.New("workload: at most 63 standbys")
+	if len(nodes) > routing.MaxNodes {
+		return nil, fmt.Errorf("workload: at most %d standbys", routing.MaxNodes-1)
 	}
-	hasPoint := false
-	for _, m := range cfg.Mix {
-		hasPoint = hasPoint || m.Kind == "point"
-	}
-	if !hasPoint { // session reads read back by id
+	if len(cfg.Custom) == 0 && !hasKind(cfg.Mix, "point") {
+		// Session reads read back by id.
 		cfg.Mix = append(cfg.Mix, Weighted{"point", 0})
 	}
 	// Each generator beats on its own heartbeat row (see metrics.Heartbeat).
 	s := &Scenario{Config: cfg, nodes: nodes, hbID: 2 + rand.Int64N(1<<30)}
-	for i, n := range nodes {
+	var passwords []string
+	for _, n := range nodes {
 		pc, err := pgxpool.ParseConfig(n.DSN)
 		if err != nil {
+			return nil, fmt.Errorf("%s: not a valid connection string", n.Name)
+		}
+		passwords = append(passwords, pc.ConnConfig.Password)
+	}
+	s.redact = func(text string) string { return RedactPasswords(text, passwords...) }
+	budget := s.connBudget()
+	for i, n := range nodes {
+		if err := s.open(ctx, i, n); err != nil {
 			s.Close()
-			return nil, fmt.Errorf("%s: %w", n.Name, err)
+			return nil, err
 		}
-		pc.MaxConns = int32(cfg.Clients + 4)
-		pc.ConnConfig.RuntimeParams["application_name"] = "pgbenchx"
-		if cfg.QueryTimeout > 0 {
-			// Set on the session, not per query: no timer on the hot path.
-			pc.ConnConfig.RuntimeParams["statement_timeout"] = fmt.Sprint(cfg.QueryTimeout.Milliseconds())
-		}
-		// A node that went away must fail fast on reconnect, not hang a
-		// client for the kernel's TCP timeout.
-		pc.ConnConfig.ConnectTimeout = 5 * time.Second
-		pool, err := pgxpool.NewWithConfig(ctx, pc)
-		if err == nil {
-			err = pool.Ping(ctx)
-		}
-		if err != nil {
-			if pool != nil {
-				pool.Close()
-			}
+		if err := s.preflight(ctx, i, budget[i]); err != nil {
 			s.Close()
-			return nil, fmt.Errorf("%s: connect: %w", n.Name, err)
-		}
-		s.pools = append(s.pools, pool)
-		if i == 0 {
-			wc := pc.Copy()
-			delete(wc.ConnConfig.RuntimeParams, "statement_timeout")
-			if s.writer, err = pgxpool.NewWithConfig(ctx, wc); err != nil {
-				s.Close()
-				return nil, fmt.Errorf("%s: connect: %w", n.Name, err)
-			}
+			return nil, err
 		}
 	}
 	return s, nil
 }
 
-// Close closes the pools.
-func (s *Scenario) Close() {
-	for _, p := range s.pools {
-		p.Close()
+func hasKind(mix []Weighted, kind string) bool {
+	for _, m := range mix {
+		if m.Kind == kind {
+			return true
+		}
 	}
-	if s.writer != nil {
-		s.writer.Close()
+	return false
+}
+
+// The pools' sizes: a read pool holds a connection per client (a client
+// has one read in flight at a time), a probe pool two (the lag sampler
+// and a wait or count), the writer one per client when clients write
+// (session writes) plus the heartbeat, the background writer and the cost
+// meter.
+const probeConns = 2
+
+func (s *Scenario) writerConns() int {
+	n := 4
+	if s.sessionWrites() {
+		n += s.Config.Clients
+	}
+	return n
+}
+
+func (s *Scenario) sessionWrites() bool {
+	return s.Config.SessionWrites > 0 || contains(s.Config.Strategies, string(routing.Causal))
+}
+
+// readsPrimary says whether any strategy of the run may send reads to the
+// primary: as a target, or as lag-aware's or causal's fallback.
+func (s *Scenario) readsPrimary() bool {
+	if s.Config.ReadPrimary || contains(s.Config.Strategies, string(routing.Causal)) {
+		return true
+	}
+	return contains(s.Config.Strategies, string(routing.LagAware)) && s.Config.LagFallback != string(routing.FallbackError)
+}
+
+// connBudget is how many connections the run may open on each node.
+func (s *Scenario) connBudget() []int {
+	out := make([]int, len(s.nodes))
+	for i := range s.nodes {
+		out[i] = probeConns
+		if i > 0 || s.readsPrimary() {
+			out[i] += s.Config.Clients
+		}
+		if i == 0 {
+			out[i] += s.writerConns()
+		}
+	}
+	return out
+}
+
+func (s *Scenario) poolConfig(n Node, conns int, statementTimeout time.Duration) (*pgxpool.Config, error) {
+	pc, err := pgxpool.ParseConfig(n.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not a valid connection string", n.Name)
+	}
+	pc.MaxConns = int32(max(1, conns))
+	rp := pc.ConnConfig.RuntimeParams
+	rp["application_name"] = "pgbenchx"
+	// Unqualified names in --query-file reads resolve to our schema, never
+	// to a user's table of the same name; our own SQL names its schema.
+	rp["search_path"] = Schema
+	if statementTimeout > 0 {
+		// Set on the session, not per query: no round trip on the hot path.
+		rp["statement_timeout"] = fmt.Sprint(max(1, statementTimeout.Milliseconds()))
+	}
+	// A node that went away must fail fast on reconnect, not hang a
+	// client for the kernel's TCP timeout.
+	if pc.ConnConfig.ConnectTimeout == 0 || pc.ConnConfig.ConnectTimeout > controlTimeout {
+		pc.ConnConfig.ConnectTimeout = controlTimeout
+	}
+	return pc, nil
+}
+
+// serverTimeout is the reads' statement_timeout: a little under the
+// client's deadline, so that a slow but live server cancels the read
+// itself (57014, the connection kept) before the client gives up on it
+// and discards the connection, which only a node that stopped answering
+// should cost.
+func serverTimeout(qt time.Duration) time.Duration {
+	if qt <= 0 {
+		return 0
+	}
+	return qt - min(qt/10, 100*time.Millisecond)
+}
+
+func (s *Scenario) open(ctx context.Context, i int, n Node) error {
+	mk := func(conns int, st time.Duration) (*pgxpool.Pool, error) {
+		pc, err := s.poolConfig(n, conns, st)
+		if err != nil {
+			return nil, err
+		}
+		return pgxpool.NewWithConfig(ctx, pc)
+	}
+	probe, err := mk(probeConns, 0)
+	if err != nil {
+		return err
+	}
+	s.probes = append(s.probes, probe)
+	pctx, cancel := context.WithTimeout(ctx, controlTimeout)
+	err = probe.Ping(pctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("%s: connect: %s", n.Name, s.redact(err.Error()))
+	}
+	read, err := mk(s.Config.Clients, serverTimeout(s.Config.QueryTimeout))
+	if err != nil {
+		return err
+	}
+	s.reads = append(s.reads, read)
+	if i == 0 {
+		if s.writer, err = mk(s.writerConns(), 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// preflight checks that node i can take the connections the run will
+// open on it: its max_connections minus the reserved ones minus those in
+// use (ours, the one asking, included) must cover them.
+func (s *Scenario) preflight(ctx context.Context, i, need int) error {
+	ctx, cancel := context.WithTimeout(ctx, controlTimeout)
+	defer cancel()
+	var maxConns, reserved, inUse int
+	err := s.probes[i].QueryRow(ctx, `SELECT current_setting('max_connections')::int,
+		current_setting('superuser_reserved_connections')::int + coalesce(current_setting('reserved_connections', true)::int, 0),
+		(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int`).Scan(&maxConns, &reserved, &inUse)
+	if err != nil {
+		return fmt.Errorf("%s: preflight: %s", s.nodes[i].Name, s.redact(err.Error()))
+	}
+	// The connection asking is the probe pool's first: it is in use and in need.
+	free := maxConns - reserved - inUse + 1
+	if need <= free {
+		return nil
+	}
+	per := "per client on each standby"
+	if i == 0 {
+		per = "for the primary's reads, session writes and heartbeat"
+	}
+	return &InputError{Flag: "clients", Value: fmt.Sprint(s.Config.Clients), Accepted: fmt.Sprintf(
+		"%s takes %d more connections (max_connections %d, %d reserved, %d in use) but this run opens up to %d there (one %s, plus probes): use fewer --clients, or raise max_connections (for an env: pgbenchx env up --pg-setting max_connections=%d)",
+		s.nodes[i].Name, max(0, free), maxConns, reserved, inUse-1, need, per, roundUp(maxConns+need-free+10, 50))}
+}
+
+func roundUp(n, to int) int { return (n + to - 1) / to * to }
+
+// closeWait bounds Close: pgx closes a connection whose read was
+// abandoned by sending the server a cancel request and waiting up to 15 s
+// for it to hang up, and a pool's Close waits for that. A frozen node
+// never hangs up, and the run must not wait for it.
+const closeWait = 2 * time.Second
+
+// Close closes the pools, waiting at most closeWait for their connections
+// to go; the rest go in the background.
+func (s *Scenario) Close() {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, list := range [][]*pgxpool.Pool{s.reads, s.probes, {s.writer}} {
+		for _, p := range list {
+			if p != nil {
+				wg.Add(1)
+				go func() { defer wg.Done(); p.Close() }()
+			}
+		}
+	}
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
 	}
 }
 
@@ -132,15 +291,22 @@ func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (e
 		s.mu.Unlock()
 		if s.hb != nil {
 			if n := s.hb.Errors.Load(); n > 0 {
-				res.Warnings = append(res.Warnings, fmt.Sprintf("%d heartbeat commits failed on the primary: while the heartbeat stalled, time lag and staleness were unknown (left out, not counted as 0)", n))
+				res.Warnings = append(res.Warnings, fmt.Sprintf("%d heartbeat commits failed on the primary: while the heartbeat stalled, staleness was unknown (left out, not counted as fresh) and time-lag bounds widened", n))
 			}
 		}
 		if n := s.bgErrors.Load(); n > 0 {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("%d background write batches failed on the primary", n))
 		}
 	}()
-	phase(fmt.Sprintf("schema: orders seeded to %d rows", s.Config.Scale))
-	if err := Setup(ctx, s.writer, s.pools[1:], s.Config.Scale, s.hbID); err != nil {
+	notes, err := PrepareSchema(ctx, s.writer)
+	if err != nil {
+		return err
+	}
+	for _, n := range notes {
+		s.warn("%s", n)
+	}
+	phase(fmt.Sprintf("schema: %s seeded to %d rows", OrdersTable, s.Config.Scale))
+	if err := s.seed(ctx); err != nil {
 		return err
 	}
 	if err := s.refreshMaxID(ctx); err != nil {
@@ -148,17 +314,22 @@ func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (e
 	}
 	defer func() {
 		// The row was this run's alone.
-		_, _ = s.writer.Exec(context.WithoutCancel(ctx), `DELETE FROM `+metrics.HeartbeatTable+` WHERE id = $1`, s.hbID)
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), controlTimeout)
+		defer cancel()
+		_, _ = s.writer.Exec(cctx, `DELETE FROM `+HeartbeatTable+` WHERE id = $1`, s.hbID)
 	}()
-	if s.hb, err = metrics.NewHeartbeat(ctx, s.writer, s.Config.Heartbeat, s.hbID); err != nil {
-		return fmt.Errorf("primary: heartbeat: %w", err)
+	hctx, cancel := context.WithTimeout(ctx, controlTimeout)
+	s.hb, err = metrics.NewHeartbeat(hctx, s.writer, HeartbeatTable, s.Config.Heartbeat, s.hbID)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("primary: heartbeat: %s", s.redact(err.Error()))
 	}
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 	go s.hb.Run(bg)
-	s.lag = &metrics.LagSampler{Primary: s.writer, Interval: s.Config.LagInterval, HB: s.hb}
+	s.lag = &metrics.LagSampler{Primary: s.probes[0], Interval: s.Config.LagInterval, HB: s.hb, HBTable: HeartbeatTable}
 	for i, n := range s.nodes[1:] {
-		s.lag.Standbys = append(s.lag.Standbys, metrics.LagTarget{Name: n.Name, Pool: s.pools[i+1]})
+		s.lag.Standbys = append(s.lag.Standbys, metrics.LagTarget{Name: n.Name, Pool: s.probes[i+1]})
 	}
 	go s.lag.Run(bg)
 
@@ -168,9 +339,6 @@ func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (e
 		res.Write = wp
 		if err != nil {
 			return err
-		}
-		if !wp.CountsEqual {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("orders row counts differ between nodes after the write phase: %v", wp.RowCounts))
 		}
 		if err := s.refreshMaxID(ctx); err != nil {
 			return err
@@ -202,19 +370,31 @@ func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (e
 }
 
 func (s *Scenario) refreshMaxID(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, controlTimeout)
+	defer cancel()
 	var id int64
-	if err := s.writer.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM orders`).Scan(&id); err != nil {
-		return fmt.Errorf("primary: %w", err)
+	if err := s.writer.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM `+OrdersTable).Scan(&id); err != nil {
+		if errors.Is(err, context.Canceled) {
+			return err
+		}
+		return fmt.Errorf("primary: %s", s.redact(err.Error()))
 	}
 	s.maxID.Store(id)
 	return nil
 }
 
 // settle lets standbys catch up between strategies so one strategy's
-// backlog is not the next one's lag.
+// backlog is not the next one's lag. A standby that does not answer is
+// not waited for.
 func (s *Scenario) settle(ctx context.Context) {
 	limit := s.Config.Settle + s.MaxApplyDelay
-	if _, err := waitCaughtUp(ctx, s.writer, s.pools[1:], limit); err != nil && ctx.Err() == nil {
-		s.warn("settle: standbys not caught up within %s before the next strategy", limit)
+	took, err := s.waitCaughtUp(ctx, limit)
+	if ctx.Err() != nil {
+		return
+	}
+	for i, d := range took {
+		if d < 0 {
+			s.warn("settle: %s had not caught up within %s before the next strategy (%v)", s.nodes[i+1].Name, limit, err)
+		}
 	}
 }

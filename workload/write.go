@@ -21,13 +21,16 @@ func (s *Scenario) writePhase(ctx context.Context, progress WriteProgress) (*met
 	var lastCommit time.Time
 	for done := 0; done < cfg.WriteRows; {
 		n := min(cfg.WriteBatch, cfg.WriteRows-done)
-		if _, err := s.writer.Exec(ctx, insertSQL, n, customers(cfg.Scale)); err != nil {
+		wctx, cancel := context.WithTimeout(ctx, controlTimeout)
+		_, err := s.writer.Exec(wctx, insertSQL, n, customers(cfg.Scale))
+		cancel()
+		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
 			wp.Errors++
 			if wp.Errors > 10 {
-				return wp, fmt.Errorf("primary: write phase: %w", err)
+				return wp, fmt.Errorf("primary: write phase: %s", s.redact(err.Error()))
 			}
 			continue
 		}
@@ -49,9 +52,12 @@ func (s *Scenario) writePhase(ctx context.Context, progress WriteProgress) (*met
 	// Catch-up counts from the last commit; its LSN is read right after.
 	lsn, err := insertLSN(ctx, s.writer)
 	if err != nil {
-		return wp, fmt.Errorf("primary: %w", err)
+		return wp, fmt.Errorf("primary: %s", s.redact(err.Error()))
 	}
-	took, werr := waitReplayed(ctx, s.pools[1:], lsn, lastCommit, 2*time.Minute+s.MaxApplyDelay)
+	took, werr := s.waitReplayed(ctx, lsn, lastCommit, 2*time.Minute+s.MaxApplyDelay)
+	if ctx.Err() != nil {
+		return wp, ctx.Err()
+	}
 	end := time.Now()
 	if s.lag != nil {
 		s.lag.Sample(ctx) // a last sample at catch-up, so the peak window is closed
@@ -67,21 +73,40 @@ func (s *Scenario) writePhase(ctx context.Context, progress WriteProgress) (*met
 		wp.Standbys = append(wp.Standbys, cu)
 	}
 	if werr != nil {
-		return wp, werr
+		// A standby that fell silent or never caught up is reported, not a
+		// reason to stop measuring the others.
+		s.warn("write phase: %v", werr)
 	}
+	s.countRows(ctx, wp)
+	return wp, nil
+}
+
+// countRows counts orders on every node that answers; a node that does
+// not is left out of the comparison and named.
+func (s *Scenario) countRows(ctx context.Context, wp *metrics.WritePhase) {
+	counted := 0
 	equal := true
 	var want int64 = -1
 	for i, node := range s.nodes {
+		cctx, cancel := context.WithTimeout(ctx, controlTimeout)
 		var n int64
-		if err := s.pools[i].QueryRow(ctx, `SELECT count(*) FROM orders`).Scan(&n); err != nil {
-			return wp, fmt.Errorf("%s: count orders: %w", node.Name, err)
+		err := s.probes[i].QueryRow(cctx, `SELECT count(*) FROM `+OrdersTable).Scan(&n)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				s.warn("write phase: %s: could not count %s: %s", node.Name, OrdersTable, s.redact(err.Error()))
+			}
+			continue
 		}
+		counted++
 		wp.RowCounts[node.Name] = n
 		if want >= 0 && n != want {
 			equal = false
 		}
 		want = n
 	}
-	wp.CountsEqual = equal // only once every node was counted
-	return wp, nil
+	wp.CountsEqual = equal && counted == len(s.nodes) // only once every node was counted
+	if counted == len(s.nodes) && !equal {
+		s.warn("%s row counts differ between nodes after the write phase: %v", OrdersTable, wp.RowCounts)
+	}
 }

@@ -41,25 +41,29 @@ func compareCommand() *cli.Command {
 		Description: `Reads each folder's run.json and compares them: any mix of strategies and
 standby counts, also runs made on different clusters. Percentiles are
 recomputed from the stored histograms (merged, never averaged). Prints a
-table and writes comparison.md and comparison.csv under --out.
+table and writes comparison.md and comparison.csv under --out. When the
+runs' workloads or settings differ (clients, rate, mix, query file, scale,
+write rate, duration, CPU caps, server settings and version, provider,
+fsync), the table warns and comparison.md lists what differs in which runs.
+Open-loop runs (--rate) get no read-scaling factor: --rate sets their QPS.
 
 Examples:
   pgbenchx compare results/A results/B
-  pgbenchx compare results/matrix/s1-* results/matrix/s2-* --fail-if "scaling>1.5"`,
+  pgbenchx compare results/matrix/s1-* results/matrix/s2-* --threshold "scaling>1.5"
+  pgbenchx compare results/A results/B --threshold "lag-aware:p99<5ms,standby2:stale<1%"
+
+` + thresholdHelp(true),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "out", Usage: "folder for comparison.md and comparison.csv (default: results/<time>-compare)"},
-			&cli.StringFlag{Name: "fail-if", Usage: "CI gate, exit 3 when a condition fails, e.g. \"p99<5ms,stale<1%\""},
+			thresholdFlag("conditions every cell must meet, exit 3 when one fails, e.g. \"scaling>1.5,p99<5ms\" (see below)"),
 		},
 		Action: func(_ context.Context, cmd *cli.Command) error {
 			if cmd.Args().Len() < 2 {
 				return &env.InputError{Flag: "RUN_FOLDER", Value: "", Accepted: "give at least two run folders to compare"}
 			}
-			var gates []report.Gate
-			if f := cmd.String("fail-if"); f != "" {
-				var err error
-				if gates, err = report.ParseGates(f); err != nil {
-					return err
-				}
+			gates, err := parseThresholds(cmd)
+			if err != nil {
+				return err
 			}
 			samples, err := loadRuns(cmd.Args().Slice())
 			if err != nil {

@@ -14,16 +14,24 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v3"
 )
 
-// Exit codes: 1 a failure (a check failed, a server error), 2 bad input.
+// Exit codes, the same for every command: 0 ok, 1 the run failed (a
+// check failed, a server error), 2 bad input (nothing was started or
+// written), 3 a --threshold failed, 130 interrupted (what was measured is
+// written).
 const (
-	exitFailure  = 1
-	exitBadInput = 2
+	exitFailure     = 1
+	exitBadInput    = 2
+	exitInterrupted = 130
 )
+
+const exitCodesHelp = `Exit codes: 0 ok, 1 the run failed, 2 bad input (nothing was started or
+written), 3 a --threshold failed, 130 interrupted (what was measured is written).`
 
 // usageError marks errors that come from what the user typed.
 type usageError struct{ err error }
@@ -90,22 +98,44 @@ Examples:
   pgbenchx env up --standbys 2          # primary + 2 standbys on this machine
   pgbenchx env verify                   # the manual lab's success criteria
   psql "$(pgbenchx env dsn --node standby1)"
-  pgbenchx env down`,
+  pgbenchx env down
+
+` + exitCodesHelp,
 		Writer:                stdout,
 		ErrWriter:             stderr,
 		EnableShellCompletion: false,
 		Suggest:               true,
 		// We print errors and choose exit codes ourselves (see run).
 		ExitErrHandler: func(context.Context, *cli.Command, error) {},
-		Commands:       []*cli.Command{envCommand(), runCommand(), matrixCommand(), compareCommand(), mergeCommand(), reportCommand()},
+		Commands:       []*cli.Command{envCommand(), runCommand(), matrixCommand(), compareCommand(), mergeCommand(), reportCommand(), cleanCommand()},
 	}
 	setUsageErrors(root)
 	return root
 }
 
+// unknownCommand is the action of a command that only groups others: with
+// no word it shows its help, with a word it names nothing it knows, which
+// is bad input (urfave's default would exit 3, a failed threshold's code).
+func unknownCommand(_ context.Context, cmd *cli.Command) error {
+	if cmd.Args().Len() == 0 {
+		return cli.ShowSubcommandHelp(cmd)
+	}
+	var names []string
+	for _, sub := range cmd.Commands {
+		if !sub.Hidden && sub.Name != "help" {
+			names = append(names, sub.Name)
+		}
+	}
+	return usageError{fmt.Errorf("unknown command %q: %s takes %s (see: %s --help)",
+		cmd.Args().First(), cmd.FullName(), strings.Join(names, ", "), cmd.FullName())}
+}
+
 // setUsageErrors makes every parse error (unknown flag, a word where a
 // number goes) a one-line usage error with exit code 2, not a help dump.
 func setUsageErrors(c *cli.Command) {
+	if len(c.Commands) > 0 && c.Action == nil {
+		c.Action = unknownCommand
+	}
 	c.OnUsageError = func(_ context.Context, cmd *cli.Command, err error, _ bool) error {
 		return usageError{fmt.Errorf("%s: %s (see: %s --help)", cmd.FullName(), tidyParseError(err), cmd.FullName())}
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,9 +30,12 @@ func matrixCommand() *cli.Command {
 size, same workload, fresh for every repeat so no run inherits another's
 data or cache), runs every strategy in turn, and writes one folder holding a
 run folder per cell (standby count x strategy x repeat) plus comparison.md,
-comparison.csv and charts. The comparison gives the read-scaling factor (QPS
-with N standbys / QPS with the fewest) per strategy; with --repeat 3 or more
-every delta carries its spread and a significance test.
+comparison.csv and charts. Repeat r runs the strategies in their order
+rotated by r-1, so the first strategy does not always meet the cold cache.
+The comparison gives the read-scaling factor (QPS with N standbys / QPS with
+the fewest) per strategy; with --repeat 3 or more every delta carries its
+spread and a significance test. Open-loop runs (--rate) get no factor:
+--rate, not the cluster, sets their QPS.
 
 On one host every node shares the same cores, so adding a standby cannot
 add read capacity: cap each node with --cpus to model separate machines, or
@@ -40,14 +44,17 @@ run against a real cluster.
 Examples:
   pgbenchx matrix --standbys 1,2 --strategies all
   pgbenchx matrix --standbys 1,2 --strategies round-robin,lag-aware --cpus 0.5 --repeat 3
-  pgbenchx matrix --standbys 1,2,3 --strategies least-conn --duration 20s --fail-if "scaling>1.5"`,
+  pgbenchx matrix --standbys 1,2,3 --strategies least-conn --duration 20s --threshold "scaling>1.5"
+  pgbenchx matrix --standbys 1,2 --strategies all --threshold "lag-aware:p99<5ms,standby2:stale<1%"
+
+` + thresholdHelp(true),
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "standbys", Value: "1,2", Usage: "standby counts to compare, e.g. 1,2 or 1,2,3"},
 			&cli.IntFlag{Name: "repeat", Value: 1, Usage: "runs per cell; 3 or more give spreads and a significance test"},
 			&cli.StringFlag{Name: "cpus", Usage: "CPU cap per node in cores, 0.5 or primary=1,standby1=0.5 (root, cgroups)"},
 			&cli.BoolFlag{Name: "fast", Usage: "fsync off (tests and CI only; numbers are not durable ones)"},
 			&cli.StringSliceFlag{Name: "apply-delay", Usage: "recovery_min_apply_delay for a standby, e.g. standby2=500ms (where it exists)"},
-			&cli.StringFlag{Name: "fail-if", Usage: "CI gate on the comparison, exit 3 when one fails, e.g. \"scaling>1.5,p99<5ms\""},
+			thresholdFlag("conditions every cell must meet, exit 3 when one fails, e.g. \"scaling>1.5,p99<5ms\" (see below)"),
 		}, workloadFlags()...),
 		Action: matrixAction,
 	}
@@ -70,6 +77,12 @@ func parseCounts(s string) ([]int, error) {
 
 func matrixAction(ctx context.Context, cmd *cli.Command) error {
 	plan, err := parseRunFlags(cmd)
+	if err != nil {
+		return err
+	}
+	// A comparison's thresholds (scaling among them), whatever
+	// parseRunFlags made of the flag.
+	gates, err := parseThresholds(cmd)
 	if err != nil {
 		return err
 	}
@@ -108,8 +121,10 @@ cells:
 					spec.ApplyDelay[node] = d
 				}
 			}
-			fmt.Fprintf(out, "\n=== %d standby(s), run %d of %d ===\n", n, rep, repeat)
-			res, err := matrixCell(ctx, spec, plan, out)
+			cellPlan := *plan
+			cellPlan.cfg.Strategies = strategyOrder(plan.cfg.Strategies, rep)
+			fmt.Fprintf(out, "\n=== %d standby(s), run %d of %d: %s ===\n", n, rep, repeat, strings.Join(cellPlan.cfg.Strategies, ", "))
+			res, err := matrixCell(ctx, spec, &cellPlan, out)
 			if res != nil {
 				for _, cell := range splitByStrategy(res) {
 					name := fmt.Sprintf("s%d-%s-r%d", n, cell.Strategies[0].Strategy, rep)
@@ -128,7 +143,7 @@ cells:
 	if len(samples) == 0 {
 		return runErr
 	}
-	gateErr := writeComparison(out, dir, samples, plan.gates)
+	gateErr := writeComparison(out, dir, samples, gates)
 	if runErr != nil {
 		if errors.Is(runErr, context.Canceled) {
 			return cli.Exit("interrupted: the comparison covers the cells measured before Ctrl-C", 130)
@@ -136,6 +151,19 @@ cells:
 		return runErr
 	}
 	return gateErr
+}
+
+// strategyOrder is the order repeat rep (from 1) runs the strategies in:
+// the list rotated left by rep-1, so each strategy in turn goes first on
+// a fresh env and meets its cold cache. Cells are keyed by strategy, so
+// the comparison does not depend on the order.
+func strategyOrder(strategies []string, rep int) []string {
+	n := len(strategies)
+	if n == 0 {
+		return nil
+	}
+	k := ((rep-1)%n + n) % n
+	return append(slices.Clone(strategies[k:]), strategies[:k]...)
 }
 
 // matrixCell builds a fresh env, runs every strategy on it and removes it.

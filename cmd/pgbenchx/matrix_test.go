@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -19,6 +20,9 @@ func TestMatrixCompareMerge(t *testing.T) {
 		"--duration", "2s", "--warmup", "200ms", "--clients", "4", "--write-rows", "500", "--scale", "1000", "--fast", "--out", out)
 	if code != 0 {
 		t.Fatalf("matrix: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "run 1 of 1: round-robin, lag-aware ===") {
+		t.Errorf("matrix does not say the order it ran the strategies in:\n%s", stdout)
 	}
 	runs, _ := filepath.Glob(filepath.Join(out, "*", "*", "run.json"))
 	if len(runs) != 4 {
@@ -46,9 +50,16 @@ func TestMatrixCompareMerge(t *testing.T) {
 	if code, _, stderr := runCLI(t, "compare", filepath.Dir(runs[0]), "/nonexistent/run"); code != exitBadInput || !strings.Contains(stderr, "/nonexistent/run") {
 		t.Errorf("compare with a missing folder: exit %d, %q", code, stderr)
 	}
-	// A gate nobody can meet fails with exit 3, distinct from bad input.
-	if code, stdout, _ := runCLI(t, "compare", filepath.Dir(runs[0]), filepath.Dir(runs[1]), "--out", t.TempDir(), "--fail-if", "p99<1us"); code != exitGateFailed || !strings.Contains(stdout, "FAIL") {
-		t.Errorf("compare --fail-if p99<1us: exit %d\n%s", code, stdout)
+	// A threshold nobody can meet fails with exit 3, distinct from bad
+	// input; so does one scoped to a strategy, and to a node.
+	for _, th := range []string{"p99<1us", "round-robin:p99<1us", "standby1:p99<1us"} {
+		if code, stdout, _ := runCLI(t, "compare", filepath.Dir(runs[0]), filepath.Dir(runs[1]), "--out", t.TempDir(), "--threshold", th); code != exitGateFailed || !strings.Contains(stdout, "FAIL  "+th) {
+			t.Errorf("compare --threshold %s: exit %d\n%s", th, code, stdout)
+		}
+	}
+	// report re-judges a stored cell the way run judged it.
+	if code, stdout, _ := runCLI(t, "report", filepath.Dir(runs[0]), "--threshold", "p99<1us"); code != exitGateFailed || !strings.Contains(stdout, "--threshold:") {
+		t.Errorf("report --threshold p99<1us: exit %d\n%s", code, stdout)
 	}
 
 	// Merging a run with itself doubles every count exactly.
@@ -66,5 +77,45 @@ func TestMatrixCompareMerge(t *testing.T) {
 	}
 	if got, want := two.Strategies[0].Total().TotalCount(), 2*one.Strategies[0].Total().TotalCount(); got != want {
 		t.Errorf("merged count %d, want %d", got, want)
+	}
+}
+
+// TestStrategyOrder: repeat r runs the strategies rotated by r-1, so each
+// goes first (on a fresh env's cold cache) in turn.
+func TestStrategyOrder(t *testing.T) {
+	all := []string{"random", "round-robin", "least-conn", "lag-aware", "causal"}
+	for _, c := range []struct {
+		list []string
+		rep  int
+		want []string
+	}{
+		{all, 1, all},
+		{all, 2, []string{"round-robin", "least-conn", "lag-aware", "causal", "random"}},
+		{all, 5, []string{"causal", "random", "round-robin", "least-conn", "lag-aware"}},
+		{all, 6, all},
+		{all, 8, []string{"least-conn", "lag-aware", "causal", "random", "round-robin"}},
+		{[]string{"a", "b"}, 2, []string{"b", "a"}},
+		{[]string{"a", "b"}, 3, []string{"a", "b"}},
+		{[]string{"only"}, 4, []string{"only"}},
+		{nil, 2, nil},
+	} {
+		in := slices.Clone(c.list)
+		got := strategyOrder(c.list, c.rep)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("strategyOrder(%v, %d) = %v, want %v", c.list, c.rep, got, c.want)
+		}
+		if !slices.Equal(c.list, in) {
+			t.Errorf("strategyOrder changed its input: %v", c.list)
+		}
+	}
+	// Over as many repeats as strategies, each goes first once.
+	first := map[string]int{}
+	for rep := 1; rep <= len(all); rep++ {
+		first[strategyOrder(all, rep)[0]]++
+	}
+	for _, s := range all {
+		if first[s] != 1 {
+			t.Errorf("%s went first %d times in %d repeats", s, first[s], len(all))
+		}
 	}
 }

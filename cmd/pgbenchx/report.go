@@ -35,11 +35,19 @@ func reportCommand() *cli.Command {
 percentile is recomputed exactly) and writes the chosen files again, then
 prints the terminal table.
 
+With --threshold it re-judges the stored run instead, exactly as run judged
+it: it prints the table and a verdict per condition, and exits 3 when one
+fails. It then writes no file unless --format is given too.
+
 Examples:
   pgbenchx report results/20261125-210000-lag-aware
-  pgbenchx report results/20261125-210000-lag-aware --format md`,
+  pgbenchx report results/20261125-210000-lag-aware --format md
+  pgbenchx report results/20261125-210000-lag-aware --threshold "p99<5ms,stale<1%,errors=0"
+
+` + thresholdHelp(false),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Value: "md,csv", Usage: "files to write: md, csv, json or all"},
+			thresholdFlag("re-judge the run: conditions that must hold, exit 3 when one fails, e.g. \"p99<5ms,stale<1%,errors=0\" (see below)"),
 		},
 		Action: func(_ context.Context, cmd *cli.Command) error {
 			if cmd.Args().Len() != 1 {
@@ -50,11 +58,21 @@ Examples:
 			if err != nil {
 				return err
 			}
+			gates, err := parseThresholds(cmd)
+			if err != nil {
+				return err
+			}
 			runs, err := loadRuns([]string{dir})
 			if err != nil {
 				return err
 			}
-			return writeRunFolder(cmd.Root().Writer, dir, runs[0].Result, formats)
+			res, out := runs[0].Result, cmd.Root().Writer
+			if cmd.IsSet(thresholdFlagName) && !cmd.IsSet("format") {
+				_ = report.WriteTable(out, res)
+			} else if err := writeRunFolder(out, dir, res, formats); err != nil {
+				return err
+			}
+			return checkGates(out, report.CheckRun(res, gates))
 		},
 	}
 }

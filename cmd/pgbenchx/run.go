@@ -25,25 +25,38 @@ func runCommand() *cli.Command {
 		Usage: "benchmark reads routed across standbys while writes run on the primary",
 		Description: `Uses the env named by --name if it is up (else builds one with --standbys N
 and removes it afterwards unless --keep-env), or an existing cluster given by
---primary/--standby DSNs (only pgbenchx's own tables are touched there).
+--primary/--standby DSNs. Everything pgbenchx creates lives in its own schema
+pgbenchx (marked as its own; 'pgbenchx clean' drops it): nothing else on the
+cluster is read for the workload or changed.
 
-Phases: schema (orders seeded to --scale rows, heartbeat table), write phase
-(--write-rows inserted on the primary, catch-up per standby, row counts
-compared on every node), then a read phase per strategy: --clients clients
-run the --mix for --duration after --warmup, while --write-rate rows/s are
-written on the primary and lag is sampled every --lag-interval.
+Phases: schema (pgbenchx.orders seeded to --scale rows, heartbeat table),
+write phase (--write-rows inserted on the primary, catch-up per standby, row
+counts compared on every node), then a read phase per strategy: --clients
+clients run the --mix (or --query-file) for --duration after --warmup, while
+--write-rate rows/s are written on the primary and lag is sampled every
+--lag-interval. Before anything is written, each node is checked to take the
+connections the run will open (max_connections).
 
-Latency runs from when a query was due to its last row: closed loop by
+Latency runs from when a read was due to its last row: closed loop by
 default, --rate N for an open loop that counts queueing (no coordinated
-omission). A stale read saw an older heartbeat than the newest committed
-before it began. Results go to --out/<time>-<label>/: run.json, summary.csv,
-timeseries.csv, report.md. Ctrl-C stops early and still writes them.
+omission). Every attempt is counted on the node that ran it; every read once
+end to end (retries with their whole time, failed reads at the time they
+failed, reads cut off by the end at the time reached). A try that gets no
+answer within --query-timeout is abandoned, its node ejected for --eject-for
+and the read retried elsewhere (--max-tries). A stale read saw an older
+heartbeat than the newest committed before it began; time lag is bounded
+to within --heartbeat. Results go to --out/<time>-<label>/: run.json,
+summary.csv, totals.csv, timeseries.csv, report.md. Ctrl-C stops early and
+still writes them.
 
 Examples:
   pgbenchx run --standbys 2 --strategy lag-aware
   pgbenchx run --strategies all --duration 10s --clients 8
   pgbenchx run --name lab2 --strategy causal --rate 2000 --max-lag 256kB,200ms
-  pgbenchx run --primary "$P" --standby "$S1" --standby "$S2" --strategies round-robin,least-conn`,
+  pgbenchx run --strategies round-robin,lag-aware --threshold "p99<5ms,stale<1%,errors=0"
+  pgbenchx run --primary "$P" --standby "$S1" --standby "$S2" --strategies round-robin,least-conn
+
+` + thresholdHelp(false),
 		Flags: append([]cli.Flag{
 			nameFlag,
 			&cli.IntFlag{Name: "standbys", Value: 2, Usage: "standbys to provision when no env is up (must match an env that is)"},
@@ -53,7 +66,7 @@ Examples:
 			&cli.StringFlag{Name: "primary", Usage: "DSN of an existing primary (with --standby): run there instead of an env"},
 			&cli.StringSliceFlag{Name: "standby", Usage: "DSN of an existing standby (repeatable, in order: standby1, standby2, ...)"},
 			&cli.StringFlag{Name: "cpus", Usage: "when provisioning: CPU cap per node in cores, 0.5 or standby1=0.5,standby2=0.5 (root, cgroups)"},
-			&cli.StringFlag{Name: "fail-if", Usage: "CI gate: conditions that fail the run with exit 3, e.g. \"p99<5ms,stale<1%,errors=0\""},
+			thresholdFlag("conditions that must hold, exit 3 when one fails, e.g. \"p99<5ms,stale<1%,errors=0\" (see below)"),
 		}, workloadFlags()...),
 		Action: runAction,
 	}
@@ -68,8 +81,8 @@ func workloadFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "warmup", Value: 2 * time.Second, Usage: "read load before measuring, left out of every figure"},
 		&cli.IntFlag{Name: "clients", Value: 16, Usage: "concurrent read clients"},
 		&cli.FloatFlag{Name: "rate", Usage: "open loop: queries/s over all clients, latency from each query's due time (0 = closed loop)"},
-		&cli.StringFlag{Name: "mix", Value: "point=80,range=15,report=5", Usage: "query mix: point (by id), range (a customer's recent orders), report (aggregate over recent orders)"},
-		&cli.StringFlag{Name: "query-file", Usage: "your own reads, one per line: name weight SQL ($1 = a random order id)"},
+		&cli.StringFlag{Name: "mix", Value: "point=80,range=15,report=5", Usage: "built-in reads: point (by id), range (a customer's recent orders), report (aggregate over recent orders)"},
+		&cli.StringFlag{Name: "query-file", Usage: "your own reads instead of the mix (give --mix too to run both), one per line: name weight SQL ($1 = a random order id; unqualified tables resolve in schema pgbenchx, e.g. orders); they have no stale-read check"},
 		&cli.IntFlag{Name: "scale", Value: 100000, Usage: "orders rows seeded before the run"},
 		&cli.IntFlag{Name: "write-rows", Value: 10000, Usage: "rows inserted on the primary in the write phase (0 skips it)"},
 		&cli.IntFlag{Name: "write-batch", Value: 100, Usage: "rows per INSERT transaction in the write phase"},
@@ -81,7 +94,8 @@ func workloadFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-tries", Value: 2, Usage: "tries per read: a failed read is retried on another node"},
 		&cli.DurationFlag{Name: "eject-for", Value: 5 * time.Second, Usage: "how long a node with a connection error gets no reads"},
 		&cli.DurationFlag{Name: "lag-interval", Value: 100 * time.Millisecond, Usage: "how often lag is sampled"},
-		&cli.DurationFlag{Name: "query-timeout", Value: 30 * time.Second, Usage: "a read running longer is cancelled by the server and counted as a timeout (0 = none)"},
+		&cli.DurationFlag{Name: "query-timeout", Value: 10 * time.Second, Usage: "each try of a read gets this long: the server cancels it just before (57014), the client abandons it at the limit if the node does not answer (client_timeout: connection dropped, node ejected, read retried elsewhere); 0 = none"},
+		&cli.DurationFlag{Name: "heartbeat", Value: 10 * time.Millisecond, Usage: "how often the load generator commits a heartbeat on the primary: the resolution of time lag and of the stale-read check"},
 		&cli.StringFlag{Name: "out", Value: "results", Usage: "folder for run folders"},
 		&cli.StringFlag{Name: "format", Value: "md,csv,json", Usage: "files to write: md, csv, json or all"},
 		&cli.StringFlag{Name: "label", Usage: "a word for the run folder's name (default: the strategies)"},
@@ -205,6 +219,10 @@ func parseRunFlags(cmd *cli.Command) (*runPlan, error) {
 		if c.Custom, err = workload.ParseQueryFile(f); err != nil {
 			return nil, err
 		}
+		c.QueryFile = f
+		if !cmd.IsSet("mix") {
+			c.Mix = nil // the file replaces the built-in reads
+		}
 	}
 	c.Scale, c.WriteRows, c.WriteBatch = int(cmd.Int("scale")), int(cmd.Int("write-rows")), int(cmd.Int("write-batch"))
 	if c.Scale < 100 || c.Scale > 1e9 {
@@ -248,14 +266,15 @@ func parseRunFlags(cmd *cli.Command) (*runPlan, error) {
 	if c.EjectFor < 0 || c.EjectFor > time.Hour {
 		return nil, &env.InputError{Flag: "eject-for", Value: c.EjectFor.String(), Accepted: "want 0 to 1h"}
 	}
-	c.Heartbeat, c.Settle = 100*time.Millisecond, 30*time.Second
+	c.Heartbeat, c.Settle = cmd.Duration("heartbeat"), 30*time.Second
+	if c.Heartbeat < time.Millisecond || c.Heartbeat > 10*time.Second {
+		return nil, &env.InputError{Flag: "heartbeat", Value: c.Heartbeat.String(), Accepted: "want 1ms to 10s"}
+	}
 	if p.formats, err = report.ParseFormats(cmd.String("format")); err != nil {
 		return nil, err
 	}
-	if f := cmd.String("fail-if"); f != "" {
-		if p.gates, err = report.ParseGates(f); err != nil {
-			return nil, err
-		}
+	if p.gates, err = parseThresholds(cmd); err != nil {
+		return nil, err
 	}
 	if p.label == "" {
 		p.label = strings.Join(c.Strategies, "+")
@@ -306,7 +325,7 @@ func runAction(ctx context.Context, cmd *cli.Command) error {
 		return err
 	}
 	if interrupted {
-		return cli.Exit("interrupted: the figures above cover what was measured before Ctrl-C", 130)
+		return cli.Exit("interrupted: the figures above cover what was measured before Ctrl-C", exitInterrupted)
 	}
 	return nil
 }
@@ -314,7 +333,7 @@ func runAction(ctx context.Context, cmd *cli.Command) error {
 func resultConfig(c workload.Config) metrics.Config {
 	return metrics.Config{
 		Strategies: c.Strategies, Duration: metrics.Duration(c.Duration), Warmup: metrics.Duration(c.Warmup),
-		Clients: c.Clients, Rate: c.Rate, Mix: c.MixMap(), Scale: c.Scale,
+		Clients: c.Clients, Rate: c.Rate, Mix: c.MixMap(), QueryFile: c.QueryFile, Scale: c.Scale,
 		WriteRows: c.WriteRows, WriteBatch: c.WriteBatch, WriteRate: c.WriteRate,
 		MaxLagBytes: c.MaxLagBytes, MaxLagTime: metrics.Duration(c.MaxLagTime), LagFallback: c.LagFallback,
 		Weights: c.Weights, ReadPrimary: c.ReadPrimary, MaxTries: c.MaxTries, EjectFor: metrics.Duration(c.EjectFor),

@@ -35,6 +35,11 @@ func externalTarget(primary string, standbys []string) (*target, error) {
 		t.nodes = append(t.nodes, workload.Node{Name: name, Role: role, DSN: dsn})
 		t.environment.Nodes = append(t.environment.Nodes, metrics.NodeInfo{Name: name, Role: role, DSN: n.RedactedDSN()})
 		if i == 0 {
+			// An unreachable cluster fails in seconds, naming the node,
+			// not after the kernel's TCP timeout.
+			if cfg.ConnectTimeout == 0 || cfg.ConnectTimeout > 5*time.Second {
+				cfg.ConnectTimeout = 5 * time.Second
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			conn, err := pgx.ConnectConfig(ctx, cfg)
 			if err == nil {
@@ -50,10 +55,9 @@ func externalTarget(primary string, standbys []string) (*target, error) {
 	return t, nil
 }
 
-// redactErr keeps a password out of an error's text.
+// redactErr keeps a password out of an error's text: where it stands in a
+// DSN, never as a substring elsewhere (a password "p" must not turn "tcp"
+// into "tcxxxxx").
 func redactErr(err error, password string) error {
-	if password == "" {
-		return err
-	}
-	return errors.New(strings.ReplaceAll(err.Error(), password, "xxxxx"))
+	return errors.New(strings.Join(strings.Fields(workload.RedactPasswords(err.Error(), password)), " "))
 }
