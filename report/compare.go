@@ -452,6 +452,14 @@ var workloadSettings = []comparedSetting{
 		return strconv.FormatFloat(r.Config.WriteRate, 'g', -1, 64) + " rows/s"
 	})},
 	{"duration", always(func(r *metrics.Result) string { return time.Duration(r.Config.Duration).String() })},
+	// Stale rates depend on how often the heartbeat beats.
+	{"heartbeat", always(func(r *metrics.Result) string { return time.Duration(r.Config.Heartbeat).String() })},
+	{"query timeout", always(func(r *metrics.Result) string {
+		if r.Config.QueryTimeout <= 0 {
+			return "none"
+		}
+		return time.Duration(r.Config.QueryTimeout).String()
+	})},
 }
 
 var serverSettings = []comparedSetting{

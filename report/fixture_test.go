@@ -46,7 +46,7 @@ func fixture() *metrics.Result {
 					"client_timeout": "timeout: context deadline exceeded"},
 				StaleReads: 17, StaleChecked: 340},
 		},
-		EndToEnd:          hist(700, 400, 5000),
+		EndToEnd:          hist(704, 400, 5000), // 700 successful + 1 failed + 1 unfinished + 2 unsent
 		Failed:            1,
 		Unfinished:        1,
 		Unsent:            2,
@@ -114,7 +114,7 @@ func fixture() *metrics.Result {
 			Scale: 1, WriteRows: 10000, WriteBatch: 500, WriteRate: 50,
 			MaxLagBytes: 1 << 20, MaxLagTime: mdur(500 * time.Millisecond), LagFallback: "primary",
 			MaxTries: 2, EjectFor: mdur(5 * time.Second), LagInterval: mdur(100 * time.Millisecond),
-			Heartbeat: mdur(100 * time.Millisecond), StaleSample: 1,
+			Heartbeat: mdur(10 * time.Millisecond), StaleSample: 1,
 		},
 		Environment: metrics.Environment{
 			Provider: "local", Name: "default", ServerVersion: "17.2", Standbys: 2, Topology: "star",

@@ -127,9 +127,13 @@ func writeStrategy(m *md, r *metrics.Result, s *metrics.StrategyResult) {
 		m.p("- Errors (failed attempts): %s (%s); retries (attempts that ran again on another node): %s.\n", count(t.Errors), errorClasses(s), count(t.Retries))
 	}
 	if t.StaleChecked > 0 {
-		m.p("- Stale reads: %s of %s checked (%s%%).\n", count(t.StaleReads), count(t.StaleChecked), num(pct(t.StaleReads, t.StaleChecked), 2))
+		m.p("- Stale reads: %s of %s checked (%s%%): they missed a heartbeat committed before they began", count(t.StaleReads), count(t.StaleChecked), num(pct(t.StaleReads, t.StaleChecked), 2))
+		if r.Config.Heartbeat > 0 {
+			m.p(" (one every %s: a standby d ms behind misses about d / %s of them)", dur(r.Config.Heartbeat), dur(r.Config.Heartbeat))
+		}
+		m.p(".\n")
 	} else {
-		m.p("- Stale reads: not checked.\n")
+		m.p("- Stale reads: not checked (reads from --query-file report no heartbeat).\n")
 	}
 	if s.RYWChecks > 0 {
 		m.p("- Read-your-writes: %s checks, %s violations (%s%%).\n",

@@ -149,6 +149,8 @@ func usesParam(sql string) bool {
 const (
 	LabelClientTimeout     = "client_timeout"     // no answer within --query-timeout: the client gave up and dropped the connection
 	LabelConnectionRefused = "connection_refused" // nothing listens on the node's port
+	LabelConnectTimeout    = "connect_timeout"    // a new connection was not set up in time (connect and login)
+	LabelConnectError      = "connect_error"      // a new connection failed otherwise
 	LabelConnectionLost    = "connection_lost"    // the connection broke mid-read
 	LabelNetworkTimeout    = "network_timeout"    // a network deadline other than ours
 	LabelConnectionError   = "connection_error"   // any other failure to reach the node
@@ -172,6 +174,18 @@ func classify(err error, attemptTimedOut bool) (routing.Outcome, string) {
 		// A canceled statement (57014), a recovery conflict (40001), a bad
 		// query: the node itself is fine.
 		return routing.Failed, label
+	}
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) {
+		// A new connection failed: the node cannot take one now.
+		var netErr net.Error
+		switch {
+		case errors.Is(err, syscall.ECONNREFUSED):
+			return routing.ConnError, LabelConnectionRefused
+		case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+			return routing.ConnError, LabelConnectTimeout
+		}
+		return routing.ConnError, LabelConnectError
 	}
 	if attemptTimedOut || errors.Is(err, context.DeadlineExceeded) {
 		return routing.ConnError, LabelClientTimeout

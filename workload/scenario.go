@@ -94,7 +94,54 @@ func New(ctx context.Context, nodes []Node, cfg Config) (*Scenario, error) {
 			return nil, err
 		}
 	}
+	for i := range nodes {
+		if i > 0 || s.readsPrimary() {
+			if err := s.fill(ctx, i); err != nil {
+				s.Close()
+				return nil, err
+			}
+		}
+	}
 	return s, nil
+}
+
+// fill opens every connection node i's read pool will hold, a few at a
+// time, before anything is measured: hundreds of clients connecting at
+// once when a phase starts would queue behind each other's scram
+// handshakes, time out and eject a healthy node, and charge that to it.
+func (s *Scenario) fill(ctx context.Context, i int) error {
+	const atOnce = 8
+	pool := s.reads[i]
+	conns := make(chan *pgxpool.Conn, s.Config.Clients)
+	sem := make(chan struct{}, atOnce)
+	errs := make(chan error, s.Config.Clients)
+	var wg sync.WaitGroup
+	for range s.Config.Clients {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			actx, cancel := context.WithTimeout(ctx, controlTimeout)
+			defer cancel()
+			c, err := pool.Acquire(actx)
+			if err != nil {
+				errs <- err
+				return
+			}
+			conns <- c
+		}()
+	}
+	wg.Wait()
+	close(conns)
+	close(errs)
+	for c := range conns {
+		c.Release()
+	}
+	if err := <-errs; err != nil {
+		return fmt.Errorf("%s: opening %d connections for the clients: %s", s.nodes[i].Name, s.Config.Clients, s.redact(err.Error()))
+	}
+	return nil
 }
 
 func hasKind(mix []Weighted, kind string) bool {

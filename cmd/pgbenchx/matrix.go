@@ -247,6 +247,9 @@ func describeCluster(t *target, c *env.Cluster) {
 	if caps := env.CPUCaps(c); len(caps) > 0 {
 		t.environment.CPUCaps = caps
 	}
+	for _, st := range c.Settings {
+		t.environment.Settings = append(t.environment.Settings, st.Key+"="+st.Value)
+	}
 	for _, n := range c.Nodes() {
 		t.nodes = append(t.nodes, workload.Node{Name: n.Name, Role: string(n.Role), DSN: n.DSN()})
 		t.environment.Nodes = append(t.environment.Nodes, metrics.NodeInfo{Name: n.Name, Role: string(n.Role), DSN: n.RedactedDSN()})

@@ -66,8 +66,8 @@ func (p *progress) live(strategy string, elapsed time.Duration, t metrics.Tick) 
 		}
 		lag = append(lag, fmt.Sprintf("%s %s/%s", n, b, ms))
 	}
-	fmt.Fprintf(p.w, "   [%s] %3.0fs  %6d qps  p50 %.2fms  p99 %.2fms  errors %d  lag: %s\n",
-		strategy, elapsed.Seconds(), t.Queries, t.P50MS, t.P99MS, t.Errors, strings.Join(lag, ", "))
+	fmt.Fprintf(p.w, "   [%s] %3.0fs  %6d qps  p50 %.2fms  p99 %.2fms  errors %d  failed %d  lag: %s\n",
+		strategy, elapsed.Seconds(), t.Queries, t.P50MS, t.P99MS, t.Errors, t.Failed, strings.Join(lag, ", "))
 }
 
 func sortedNames(a map[string]int64, b map[string]float64) []string {
