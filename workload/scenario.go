@@ -228,7 +228,9 @@ func serverTimeout(qt time.Duration) time.Duration {
 	if qt <= 0 {
 		return 0
 	}
-	return qt - min(qt/10, 100*time.Millisecond)
+	// A quarter of a short timeout, so the server's answer can still
+	// arrive on a busy host; 100 ms of a long one.
+	return qt - min(qt/4, 100*time.Millisecond)
 }
 
 func (s *Scenario) open(ctx context.Context, i int, n Node) error {

@@ -173,14 +173,14 @@ func TestLeastConnFavoursFasterStandby(t *testing.T) {
 }
 
 func TestSlowReadsTimeOutAndAreCounted(t *testing.T) {
-	// Every read sleeps 50 ms under a 10 ms statement_timeout: each is
-	// cancelled by the server, counted as a timeout on its node and retried
-	// elsewhere; nothing crashes and no latency is recorded for them.
+	// Every read sleeps 200 ms under a 40 ms query timeout (statement_timeout
+	// 30 ms): each is cancelled by the server, counted as a timeout on its
+	// node and retried elsewhere; nothing crashes and none succeeds.
 	cfg := testConfig("round-robin")
 	cfg.Duration, cfg.Warmup, cfg.WriteRows, cfg.WriteRate = time.Second, 0, 0, 0
-	cfg.QueryTimeout = 10 * time.Millisecond
+	cfg.QueryTimeout = 40 * time.Millisecond
 	cfg.Mix = []workload.Weighted{{Kind: "point", Weight: 0}}
-	cfg.Custom = []workload.CustomQuery{{Name: "slow", Weight: 1, SQL: `SELECT pg_sleep(0.05)`}}
+	cfg.Custom = []workload.CustomQuery{{Name: "slow", Weight: 1, SQL: `SELECT pg_sleep(0.2)`}}
 	c, _ := envtest.Up(t, env.Spec{Name: "wto", Standbys: 2, Fast: true})
 	var nodes []workload.Node
 	for _, n := range c.Nodes() {
