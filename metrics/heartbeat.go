@@ -101,7 +101,12 @@ func (h *Heartbeat) Latest() int64 { return h.latest.Load() }
 // interval apart. ok is false when the beats are too old to be remembered.
 func (h *Heartbeat) Lag(seen, latest int64, send, recv time.Time) (lo, hi time.Duration, ok bool) {
 	newest := h.latest.Load()
-	if seen > newest || newest-seen >= hbRing-1 || seen < 0 {
+	if seen > newest {
+		// The standby shows a beat whose commit has not returned here yet:
+		// it is caught up with the heartbeat.
+		newest = seen
+	}
+	if newest-seen >= hbRing-1 || seen < 0 {
 		return 0, 0, false
 	}
 	sentSeen := h.sent[seen%hbRing].Load()

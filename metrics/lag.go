@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,12 +12,13 @@ import (
 
 // NodeLag is one standby's lag at the last sample.
 type NodeLag struct {
-	Known     bool // the standby (and the primary) answered this round
-	Bytes     int64
-	TimeKnown bool
-	Time      time.Duration // lower bound of the time lag
-	TimeUpper time.Duration // upper bound
-	ReplayLSN uint64
+	Known      bool // the standby answered (this round, or late for the last)
+	BytesKnown bool // ... and the primary answered in the standby's round
+	Bytes      int64
+	TimeKnown  bool
+	Time       time.Duration // lower bound of the time lag
+	TimeUpper  time.Duration // upper bound
+	ReplayLSN  uint64
 }
 
 // LagSnapshot is one sample round, published whole so readers (routing)
@@ -35,39 +37,66 @@ type LagTarget struct {
 }
 
 // LagSampler samples every standby's lag each interval. The primary's LSN
-// is read once per round, before the standbys, and every standby of the
-// round is compared with that one reading: two primary readings per figure
-// would show false lag under WAL bursts.
+// is read once per round, and every standby of the round is compared with
+// that one reading: two primary readings per figure would show false lag
+// under WAL bursts.
 //
-// Each node is asked with a deadline of its own: a round waits at most
-// Wait for an answer, and a node that has not answered by then is unknown
-// for that round and asked again only once its question has ended (it is
-// given a longer deadline, so a slow node is not hammered). A frozen node
-// therefore never delays another node's figures, and each standby's time
-// lag is timed on its own answer.
+// Every node is asked at once, each with a deadline of its own: a round
+// waits at most Wait for the answers, and a node that has not answered by
+// then is unknown for that round and is asked again only once its
+// question has ended (a slow node is not hammered). An answer that comes
+// after its round closed is published in the next round, with its own
+// times and its own round's primary reading: a slow but live standby (a
+// CPU-capped one) is late, not unknown. A frozen node never delays
+// another node's figures, and each standby's time lag is timed on its own
+// answer.
 type LagSampler struct {
 	Primary  *pgxpool.Pool
 	Standbys []LagTarget
 	Interval time.Duration
-	// Wait is how long a round waits for a node; default the interval, at
-	// least 100 ms.
+	// Wait is how long a round waits for the answers; default the
+	// interval, at least 100 ms.
 	Wait time.Duration
 	HB   *Heartbeat
 	// HBTable is the heartbeat table the standbys are asked about.
 	HBTable string
 
-	snap atomic.Pointer[LagSnapshot]
-	seq  atomic.Uint64
-	busy []atomic.Bool // by node: 0 the primary, i the standby i-1
-	once sync.Once
+	snap  atomic.Pointer[LagSnapshot]
+	seq   atomic.Uint64
+	once  sync.Once
+	nodes []nodeProbe // 0 the primary, i the standby i-1
 
 	mu      sync.Mutex
 	samples []timedSample
 }
 
+// nodeProbe is what the sampler keeps of one node between rounds.
+type nodeProbe struct {
+	busy atomic.Bool // a question is open
+	late atomic.Pointer[lateAnswer]
+}
+
+type lateAnswer struct {
+	a     standbyAnswer
+	round *round
+}
+
 type timedSample struct {
 	at time.Time
 	s  LagSample
+}
+
+// round is one sampling round: its primary reading and the standbys'
+// answers that came in before it closed.
+type round struct {
+	at time.Time
+
+	mu         sync.Mutex
+	closed     bool
+	primaryOK  bool
+	primaryLSN int64
+	psrs       map[string]psr
+	answers    []*standbyAnswer
 }
 
 func (l *LagSampler) hbID() int64 {
@@ -87,12 +116,13 @@ func (l *LagSampler) wait() time.Duration {
 // Latest is the last published round (nil before the first).
 func (l *LagSampler) Latest() *LagSnapshot { return l.snap.Load() }
 
-// Run samples until ctx ends.
+// Run samples until ctx ends. Rounds never overlap: Run is the only
+// caller of sample.
 func (l *LagSampler) Run(ctx context.Context) {
 	t := time.NewTicker(l.Interval)
 	defer t.Stop()
 	for {
-		l.Sample(ctx)
+		l.sample(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -101,36 +131,23 @@ func (l *LagSampler) Run(ctx context.Context) {
 	}
 }
 
-// ask runs q against node i of l unless its previous question is still
-// open, and waits for the answer at most until the round's end. q gets a
-// context with a longer deadline of its own; an answer that arrives after
-// the round's end is dropped. ok is false when node i is unknown for this
-// round.
-func ask[T any](ctx context.Context, l *LagSampler, i int, roundEnd time.Time, q func(context.Context) (T, error)) (v T, ok bool) {
-	if !l.busy[i].CompareAndSwap(false, true) {
-		return v, false
+// WaitRound waits until a round that began after t is published, or
+// until limit passes or ctx ends; it says whether one was.
+func (l *LagSampler) WaitRound(ctx context.Context, t time.Time, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for {
+		if s := l.Latest(); s != nil && s.At.After(t) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
-	type answer struct {
-		v   T
-		err error
-	}
-	done := make(chan answer, 1)
-	go func() {
-		defer l.busy[i].Store(false)
-		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(10*l.wait(), 2*time.Second))
-		defer cancel()
-		v, err := q(qctx)
-		done <- answer{v, err}
-	}()
-	t := time.NewTimer(time.Until(roundEnd))
-	defer t.Stop()
-	select {
-	case a := <-done:
-		return a.v, a.err == nil
-	case <-t.C:
-	case <-ctx.Done():
-	}
-	return v, false
 }
 
 type psr struct {
@@ -143,97 +160,169 @@ type standbyAnswer struct {
 	send, recv          time.Time
 }
 
-// Sample takes one round now.
-func (l *LagSampler) Sample(ctx context.Context) {
-	l.once.Do(func() { l.busy = make([]atomic.Bool, 1+len(l.Standbys)) })
-	now := time.Now()
-	type primaryAnswer struct {
-		lsn  int64
-		psrs map[string]psr
+// ask runs q on node i unless its last question is still open; q gets a
+// longer deadline of its own than the round's wait, and files its answer
+// itself (in its round, or as late). It returns false when node i was not
+// asked.
+func (l *LagSampler) ask(ctx context.Context, i int, wg *sync.WaitGroup, q func(context.Context) error) bool {
+	n := &l.nodes[i]
+	if !n.busy.CompareAndSwap(false, true) {
+		return false
 	}
-	pa, primaryOK := ask(ctx, l, 0, now.Add(l.wait()), func(ctx context.Context) (primaryAnswer, error) {
-		a := primaryAnswer{psrs: map[string]psr{}}
+	wg.Add(1)
+	go func() {
+		defer n.busy.Store(false)
+		defer wg.Done()
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(10*l.wait(), 2*time.Second))
+		defer cancel()
+		_ = q(qctx)
+	}()
+	return true
+}
+
+// sample takes one round now.
+func (l *LagSampler) sample(ctx context.Context) {
+	l.once.Do(func() { l.nodes = make([]nodeProbe, 1+len(l.Standbys)) })
+	rd := &round{at: time.Now(), answers: make([]*standbyAnswer, len(l.Standbys))}
+	var wg sync.WaitGroup
+	l.ask(ctx, 0, &wg, func(ctx context.Context) error {
 		rows, err := l.Primary.Query(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint,
 			r.application_name, pg_wal_lsn_diff(r.replay_lsn, '0/0')::bigint, extract(epoch FROM r.replay_lag) * 1000
 			FROM (SELECT 1) one LEFT JOIN pg_stat_replication r ON true`)
 		if err != nil {
-			return a, err
+			return err
 		}
+		var lsn int64
+		got := map[string]psr{}
 		for rows.Next() {
 			var name *string
 			var p psr
-			if err := rows.Scan(&a.lsn, &name, &p.replay, &p.lagMS); err == nil && name != nil {
-				a.psrs[*name] = p
+			if err := rows.Scan(&lsn, &name, &p.replay, &p.lagMS); err == nil && name != nil {
+				got[*name] = p
 			}
 		}
 		rows.Close()
-		return a, rows.Err()
+		if rows.Err() != nil {
+			return rows.Err()
+		}
+		// A late primary answer still serves its round's late standbys.
+		rd.mu.Lock()
+		rd.primaryOK, rd.primaryLSN, rd.psrs = true, lsn, got
+		rd.mu.Unlock()
+		return nil
 	})
-	primaryLSN, psrs := pa.lsn, pa.psrs
-	answers := make([]standbyAnswer, len(l.Standbys))
-	oks := make([]bool, len(l.Standbys))
-	roundEnd := time.Now().Add(l.wait())
-	var wg sync.WaitGroup
 	for i, s := range l.Standbys {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			answers[i], oks[i] = ask(ctx, l, i+1, roundEnd, func(ctx context.Context) (standbyAnswer, error) {
-				var a standbyAnswer
-				a.send = time.Now()
-				if l.HB != nil {
-					a.latest = l.HB.Latest()
-				}
-				err := s.Pool.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint,
-					(SELECT seq FROM `+l.HBTable+` WHERE id = $1)`, l.hbID()).Scan(&a.replay, &a.seq)
-				a.recv = time.Now()
-				return a, err
-			})
-		}()
+		l.ask(ctx, i+1, &wg, func(ctx context.Context) error {
+			var a standbyAnswer
+			a.send = time.Now()
+			if l.HB != nil {
+				a.latest = l.HB.Latest()
+			}
+			err := s.Pool.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint,
+				(SELECT seq FROM `+l.HBTable+` WHERE id = $1)`, l.hbID()).Scan(&a.replay, &a.seq)
+			a.recv = time.Now()
+			if err != nil {
+				return err
+			}
+			rd.mu.Lock()
+			if rd.closed {
+				l.nodes[i+1].late.Store(&lateAnswer{a, rd})
+			} else {
+				rd.answers[i] = &a
+			}
+			rd.mu.Unlock()
+			return nil
+		})
 	}
-	wg.Wait()
-	snap := &LagSnapshot{At: now, Nodes: make(map[string]NodeLag, len(l.Standbys))}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(l.wait())
+	select {
+	case <-done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	t.Stop()
+	rd.mu.Lock()
+	rd.closed = true
+	rd.mu.Unlock()
+	l.publish(rd)
+}
+
+// figures turns a standby's answer into its lag, against the primary
+// reading of the round it was asked in.
+func (l *LagSampler) figures(name string, a standbyAnswer, of *round) (NodeLag, LagSample) {
+	nl := NodeLag{Known: true, ReplayLSN: uint64(a.replay)}
+	sample := LagSample{Node: name}
+	of.mu.Lock()
+	primaryOK, primaryLSN, p, hasPSR := of.primaryOK, of.primaryLSN, psr{}, false
+	if of.psrs != nil {
+		p, hasPSR = of.psrs[name]
+	}
+	of.mu.Unlock()
+	if primaryOK {
+		nl.BytesKnown = true
+		nl.Bytes = max(0, primaryLSN-a.replay)
+		b := nl.Bytes
+		sample.Bytes = &b
+		if hasPSR && p.replay != nil {
+			pb := max(0, primaryLSN-*p.replay)
+			sample.PSRBytes = &pb
+		}
+	}
+	if hasPSR {
+		sample.ReplayLag = p.lagMS
+	}
+	if l.HB != nil {
+		if lo, hi, ok := l.HB.Lag(a.seq, a.latest, a.send, a.recv); ok {
+			nl.TimeKnown, nl.Time, nl.TimeUpper = true, lo, hi
+			ms, msHi := float64(lo)/float64(time.Millisecond), float64(hi)/float64(time.Millisecond)
+			sample.MS, sample.MSUpper = &ms, &msHi
+		}
+	}
+	return nl, sample
+}
+
+// publish makes a closed round what routing and the reports see: each
+// standby's answer of this round, else a late answer of an earlier one,
+// else unknown.
+func (l *LagSampler) publish(rd *round) {
+	snap := &LagSnapshot{At: rd.at, Nodes: make(map[string]NodeLag, len(l.Standbys))}
 	l.mu.Lock()
 	for i, s := range l.Standbys {
 		var nl NodeLag
 		sample := LagSample{Node: s.Name}
-		if a := answers[i]; oks[i] {
-			nl.ReplayLSN = uint64(a.replay)
-			if primaryOK {
-				nl.Known = true
-				nl.Bytes = max(0, primaryLSN-a.replay)
-				b := nl.Bytes
-				sample.Bytes = &b
+		at := rd.at
+		if a := rd.answers[i]; a != nil {
+			nl, sample = l.figures(s.Name, *a, rd)
+		} else if la := l.nodes[i+1].late.Swap(nil); la != nil {
+			nl, sample = l.figures(s.Name, la.a, la.round)
+			at = la.round.at
+		} else {
+			rd.mu.Lock()
+			if p, ok := rd.psrs[s.Name]; ok {
+				sample.ReplayLag = p.lagMS
 			}
-			if l.HB != nil {
-				if lo, hi, ok := l.HB.Lag(a.seq, a.latest, a.send, a.recv); ok {
-					nl.TimeKnown, nl.Time, nl.TimeUpper = true, lo, hi
-					ms, msHi := float64(lo)/float64(time.Millisecond), float64(hi)/float64(time.Millisecond)
-					sample.MS, sample.MSUpper = &ms, &msHi
-				}
-			}
-		}
-		if p, ok := psrs[s.Name]; ok {
-			if p.replay != nil && primaryOK {
-				b := max(0, primaryLSN-*p.replay)
-				sample.PSRBytes = &b
-			}
-			sample.ReplayLag = p.lagMS
+			rd.mu.Unlock()
 		}
 		snap.Nodes[s.Name] = nl
-		l.samples = append(l.samples, timedSample{now, sample})
+		l.samples = append(l.samples, timedSample{at, sample})
 	}
 	l.mu.Unlock()
 	snap.Seq = l.seq.Add(1)
 	l.snap.Store(snap)
 }
 
-// Samples returns the samples taken in [from, to), their T relative to from.
+// Samples returns the samples taken in [from, to), their T relative to
+// from, in the order they were asked (a late answer is published a round
+// later than it was asked).
 func (l *LagSampler) Samples(from, to time.Time) []LagSample {
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	all := slices.Clone(l.samples)
+	l.mu.Unlock()
+	slices.SortStableFunc(all, func(a, b timedSample) int { return a.at.Compare(b.at) })
 	var out []LagSample
-	for _, ts := range l.samples {
+	for _, ts := range all {
 		if !ts.at.Before(from) && ts.at.Before(to) {
 			s := ts.s
 			s.T = ts.at.Sub(from).Seconds()
@@ -272,7 +361,7 @@ func (l *LagSampler) Current() (map[string]int64, map[string]float64) {
 	}
 	b, ms := map[string]int64{}, map[string]float64{}
 	for name, n := range snap.Nodes {
-		if n.Known {
+		if n.BytesKnown {
 			b[name] = n.Bytes
 		}
 		if n.TimeKnown {

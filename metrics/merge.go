@@ -120,12 +120,28 @@ func workloadDiff(a, b Config) string {
 		return "one closed loop, one open loop"
 	case !maps.Equal(a.Mix, b.Mix):
 		return "query mix"
-	case a.QueryFile != b.QueryFile:
+	case a.QueryFile != b.QueryFile && (a.QueryFileSHA256 == "" || b.QueryFileSHA256 == ""):
+		// By contents when both runs recorded them: the same file may sit
+		// at another path on each load generator.
 		return "query file"
 	case a.Duration != b.Duration || a.Warmup != b.Warmup:
 		return "duration or warmup"
 	case a.WriteRate != b.WriteRate:
 		return "background write rate"
+	case a.QueryFileSHA256 != b.QueryFileSHA256:
+		return "query file contents"
+	case a.Scale != b.Scale:
+		return "scale"
+	case a.Heartbeat != b.Heartbeat:
+		// Stale reads are judged against the heartbeat: counts at two
+		// intervals do not add up to one rate.
+		return "heartbeat interval"
+	case a.QueryTimeout != b.QueryTimeout || a.MaxTries != b.MaxTries:
+		return "query timeout or tries"
+	case a.MaxLagBytes != b.MaxLagBytes || a.MaxLagTime != b.MaxLagTime || a.LagFallback != b.LagFallback:
+		return "lag-aware limits"
+	case a.ReadPrimary != b.ReadPrimary:
+		return "reads on the primary"
 	}
 	return ""
 }
@@ -207,12 +223,41 @@ func overlapping(results []*Result) error {
 				earliestTo = to
 			}
 		}
-		if !latestFrom.IsZero() && !latestFrom.Before(earliestTo) {
+		if latestFrom.IsZero() {
+			continue
+		}
+		if !latestFrom.Before(earliestTo) {
 			errs = append(errs, fmt.Errorf("merge: the runs measured %s at different times (one started %s after another had ended): merge runs made at the same time against one cluster",
 				s.Strategy, latestFrom.Sub(earliestTo).Round(time.Millisecond)))
+			continue
+		}
+		// Their reads loaded the cluster together only while every window
+		// was open; the merged rates are over the span of all of them.
+		if from, to := span(results, s.Strategy); float64(earliestTo.Sub(latestFrom)) < minOverlap*float64(to.Sub(from)) {
+			errs = append(errs, fmt.Errorf("merge: the runs measured %s together for only %s of the %s they spanned (want %.0f%%): start the load generators together",
+				s.Strategy, earliestTo.Sub(latestFrom).Round(time.Millisecond), to.Sub(from).Round(time.Millisecond), 100*minOverlap))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// minOverlap is how much of the span of all windows every run must have
+// been measuring at once: the merged QPS divides every read by that span,
+// so runs mostly apart would show a fraction of the load each one drove.
+const minOverlap = 0.8
+
+// span is the earliest start and latest end of a strategy's windows.
+func span(results []*Result, strategy string) (from, to time.Time) {
+	for _, r := range results {
+		f, t := window(r, strategyNamed(r, strategy))
+		if from.IsZero() || f.Before(from) {
+			from = f
+		}
+		if t.After(to) {
+			to = t
+		}
+	}
+	return from, to
 }
 
 func mergeStrategy(results []*Result, parts []*StrategyResult) *StrategyResult {
@@ -229,16 +274,7 @@ func mergeStrategy(results []*Result, parts []*StrategyResult) *StrategyResult {
 	var schedule, e2e *Hist
 	// The merged window spans every run's: QPS is what all of them did
 	// over the time any of them measured.
-	var from, to time.Time
-	for i, p := range parts {
-		f, t := window(results[i], p)
-		if from.IsZero() || f.Before(from) {
-			from = f
-		}
-		if t.After(to) {
-			to = t
-		}
-	}
+	from, to := span(results, first.Strategy)
 	if !parts[0].MeasuredFrom.IsZero() {
 		out.MeasuredFrom, out.MeasuredTo = from, to
 	}

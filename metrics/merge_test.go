@@ -137,24 +137,31 @@ func TestMergeRejects(t *testing.T) {
 func TestMergeLinesUpByWallClockAndRefusesRunsApart(t *testing.T) {
 	a, _ := loadgenRun("a", 1, "round-robin")
 	b, _ := loadgenRun("b", 2, "round-robin")
-	// b began measuring 2 s after a: its second 1 is a's second 3.
-	b.Strategies[0].MeasuredFrom = b.Strategies[0].MeasuredFrom.Add(2 * time.Second)
-	b.Strategies[0].MeasuredTo = b.Strategies[0].MeasuredTo.Add(2 * time.Second)
+	// b began measuring 1 s after a (a: 0-11 s, b: 1-12 s): its second 1
+	// is a's second 2.
+	b.Strategies[0].MeasuredFrom = b.Strategies[0].MeasuredFrom.Add(time.Second)
+	b.Strategies[0].MeasuredTo = a.Strategies[0].MeasuredTo.Add(time.Second)
 	m, err := Merge(a, b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := m.Strategies[0]
-	if s.Seconds != 14 {
-		t.Errorf("seconds %v, want 14: the span of both windows", s.Seconds)
+	if s.Seconds != 12 {
+		t.Errorf("seconds %v, want 12: the span of both windows", s.Seconds)
 	}
 	var secs []int
 	for _, tk := range s.Ticks {
 		secs = append(secs, tk.Second)
 	}
 	// a ticked seconds 1 and 3, b seconds 1 and 4 of its own window.
-	if !slices.Equal(secs, []int{1, 3, 6}) {
-		t.Errorf("merged seconds %v, want [1 3 6]", secs)
+	if !slices.Equal(secs, []int{1, 2, 3, 5}) {
+		t.Errorf("merged seconds %v, want [1 2 3 5]", secs)
+	}
+	// Together for 9 s of 14: each generator's load would be spread thin.
+	b.Strategies[0].MeasuredFrom = a.Strategies[0].MeasuredFrom.Add(2 * time.Second)
+	b.Strategies[0].MeasuredTo = a.Strategies[0].MeasuredTo.Add(3 * time.Second)
+	if _, err := Merge(a, b); err == nil || !strings.Contains(err.Error(), "together for only") {
+		t.Errorf("merge of runs mostly apart: %v, want a refusal", err)
 	}
 	// A run measured after the other had ended is refused.
 	b.Strategies[0].MeasuredFrom = a.Strategies[0].MeasuredTo.Add(time.Minute)

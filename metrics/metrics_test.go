@@ -58,7 +58,7 @@ func TestRecorderCountsEveryReadOnceWhereItHappened(t *testing.T) {
 	c1, c2 := r.NewClient(), r.NewClient()
 	c1.Attempt(1, 0, time.Millisecond, true, false, Fresh) // warmup: must not count
 	c1.Read(time.Millisecond)
-	r.Error(1, "40001 serialization_failure", "canceled")
+	r.Error(1, "40001 serialization_failure", func() string { return "canceled" })
 	r.Failed(true)
 	r.Start(time.Now())
 	for i := 0; i < 10; i++ {
@@ -71,14 +71,14 @@ func TestRecorderCountsEveryReadOnceWhereItHappened(t *testing.T) {
 	// standby1, where it took 1 ms: each try on its node, the read once
 	// with its whole time.
 	c1.Attempt(2, 0, time.Second, false, false, Unchecked)
-	r.Error(2, "client_timeout", "timeout: context deadline exceeded")
+	r.Error(2, "client_timeout", func() string { return "timeout: context deadline exceeded" })
 	c1.Attempt(1, 0, time.Millisecond, true, true, Stale)
 	c1.Read(time.Second + time.Millisecond)
 	// A read that failed on both standbys: two errors, one retry, one failed read.
 	c2.Attempt(1, 1, 3*time.Millisecond, false, false, Unchecked)
-	r.Error(1, "57014 query_canceled", "canceling statement due to statement timeout")
+	r.Error(1, "57014 query_canceled", func() string { return "canceling statement due to statement timeout" })
 	c2.Attempt(2, 1, 4*time.Millisecond, false, true, Unchecked)
-	r.Error(2, "57014 query_canceled", "canceling statement due to statement timeout (2)")
+	r.Error(2, "57014 query_canceled", func() string { return "canceling statement due to statement timeout (2)" })
 	c2.Read(7 * time.Millisecond)
 	r.Failed(false)
 	c1.Schedule(50 * time.Microsecond)

@@ -179,22 +179,23 @@ func (c *ClientRecorder) Schedule(late time.Duration) {
 }
 
 // Error counts a failed attempt on a node by label, keeping the first
-// message of each label as its sample. It takes a lock: failures are not
-// the hot path, and a label set is small.
-func (r *Recorder) Error(node int, label, message string) {
+// message of each label as its sample: message is called only for that
+// one. It takes a lock: failures are not the hot path, and a label set is
+// small.
+func (r *Recorder) Error(node int, label string, message func() string) {
 	if !r.measuring.Load() {
 		return
 	}
 	r.errTotal.Add(1)
 	r.errMu.Lock()
+	defer r.errMu.Unlock()
 	if r.errs[node] == nil {
 		r.errs[node], r.samples[node] = map[string]int64{}, map[string]string{}
 	}
 	r.errs[node][label]++
 	if _, ok := r.samples[node][label]; !ok {
-		r.samples[node][label] = message
+		r.samples[node][label] = message()
 	}
-	r.errMu.Unlock()
 }
 
 // Failed counts a read that failed on every try; noTarget says it found

@@ -37,29 +37,31 @@ type Result struct {
 
 // Config is the run's configuration as the user gave it.
 type Config struct {
-	Strategies    []string           `json:"strategies"`
-	Duration      Duration           `json:"duration"`
-	Warmup        Duration           `json:"warmup"`
-	Clients       int                `json:"clients"`
-	Rate          float64            `json:"rate"` // 0 = closed loop
-	Mix           map[string]int     `json:"mix"`
-	QueryFile     string             `json:"query_file,omitempty"`
-	Scale         int                `json:"scale"`
-	WriteRows     int                `json:"write_rows"`
-	WriteBatch    int                `json:"write_batch"`
-	WriteRate     float64            `json:"write_rate"` // background rows/s on the primary during the read phases
-	MaxLagBytes   int64              `json:"max_lag_bytes,omitempty"`
-	MaxLagTime    Duration           `json:"max_lag_time,omitempty"`
-	LagFallback   string             `json:"lag_fallback,omitempty"`
-	Weights       map[string]float64 `json:"weights,omitempty"`
-	ReadPrimary   bool               `json:"read_primary"`
-	MaxTries      int                `json:"max_tries"`
-	EjectFor      Duration           `json:"eject_for"`
-	LagInterval   Duration           `json:"lag_interval"`
-	QueryTimeout  Duration           `json:"query_timeout,omitempty"`
-	Heartbeat     Duration           `json:"heartbeat_interval"`
-	StaleSample   int                `json:"stale_sample_every"`       // 1 = every read checks staleness
-	SessionWrites int                `json:"session_writes,omitempty"` // each client writes a row every N ops and reads it back next
+	Strategies []string       `json:"strategies"`
+	Duration   Duration       `json:"duration"`
+	Warmup     Duration       `json:"warmup"`
+	Clients    int            `json:"clients"`
+	Rate       float64        `json:"rate"` // 0 = closed loop
+	Mix        map[string]int `json:"mix"`
+	QueryFile  string         `json:"query_file,omitempty"`
+	// QueryFileSHA256 identifies the query file's contents.
+	QueryFileSHA256 string             `json:"query_file_sha256,omitempty"`
+	Scale           int                `json:"scale"`
+	WriteRows       int                `json:"write_rows"`
+	WriteBatch      int                `json:"write_batch"`
+	WriteRate       float64            `json:"write_rate"` // background rows/s on the primary during the read phases
+	MaxLagBytes     int64              `json:"max_lag_bytes,omitempty"`
+	MaxLagTime      Duration           `json:"max_lag_time,omitempty"`
+	LagFallback     string             `json:"lag_fallback,omitempty"`
+	Weights         map[string]float64 `json:"weights,omitempty"`
+	ReadPrimary     bool               `json:"read_primary"`
+	MaxTries        int                `json:"max_tries"`
+	EjectFor        Duration           `json:"eject_for"`
+	LagInterval     Duration           `json:"lag_interval"`
+	QueryTimeout    Duration           `json:"query_timeout,omitempty"`
+	Heartbeat       Duration           `json:"heartbeat_interval"`
+	StaleSample     int                `json:"stale_sample_every"`       // 1 = every read checks staleness
+	SessionWrites   int                `json:"session_writes,omitempty"` // each client writes a row every N ops and reads it back next
 }
 
 // Environment describes the cluster measured.

@@ -207,7 +207,7 @@ func LagChart(r *metrics.Result, unit string) ([]byte, error) {
 	}
 	segs, marks, end := lagSeries(r, get)
 	div, yUnit := 1.0, "ms"
-	title := "Replica lag per standby: heartbeat time behind the primary"
+	title := "Replica lag per standby: heartbeat time behind the primary (lower bound)"
 	if unit == LagBytes {
 		var top float64
 		for _, ss := range segs {

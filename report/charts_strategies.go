@@ -47,7 +47,7 @@ func LatencyChart(r *metrics.Result) ([]byte, error) {
 		}
 		all = append(all, series{s.Strategy, ms})
 	}
-	p := newPlot("Read latency percentiles per strategy (all nodes and query kinds merged)", "percentile", "latency (ms)", true)
+	p := newPlot("Read latency percentiles per strategy (every read, end to end)", "percentile", "latency (ms)", true)
 	p.NominalX(percentileNames...)
 	logScale := hi > 100*lo
 	if logScale {

@@ -173,14 +173,23 @@ func repeatOf(sample int, s *metrics.StrategyResult) Repeat {
 		StalePct: pct(t.StaleReads, t.StaleChecked), Errors: t.Errors, Retries: t.Retries,
 		Failed: float64(t.Failed), LagMSMax: math.NaN(), LagBytesMax: math.NaN(), strategy: s}
 	for _, l := range s.Lag {
-		if l.MS != nil {
-			r.LagMSMax = maxKnown(r.LagMSMax, *l.MS)
+		if ms := judgedMS(l); ms != nil {
+			r.LagMSMax = maxKnown(r.LagMSMax, *ms)
 		}
 		if l.Bytes != nil {
 			r.LagBytesMax = maxKnown(r.LagBytesMax, float64(*l.Bytes))
 		}
 	}
 	return r
+}
+
+// judgedMS is the time lag a limit is judged by: the upper bound, the lag
+// the standby may have had (schema 1 samples have only the lower one).
+func judgedMS(l metrics.LagSample) *float64 {
+	if l.MSUpper != nil {
+		return l.MSUpper
+	}
+	return l.MS
 }
 
 // maxKnown is the larger of two figures where NaN is unknown, not a value.
@@ -205,14 +214,16 @@ func summarize(c *Cell) {
 		c.Failed += r.Failed // NaN, unknown, stays unknown
 		c.LagMSMax = maxKnown(c.LagMSMax, r.LagMSMax)
 		c.LagBytesMax = maxKnown(c.LagBytesMax, r.LagBytesMax)
+		// Latency: every read once, end to end (failed and retried ones
+		// included); share: each node's successful attempts.
+		h.Add(r.strategy.Reads())
 		for _, n := range r.strategy.Nodes {
 			if n == nil {
 				continue
 			}
-			nh := n.Total()
-			h.Add(nh)
-			byNode[n.Node] += nh.TotalCount()
-			all += nh.TotalCount()
+			ok := n.Total().TotalCount()
+			byNode[n.Node] += ok
+			all += ok
 		}
 	}
 	c.P50, c.P90, c.P99, c.P999, c.Max = percentiles(h)

@@ -391,3 +391,25 @@ func TestCompareOpenLoop(t *testing.T) {
 		})
 	}
 }
+
+// TestCompareJudgesEveryRead: a cell's latency is its reads end to end, so
+// a read that failed after 10 s shows in compare as it does in the run's
+// own report, and a threshold on it fails in both.
+func TestCompareJudgesEveryRead(t *testing.T) {
+	a, b := fixture(), fixture()
+	b.Environment.Standbys = 1
+	a.Strategies[0].EndToEnd.Add(hist(1, 10_000_000, 10_000_001))
+	c, err := Compare([]Sample{{Label: "a", Result: a}, {Label: "b", Result: b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cell := c.Cell("round-robin", 2)
+	if cell == nil || cell.Max < 9_000 {
+		t.Fatalf("round-robin's cell max %v ms, want the 10 s failed read", cell)
+	}
+	for _, v := range c.Check(mustGates(t, "round-robin:max<100ms,standby2:max<100ms", GateOnComparison)) {
+		if v.Pass && strings.HasPrefix(v.Scope, "round-robin") {
+			t.Errorf("%s @ %s passed with %v: the slow read and standby2's 1 s timeouts must fail it", v.Gate.Text, v.Scope, v.Measured)
+		}
+	}
+}

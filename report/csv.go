@@ -58,6 +58,13 @@ func WriteSummaryCSV(w io.Writer, r *metrics.Result) error {
 	return cw.Error()
 }
 
+func failedCSV(t total) string {
+	if !t.FailedKnown {
+		return ""
+	}
+	return intCSV(t.Failed)
+}
+
 // WriteTotalsCSV writes totals.csv: one row per strategy, its end-to-end
 // figures (every read once: retried ones with their whole time, failed,
 // cut-off and unsent ones at the latency they reached) and its counters.
@@ -72,7 +79,7 @@ func WriteTotalsCSV(w io.Writer, r *metrics.Result) error {
 		}
 		t := strategyTotal(s)
 		rec := []string{
-			s.Strategy, fixed(s.Seconds, 3), intCSV(t.Reads), intCSV(t.Queries), qpsCSV(t.QPS), intCSV(t.Failed),
+			s.Strategy, fixed(s.Seconds, 3), intCSV(t.Reads), intCSV(t.Queries), qpsCSV(t.QPS), failedCSV(t),
 			intCSV(t.Errors), intCSV(t.Retries), intCSV(s.Unfinished), intCSV(s.Unsent), intCSV(s.NoTarget),
 			msCSV(t.P50), msCSV(t.P90), msCSV(t.P99), msCSV(t.P999), msCSV(t.Max),
 			intCSV(t.StaleReads), pctCSV(pct(t.StaleReads, t.StaleChecked)),
@@ -88,6 +95,8 @@ func WriteTotalsCSV(w io.Writer, r *metrics.Result) error {
 // WriteTimeseriesCSV writes timeseries.csv: one row per strategy x second,
 // with a pair of lag columns per standby the run knows of, so every row
 // of every strategy has the same columns whichever standbys answered.
+// qps counts successful reads, p50/p99 every read that ended that second;
+// lag_ms is the lower bound of the time lag at the second's last sample.
 func WriteTimeseriesCSV(w io.Writer, r *metrics.Result) error {
 	names := standbys(r)
 	header := []string{"strategy", "second", "qps", "p50_ms", "p99_ms", "errors", "failed"}

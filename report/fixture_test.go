@@ -20,6 +20,19 @@ func i64(v int64) *int64                    { return &v }
 func f64(v float64) *float64                { return &v }
 func mdur(d time.Duration) metrics.Duration { return metrics.Duration(d) }
 
+// rrReads is round-robin's end-to-end histogram, made of what its nodes
+// saw: 700 successful reads, 2 of them retried after standby2's 1 s
+// timeouts (their whole time), 1 read that failed on both tries, 1 cut off
+// by the end, 2 open-loop slots never sent.
+func rrReads() *metrics.Hist {
+	h := hist(698, 400, 5000)
+	h.Add(hist(2, 1_000_500, 1_001_000)) // retried: the timeout, then a fast try
+	h.Add(hist(1, 1_000_900, 1_001_000)) // failed: timed out, then refused
+	h.Add(hist(1, 300_000, 300_001))     // cut off at the end
+	h.Add(hist(2, 40_000, 50_000))       // never sent
+	return h
+}
+
 // fixture is a small run of two strategies over a primary and two
 // standbys, with every kind of value the renderers must handle: a node
 // that served nothing, unknown lag samples, errors, retries, stale reads.
@@ -46,7 +59,7 @@ func fixture() *metrics.Result {
 					"client_timeout": "timeout: context deadline exceeded"},
 				StaleReads: 17, StaleChecked: 340},
 		},
-		EndToEnd:          hist(704, 400, 5000), // 700 successful + 1 failed + 1 unfinished + 2 unsent
+		EndToEnd:          rrReads(),
 		Failed:            1,
 		Unfinished:        1,
 		Unsent:            2,
@@ -64,7 +77,7 @@ func fixture() *metrics.Result {
 		},
 		Lag: []metrics.LagSample{
 			{T: 0.1, Node: "standby1", Bytes: i64(0), MS: f64(0.4), MSUpper: f64(10.4), ReplayLag: f64(1.2)},
-			{T: 0.1, Node: "standby2", Bytes: i64(4096), MS: f64(21.5), MSUpper: f64(31.5), ReplayLag: f64(120)},
+			{T: 0.1, Node: "standby2", Bytes: i64(4096), MS: f64(21.5), MSUpper: f64(31.5), ReplayLag: f64(120), PSRBytes: i64(6000)},
 			{T: 1.1, Node: "standby1", Bytes: i64(512), MS: f64(0.6), MSUpper: f64(10.6)},
 			{T: 1.1, Node: "standby2", Bytes: nil, MS: f64(20.25), MSUpper: f64(30.25), ReplayLag: f64(118)},
 			{T: 2.1, Node: "standby1", Bytes: i64(0), MS: f64(0.5), MSUpper: f64(10.5), ReplayLag: f64(2.5)},

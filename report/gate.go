@@ -325,7 +325,7 @@ func strategyFigures(r *metrics.Result, s *metrics.StrategyResult) gateFigures {
 func rowFigures(row Row) gateFigures {
 	return gateFigures{p50: row.P50, p90: row.P90, p99: row.P99, p999: row.P999, max: row.Max, qps: row.QPS,
 		stale: row.StalePct(), errors: float64(row.Errors), failed: math.NaN(), retries: float64(row.Retries),
-		lagMS: row.LagMSMax, lagBytes: row.LagBytesMax}
+		lagMS: row.judgedLagMSMax(), lagBytes: row.LagBytesMax}
 }
 
 func unknownFigures() gateFigures {
@@ -512,12 +512,12 @@ func (cell *Cell) nodeFigures(node string) (gateFigures, bool) {
 			stale = append(stale, row.StalePct())
 			f.errors += float64(row.Errors)
 			f.retries += float64(row.Retries)
-			f.lagMS = maxKnown(f.lagMS, row.LagMSMax)
+			f.lagMS = maxKnown(f.lagMS, row.judgedLagMSMax())
 			f.lagBytes = maxKnown(f.lagBytes, row.LagBytesMax)
 		}
 		for _, n := range r.strategy.Nodes {
 			if n != nil && n.Node == node {
-				h.Add(n.Total())
+				h.Add(n.Attempts())
 			}
 		}
 	}

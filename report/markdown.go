@@ -121,7 +121,7 @@ func writeStrategy(m *md, r *metrics.Result, s *metrics.StrategyResult) {
 	m.table(nodeColumns, "llrrrrrrrrrr", cells)
 
 	m.p("- Every read once, end to end (the **all** row): %s reads, %s succeeded (%s qps), %s failed on every try; p50 %s ms, p99 %s ms, max %s ms. A retried read counts its whole time, a failed one the time it failed at.\n",
-		count(t.Reads), count(t.Queries), num(t.QPS, 1), count(t.Failed), num(t.P50, 3), num(t.P99, 3), num(t.Max, 3))
+		count(t.Reads), count(t.Queries), num(t.QPS, 1), t.failedText(), num(t.P50, 3), num(t.P99, 3), num(t.Max, 3))
 	m.p("- Per node: every attempt that ran there, at its own latency (failed ones too); queries and share count its successful attempts.\n")
 	if t.Errors > 0 || t.Retries > 0 {
 		m.p("- Errors (failed attempts): %s (%s); retries (attempts that ran again on another node): %s.\n", count(t.Errors), errorClasses(s), count(t.Retries))
@@ -310,10 +310,10 @@ func writeLag(m *md, r *metrics.Result) {
 			}
 			rows = append(rows, []string{s.Strategy, n, samples,
 				humanBytes(l.BytesAvg), humanBytes(l.BytesMax), msRange(l.MSAvg, l.MSUpperAvg), msRange(l.MSMax, l.MSUpperMax),
-				num(l.ReplayLagAvg, 1)})
+				humanBytes(l.PSRBytesAvg), num(l.ReplayLagAvg, 1)})
 			if lagDisagrees(l) {
-				disagree = append(disagree, fmt.Sprintf("%s during %s: pg_stat_replication's replay_lag averaged %s ms, the heartbeat's time lag %s ms",
-					n, s.Strategy, num(l.ReplayLagAvg, 1), msRange(l.MSAvg, l.MSUpperAvg)))
+				disagree = append(disagree, fmt.Sprintf("%s during %s: over the %d samples with both, pg_stat_replication's replay_lag averaged %s ms, the heartbeat's time lag %s ms",
+					n, s.Strategy, l.Paired, num(l.PairedReplay, 1), msRange(l.PairedLo, l.PairedHi)))
 			}
 		}
 	}
@@ -328,8 +328,8 @@ func writeLag(m *md, r *metrics.Result) {
 	} else {
 		m.p("Time lag comes from the heartbeat (a lower bound in runs of this version). ")
 	}
-	m.p("replay_lag is pg_stat_replication's own view on the primary, for a cross-check (unknown when the standby is idle).\n\n")
-	m.table([]string{"strategy", "standby", "samples", "avg lag", "max lag", "avg time lag ms", "max time lag ms", "avg replay_lag ms"}, "llrrrrrr", rows)
+	m.p("The last two columns are pg_stat_replication's own view on the primary, for a cross-check: the lag by its replay_lsn (reported by the standby every few seconds at most) and its replay_lag (unknown when the standby is idle).\n\n")
+	m.table([]string{"strategy", "standby", "samples", "avg lag", "max lag", "avg time lag ms", "max time lag ms", "avg lag (replay_lsn)", "avg replay_lag ms"}, "llrrrrrrr", rows)
 	for _, d := range disagree {
 		m.p("**Lag sources disagree:** %s.\n\n", d)
 	}

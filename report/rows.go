@@ -37,6 +37,15 @@ type Row struct {
 	ReplayLagAvg, ReplayLagMax   float64 // pg_stat_replication.replay_lag, the server's own view
 }
 
+// judgedLagMSMax is the largest time lag a limit is judged by: the upper
+// bound where known (the lag the standby may have had), else the lower.
+func (r Row) judgedLagMSMax() float64 {
+	if !math.IsNaN(r.LagMSUpperMax) {
+		return r.LagMSUpperMax
+	}
+	return r.LagMSMax
+}
+
 // StalePct is the share of checked reads that were stale; NaN when none
 // was checked.
 func (r Row) StalePct() float64 { return pct(r.StaleReads, r.StaleChecked) }
@@ -109,16 +118,27 @@ func percentiles(h *metrics.Hist) (p50, p90, p99, p999, maxMS float64) {
 // retried, unfinished and unsent ones included.
 type total struct {
 	Queries, Errors, Retries, StaleReads, StaleChecked int64
-	// Failed reads failed on every try; Reads is every read of the
-	// end-to-end histogram.
+	// Failed reads failed on every try (known only where the run counted
+	// them: FailedKnown); Reads is every read of the end-to-end histogram.
 	Failed, Reads            int64
+	FailedKnown              bool
 	QPS                      float64
 	P50, P90, P99, P999, Max float64
 }
 
+// failedText is Failed for people: "-" when the run did not count them.
+func (t total) failedText() string {
+	if !t.FailedKnown {
+		return "-"
+	}
+	return count(t.Failed)
+}
+
 func strategyTotal(s *metrics.StrategyResult) total {
 	h := s.Reads()
-	t := total{Failed: s.Failed, Reads: h.TotalCount()}
+	// Runs that kept an end-to-end histogram (schema 2 on) counted failed
+	// reads; before, a failed read was counted nowhere: unknown, not 0.
+	t := total{Failed: s.Failed, FailedKnown: s.EndToEnd != nil, Reads: h.TotalCount()}
 	t.P50, t.P90, t.P99, t.P999, t.Max = percentiles(h)
 	// A read no node could take failed as surely as one a node refused.
 	t.Errors = s.NoTarget
@@ -146,11 +166,18 @@ type lagStat struct {
 	// ReplayLagSamples counts samples where pg_stat_replication had a
 	// replay_lag (it is NULL on an idle standby).
 	ReplayLagSamples int
+	// PSRBytesAvg is the byte lag by pg_stat_replication's replay_lsn.
+	PSRBytesAvg float64
+	// Paired* average ours and replay_lag over the samples that had both,
+	// so the two are compared on the same moments.
+	PairedLo, PairedHi, PairedReplay float64
+	Paired                           int
 }
 
 func nanLag() lagStat {
 	n := math.NaN()
-	return lagStat{BytesAvg: n, BytesMax: n, MSAvg: n, MSMax: n, MSUpperAvg: n, MSUpperMax: n, ReplayLagAvg: n, ReplayLagMax: n}
+	return lagStat{BytesAvg: n, BytesMax: n, MSAvg: n, MSMax: n, MSUpperAvg: n, MSUpperMax: n, ReplayLagAvg: n, ReplayLagMax: n,
+		PSRBytesAvg: n, PairedLo: n, PairedHi: n, PairedReplay: n}
 }
 
 // avgMax accumulates known values.
@@ -179,7 +206,7 @@ func (a avgMax) get() (avg, mx float64) {
 
 func lagOf(s *metrics.StrategyResult, node string) lagStat {
 	st := nanLag()
-	var b, ms, hi, psr avgMax
+	var b, ms, hi, psr, psrBytes, pLo, pHi, pReplay avgMax
 	for _, l := range s.Lag {
 		if l.Node != node {
 			continue
@@ -191,35 +218,49 @@ func lagOf(s *metrics.StrategyResult, node string) lagStat {
 			v := float64(*l.Bytes)
 			b.add(&v)
 		}
+		if l.PSRBytes != nil {
+			v := float64(*l.PSRBytes)
+			psrBytes.add(&v)
+		}
 		if l.MS == nil {
 			st.UnknownMS++
 		}
 		ms.add(l.MS)
 		hi.add(l.MSUpper)
 		psr.add(l.ReplayLag)
+		if l.MS != nil && l.ReplayLag != nil {
+			pLo.add(l.MS)
+			if l.MSUpper != nil {
+				pHi.add(l.MSUpper)
+			} else {
+				pHi.add(l.MS)
+			}
+			pReplay.add(l.ReplayLag)
+		}
 	}
 	st.BytesAvg, st.BytesMax = b.get()
 	st.MSAvg, st.MSMax = ms.get()
 	st.MSUpperAvg, st.MSUpperMax = hi.get()
 	st.ReplayLagAvg, st.ReplayLagMax = psr.get()
 	st.ReplayLagSamples = psr.n
+	st.PSRBytesAvg, _ = psrBytes.get()
+	st.PairedLo, _ = pLo.get()
+	st.PairedHi, _ = pHi.get()
+	st.PairedReplay, _ = pReplay.get()
+	st.Paired = pReplay.n
 	return st
 }
 
 // lagDisagrees says whether our time lag and pg_stat_replication's
-// replay_lag, averaged over the same samples, differ by more than our
-// resolution (the bounds' gap) plus 10 ms: replay_lag is reported with
-// the standby's feedback, which adds a little, so only a clear difference
-// is worth a flag. Both must be known.
+// replay_lag, averaged over the samples that had both (replay_lag is NULL
+// on an idle standby), differ by more than 10 ms beyond our bounds:
+// replay_lag comes with the standby's feedback, which adds a little, so
+// only a clear difference is worth a flag.
 func lagDisagrees(l lagStat) bool {
-	if l.ReplayLagSamples == 0 || math.IsNaN(l.MSAvg) {
+	if l.Paired == 0 {
 		return false
 	}
-	lo, hi := l.MSAvg, l.MSUpperAvg
-	if math.IsNaN(hi) {
-		hi = lo
-	}
-	return l.ReplayLagAvg < lo-10 || l.ReplayLagAvg > hi+10
+	return l.PairedReplay < l.PairedLo-10 || l.PairedReplay > l.PairedHi+10
 }
 
 // standbys names every standby the run mentions anywhere, in natural

@@ -41,7 +41,7 @@ func WriteTable(w io.Writer, r *metrics.Result) error {
 		t := strategyTotal(s)
 		fmt.Fprintf(w, "%s, every read end to end: %s reads, p50 %s ms, p99 %s ms, max %s ms; %s succeeded (%s qps), %s failed; %s errors, %s retries\n",
 			s.Strategy, count(t.Reads), num(t.P50, 3), num(t.P99, 3), num(t.Max, 3), count(t.Queries), num(t.QPS, 1),
-			count(t.Failed), count(t.Errors), count(t.Retries))
+			t.failedText(), count(t.Errors), count(t.Retries))
 		if t.Errors > 0 {
 			fmt.Fprintf(w, "  errors: %s\n", errorClasses(s))
 		}

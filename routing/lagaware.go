@@ -42,12 +42,15 @@ func (c *lagCache) read() {
 		i := lowest(m)
 		l, ok := c.view.Lag(c.b.names[i])
 		n := &c.b.nodes[i]
-		if ok {
+		if ok && !l.BytesUnknown {
 			n.lagBytes.Store(l.Bytes)
+		} else {
+			n.lagBytes.Store(unknownBytes)
+		}
+		if ok {
 			raise(&n.replayLSN, l.ReplayLSN) // a read may have seen later
 
 		} else {
-			n.lagBytes.Store(unknownBytes)
 			n.replayLSN.Store(0)
 		}
 		if c.judge != nil && c.judge.observe(i, l, ok) {
@@ -78,7 +81,7 @@ func (h *hysteresis) within(l Lag, ok bool) bool {
 	switch {
 	case !ok:
 		return false
-	case h.maxBytes > 0 && l.Bytes > h.maxBytes:
+	case h.maxBytes > 0 && (l.BytesUnknown || l.Bytes > h.maxBytes):
 		return false
 	case h.maxTime > 0 && (!l.TimeKnown || l.Time > h.maxTime):
 		return false

@@ -55,6 +55,12 @@ func TestLagAwareLimits(t *testing.T) {
 			[]int{standby2}},
 		{"none within: primary", 1000, 0, map[string]Lag{"standby1": {Bytes: 5000}, "standby2": {Bytes: 5000}},
 			[]int{primary}},
+		{"unknown bytes are over a byte limit", 1000, 0, map[string]Lag{
+			"standby1": {BytesUnknown: true, TimeKnown: true}, "standby2": {Bytes: 5}},
+			[]int{standby2}},
+		{"unknown bytes are fine under a time limit alone", 0, 100 * ms, map[string]Lag{
+			"standby1": {BytesUnknown: true, TimeKnown: true, Time: ms}, "standby2": {TimeKnown: true, Time: ms}},
+			[]int{standby1, standby2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

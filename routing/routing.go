@@ -58,10 +58,13 @@ var ErrNoTarget = errors.New("routing: no node can take the read")
 
 // Lag is the last sample of a standby's lag.
 type Lag struct {
-	Bytes     int64         // primary's current LSN minus the standby's replay LSN, at the sample
-	Time      time.Duration // heartbeat time lag at the sample
-	TimeKnown bool          // Time is meaningful
-	ReplayLSN uint64        // the standby's pg_last_wal_replay_lsn() at the sample
+	Bytes int64 // primary's current LSN minus the standby's replay LSN, at the sample
+	// BytesUnknown says Bytes is not known (the primary did not answer
+	// that round) while the standby's other figures are.
+	BytesUnknown bool
+	Time         time.Duration // heartbeat time lag at the sample: the most the standby may have been behind
+	TimeKnown    bool          // Time is meaningful
+	ReplayLSN    uint64        // the standby's pg_last_wal_replay_lsn() at the sample
 }
 
 // LagView gives the latest lag sample per node. ok is false when the node's

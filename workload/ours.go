@@ -7,8 +7,10 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Everything pgbenchx creates on a cluster lives in schema pgbenchx, which
@@ -119,6 +121,12 @@ func begin(ctx context.Context, db SchemaConn) (pgx.Tx, error) {
 	var standby bool
 	_, err = tx.Exec(ctx, `SET LOCAL search_path = pg_catalog, pg_temp`)
 	if err == nil {
+		// A session holding our tables (a run in progress elsewhere, an
+		// open transaction) must fail this in seconds, not hang it, and
+		// not queue every reader of the table behind our DROP.
+		_, err = tx.Exec(ctx, `SET LOCAL lock_timeout = '`+schemaLockWait.String()+`'`)
+	}
+	if err == nil {
 		err = tx.QueryRow(ctx, `SELECT pg_catalog.pg_is_in_recovery()`).Scan(&standby)
 	}
 	if err == nil && standby {
@@ -182,6 +190,7 @@ func foreignSchemaError(comment *string) error {
 // what was created or rebuilt, for the run to report. Safe to call from
 // several load generators at once: all of it runs under SchemaLockKey.
 func PrepareSchema(ctx context.Context, primary SchemaConn) (notes []string, err error) {
+	defer func() { err = explainLockTimeout(err) }()
 	tx, err := begin(ctx, primary)
 	if err != nil {
 		return nil, err
@@ -580,6 +589,18 @@ func Clean(ctx context.Context, primary SchemaConn) (dropped bool, err error) {
 		return false, fmt.Errorf("drop schema %s: commit: %w", Schema, err)
 	}
 	return true, nil
+}
+
+// schemaLockWait is how long a schema operation waits for a lock.
+const schemaLockWait = 30 * time.Second
+
+// explainLockTimeout words a lock_timeout (55P03) for the user.
+func explainLockTimeout(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "55P03" {
+		return fmt.Errorf("schema %s: waited %s for a lock another session holds on it (a run in progress, or an open transaction on its tables): %w", Schema, schemaLockWait, err)
+	}
+	return err
 }
 
 // quoteLiteral quotes s as an SQL string literal (standard_conforming_strings).

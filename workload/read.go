@@ -25,7 +25,10 @@ func (v lagView) Lag(node string) (routing.Lag, bool) {
 	if !ok || !n.Known {
 		return routing.Lag{}, false
 	}
-	return routing.Lag{Bytes: n.Bytes, Time: n.Time, TimeKnown: n.TimeKnown, ReplayLSN: n.ReplayLSN}, true
+	// Limits are judged on the upper bound of the time lag: a standby that
+	// may be past --max-lag gets no reads.
+	return routing.Lag{Bytes: n.Bytes, BytesUnknown: !n.BytesKnown, Time: n.TimeUpper, TimeKnown: n.TimeKnown,
+		ReplayLSN: n.ReplayLSN}, true
 }
 
 // Seq is the round of the snapshot Lag reads, not the sampler's counter,
@@ -82,8 +85,11 @@ func (s *Scenario) readPhase(ctx context.Context, strategy string, live LiveFunc
 		ph.sessionEvery = 10
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// The clients stop when the phase says so, not when the caller's
+	// context ends: on Ctrl-C too the phase first marks its end, so that
+	// every read then in flight is recorded as cut off, not lost.
+	cctx, stopClients := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopClients()
 	var wg sync.WaitGroup
 	var bgRows atomic.Int64
 	start := time.Now()
@@ -93,15 +99,15 @@ func (s *Scenario) readPhase(ctx context.Context, strategy string, live LiveFunc
 		go func() {
 			defer wg.Done()
 			if cfg.Rate > 0 {
-				cl.openLoop(ctx, start, c)
+				cl.openLoop(cctx, start, c)
 			} else {
-				cl.closedLoop(ctx)
+				cl.closedLoop(cctx)
 			}
 		}()
 	}
 	if cfg.WriteRate > 0 {
 		wg.Add(1)
-		go func() { defer wg.Done(); s.backgroundWrites(ctx, &bgRows) }()
+		go func() { defer wg.Done(); s.backgroundWrites(cctx, &bgRows) }()
 	}
 
 	// Warmup, then measure: nothing before Start reaches a histogram.
@@ -119,15 +125,15 @@ func (s *Scenario) readPhase(ctx context.Context, strategy string, live LiveFunc
 	if !interrupted {
 		ph.r.Start(measureStart)
 		ph.measureFrom.Store(measureStart.UnixNano())
+		t := time.NewTicker(time.Second)
+		end := time.After(cfg.Duration)
 		cpu = metrics.StartCPU()
-		cctx, ccancel := context.WithTimeout(ctx, controlTimeout)
-		cost = metrics.StartCost(cctx, s.probes[0], cfg.LocalProcesses)
-		ccancel()
+		bctx, bcancel := context.WithTimeout(ctx, s.brief())
+		cost = metrics.StartCost(bctx, s.probes[0], cfg.LocalProcesses)
+		bcancel()
 		if cfg.Throttled != nil {
 			throttled0 = cfg.Throttled()
 		}
-		t := time.NewTicker(time.Second)
-		end := time.After(cfg.Duration - time.Since(measureStart))
 	loop:
 		for {
 			select {
@@ -153,16 +159,16 @@ func (s *Scenario) readPhase(ctx context.Context, strategy string, live LiveFunc
 	// Every read still running is cut off now: a client records it with
 	// the latency it had reached at end, then stops. Nothing waits for a
 	// node that does not answer.
-	cancel()
+	stopClients()
 	wg.Wait()
 	res := ph.r.Finish(strategy, end)
 	if cpu == nil { // interrupted during warmup: nothing was measured
 		return nil, context.Canceled
 	}
 	res.CPU = cpu.Stop()
-	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), controlTimeout)
-	res.PrimaryCost = cost.Stop(cctx)
-	ccancel()
+	bctx, bcancel := context.WithTimeout(context.WithoutCancel(ctx), s.brief())
+	res.PrimaryCost = cost.Stop(bctx)
+	bcancel()
 	if cfg.Throttled != nil {
 		res.ThrottledSec = map[string]float64{}
 		for node, t := range cfg.Throttled() {
@@ -198,6 +204,9 @@ type client struct {
 
 func (c *client) closedLoop(ctx context.Context) {
 	for ctx.Err() == nil {
+		if _, over := c.ph.cutOff(); over {
+			return // the phase ended: a read due now is not measured
+		}
 		c.op(ctx, time.Now())
 	}
 }
@@ -223,6 +232,9 @@ func (c *client) openLoop(ctx context.Context, start time.Time, id int) {
 				return
 			case <-t.C:
 			}
+		}
+		if _, over := c.ph.cutOff(); over {
+			break // the phase ended before this slot was sent
 		}
 		c.rec.Schedule(time.Since(due))
 		c.op(ctx, due)
@@ -340,7 +352,7 @@ func (c *client) op(ctx context.Context, due time.Time) {
 		outcome, label := classify(qerr, timedOut)
 		ph.bal.Done(node, outcome)
 		c.rec.Attempt(node, kind, now.Sub(from), false, try > 1, metrics.Unchecked)
-		ph.r.Error(node, label, ph.s.sampleMessage(qerr))
+		ph.r.Error(node, label, func() string { return ph.s.sampleMessage(qerr) })
 		if try >= ph.s.Config.MaxTries {
 			c.rec.Read(now.Sub(due))
 			ph.r.Failed(false)
@@ -370,19 +382,29 @@ func (c *client) pause(ctx context.Context) {
 }
 
 // sessionWrite inserts one row on the primary and remembers its commit
-// LSN (read after the commit) for causal routing of the next read.
+// LSN (read after the commit) for causal routing of the next read. It has
+// the reads' time limit; a failure is counted on the primary under
+// "session_write" and its label, so a slow primary shows where the
+// clients' time went.
 func (c *client) sessionWrite(ctx context.Context) {
 	s := c.ph.s
-	wctx, cancel := context.WithTimeout(ctx, controlTimeout)
+	wctx, cancel := ctx, context.CancelFunc(func() {})
+	if qt := s.Config.QueryTimeout; qt > 0 {
+		wctx, cancel = context.WithTimeout(ctx, qt)
+	}
 	defer cancel()
 	var id int64
 	err := s.writer.QueryRow(wctx, `INSERT INTO `+OrdersTable+` (customer_id, amount, status) VALUES ($1, 1, 'session') RETURNING id`,
 		1+c.rng.IntN(customers(s.Config.Scale))).Scan(&id)
-	if err != nil {
-		return
+	var lsn uint64
+	if err == nil {
+		lsn, err = insertLSN(wctx, s.writer)
 	}
-	lsn, err := insertLSN(wctx, s.writer)
 	if err != nil {
+		if ctx.Err() == nil {
+			_, label := classify(err, errors.Is(wctx.Err(), context.DeadlineExceeded))
+			c.ph.r.Error(0, "session_write "+label, func() string { return s.sampleMessage(err) })
+		}
 		return
 	}
 	c.lastWrite, c.lastLSN = id, lsn

@@ -6,39 +6,45 @@ import (
 	"strings"
 )
 
-// RedactPasswords replaces each password where it stands in a connection
-// string inside text: the password field of a URL (user:PASSWORD@host)
-// and the value of a password= keyword, quoted or not. Nothing else in
-// the text changes, so a one-letter password cannot turn "tcp" into
-// "tcxxxxx"; and a password that appears elsewhere in an error's text (a
-// server never echoes one) is left alone.
-func RedactPasswords(text string, passwords ...string) string {
+// Redacted stands where a password was.
+const Redacted = "xxxxx"
+
+var (
+	// The password field of a postgres:// URL, however it is encoded.
+	urlPassword = regexp.MustCompile(`(?i)(\bpostgres(?:ql)?://[^:@/\s]*:)[^@\s]*@`)
+	// A password= keyword, quoted (libpq's backslash escapes) or not, in a
+	// key=value string or a URL's query.
+	kvPassword = regexp.MustCompile("(?i)(\\bpassword\\s*=\\s*)('(?:[^'\\\\]|\\\\.)*'|[^\\s&'\"`]+)")
+)
+
+// Redactor returns a function that takes passwords out of a text where
+// they stand in a connection string: the password field of every URL and
+// the value of every password= keyword, whatever they are, and each of
+// the given passwords where it stands after "user:" before "@" in any
+// spelling Go escapes it to. Nothing else changes, so a one-letter
+// password cannot turn "tcp" into "tcxxxxx". The regular expressions are
+// built once, not per call.
+func Redactor(passwords ...string) func(string) string {
+	var forms []string
 	for _, pw := range passwords {
 		if pw == "" {
 			continue
 		}
-		for _, form := range uniq(pw, url.PathEscape(pw), url.QueryEscape(pw), url.UserPassword("u", pw).String()[2:]) {
-			text = strings.ReplaceAll(text, ":"+form+"@", ":"+Redacted+"@")
-		}
-		re := regexp.MustCompile(`(?i)(password\s*=\s*)('` + regexp.QuoteMeta(strings.ReplaceAll(pw, `'`, `\'`)) + `'|` + regexp.QuoteMeta(pw) + `)(\s|$|&)`)
-		text = re.ReplaceAllString(text, "${1}"+Redacted+"${3}")
-	}
-	return text
-}
-
-// Redacted stands where a password was.
-const Redacted = "xxxxx"
-
-func uniq(list ...string) []string {
-	var out []string
-	for _, s := range list {
-		dup := false
-		for _, o := range out {
-			dup = dup || o == s
-		}
-		if !dup {
-			out = append(out, s)
+		for _, f := range []string{pw, url.PathEscape(pw), url.QueryEscape(pw), url.UserPassword("u", pw).String()[2:]} {
+			if !contains(forms, f) {
+				forms = append(forms, f)
+			}
 		}
 	}
-	return out
+	return func(text string) string {
+		text = urlPassword.ReplaceAllString(text, "${1}"+Redacted+"@")
+		text = kvPassword.ReplaceAllString(text, "${1}"+Redacted)
+		for _, f := range forms {
+			text = strings.ReplaceAll(text, ":"+f+"@", ":"+Redacted+"@")
+		}
+		return text
+	}
 }
+
+// RedactDSNs takes every connection string's password out of text.
+func RedactDSNs(text string) string { return Redactor()(text) }

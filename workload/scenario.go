@@ -56,6 +56,17 @@ type Hooks struct {
 // it is reported as not answering instead of hanging the run.
 const controlTimeout = 5 * time.Second
 
+// brief bounds what runs between phases and after the last one (the cost
+// meter, the next max id, the heartbeat row's removal): a phase must end
+// within a query timeout and a second of its planned end, and the run then
+// exit, whatever a node does.
+func (s *Scenario) brief() time.Duration {
+	if qt := s.Config.QueryTimeout; qt > 0 {
+		return min(qt, time.Second)
+	}
+	return time.Second
+}
+
 // New opens the pools (pgx pools per node, routing above them: a pool
 // that picks a host at connect time never rebalances) and checks that
 // every node can take the connections the run will open, before anything
@@ -82,7 +93,7 @@ func New(ctx context.Context, nodes []Node, cfg Config) (*Scenario, error) {
 		}
 		passwords = append(passwords, pc.ConnConfig.Password)
 	}
-	s.redact = func(text string) string { return RedactPasswords(text, passwords...) }
+	s.redact = Redactor(passwords...)
 	budget := s.connBudget()
 	for i, n := range nodes {
 		if err := s.open(ctx, i, n); err != nil {
@@ -204,6 +215,10 @@ func (s *Scenario) poolConfig(n Node, conns int, statementTimeout time.Duration)
 	pc.MaxConns = int32(max(1, conns))
 	rp := pc.ConnConfig.RuntimeParams
 	rp["application_name"] = "pgbenchx"
+	// Our statements only ever wait on our own tables' locks: a session
+	// holding them (a DBA's open transaction) fails a write in seconds
+	// instead of hanging the run.
+	rp["lock_timeout"] = "10s"
 	// Unqualified names in --query-file reads resolve to our schema, never
 	// to a user's table of the same name; our own SQL names its schema.
 	rp["search_path"] = Schema
@@ -298,7 +313,7 @@ func roundUp(n, to int) int { return (n + to - 1) / to * to }
 // abandoned by sending the server a cancel request and waiting up to 15 s
 // for it to hang up, and a pool's Close waits for that. A frozen node
 // never hangs up, and the run must not wait for it.
-const closeWait = 2 * time.Second
+const closeWait = time.Second
 
 // Close closes the pools, waiting at most closeWait for their connections
 // to go; the rest go in the background.
@@ -363,7 +378,7 @@ func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (e
 	}
 	defer func() {
 		// The row was this run's alone.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), controlTimeout)
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.brief())
 		defer cancel()
 		_, _ = s.writer.Exec(cctx, `DELETE FROM `+HeartbeatTable+` WHERE id = $1`, s.hbID)
 	}()
@@ -395,6 +410,7 @@ func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (e
 	}
 	for i, strategy := range s.Config.Strategies {
 		if i > 0 {
+			phase("settle: standbys catch up before the next strategy")
 			s.settle(ctx)
 		}
 		phase(fmt.Sprintf("read phase: %s, %d clients, %s warmup + %s", strategy, s.Config.Clients, s.Config.Warmup, s.Config.Duration))
@@ -419,7 +435,7 @@ func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (e
 }
 
 func (s *Scenario) refreshMaxID(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, controlTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.brief())
 	defer cancel()
 	var id int64
 	if err := s.writer.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM `+OrdersTable).Scan(&id); err != nil {

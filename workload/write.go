@@ -60,7 +60,10 @@ func (s *Scenario) writePhase(ctx context.Context, progress WriteProgress) (*met
 	}
 	end := time.Now()
 	if s.lag != nil {
-		s.lag.Sample(ctx) // a last sample at catch-up, so the peak window is closed
+		// A round asked after catch-up closes the peak window.
+		if s.lag.WaitRound(ctx, end, 4*s.Config.LagInterval+time.Second) {
+			end = s.lag.Latest().At
+		}
 	}
 	for i, node := range s.nodes[1:] {
 		cu := metrics.CatchUp{Node: node.Name, CatchUpMS: -1}

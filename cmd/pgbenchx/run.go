@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -112,6 +114,7 @@ func measure(ctx context.Context, tgt *target, plan *runPlan, out io.Writer) (*m
 		Schema: metrics.SchemaVersion, Tool: "pgbenchx", Label: plan.label, StartedAt: time.Now().UTC(),
 		Config: resultConfig(plan.cfg), Environment: tgt.environment,
 	}
+	res.Config.QueryFileSHA256 = plan.queryFileSHA256
 	if err := checkRouting(plan.cfg, tgt.nodes); err != nil {
 		return res, err
 	}
@@ -169,11 +172,14 @@ func (noLag) Seq() uint64                    { return 0 }
 
 // runPlan is what the flags ask for, validated.
 type runPlan struct {
-	cfg     workload.Config
-	formats []string
-	out     string
-	label   string
-	gates   []report.Gate
+	cfg workload.Config
+	// queryFileSHA256 identifies the query file's contents, so merge can
+	// tell the same file at another path from another file.
+	queryFileSHA256 string
+	formats         []string
+	out             string
+	label           string
+	gates           []report.Gate
 }
 
 func parseRunFlags(cmd *cli.Command) (*runPlan, error) {
@@ -220,6 +226,9 @@ func parseRunFlags(cmd *cli.Command) (*runPlan, error) {
 			return nil, err
 		}
 		c.QueryFile = f
+		if b, err := os.ReadFile(f); err == nil {
+			p.queryFileSHA256 = fmt.Sprintf("%x", sha256.Sum256(b))
+		}
 		if !cmd.IsSet("mix") {
 			c.Mix = nil // the file replaces the built-in reads
 		}
@@ -321,13 +330,13 @@ func runAction(ctx context.Context, cmd *cli.Command) error {
 	if runErr != nil {
 		return runErr
 	}
-	if err := checkGates(out, report.CheckRun(res, plan.gates)); err != nil {
-		return err
-	}
+	gateErr := checkGates(out, report.CheckRun(res, plan.gates))
 	if interrupted {
+		// An interrupted run's verdicts are shown, but it did not run as
+		// asked: that, not a threshold, is what its exit code says.
 		return cli.Exit("interrupted: the figures above cover what was measured before Ctrl-C", exitInterrupted)
 	}
-	return nil
+	return gateErr
 }
 
 func resultConfig(c workload.Config) metrics.Config {

@@ -59,5 +59,5 @@ func externalTarget(primary string, standbys []string) (*target, error) {
 // DSN, never as a substring elsewhere (a password "p" must not turn "tcp"
 // into "tcxxxxx").
 func redactErr(err error, password string) error {
-	return errors.New(strings.Join(strings.Fields(workload.RedactPasswords(err.Error(), password)), " "))
+	return errors.New(strings.Join(strings.Fields(workload.Redactor(password)(err.Error())), " "))
 }
