@@ -345,30 +345,8 @@ func runNames(strategies []string, nodes []string) string {
 	return fmt.Sprintf("strategies: %s; nodes: %s", strings.Join(strategies, ", "), strings.Join(nodes, ", "))
 }
 
-// runNodes names every node of a run: its environment's, then any a
-// strategy read from that the environment does not list.
-func runNodes(r *metrics.Result) []string {
-	var names []string
-	add := func(n string) {
-		if n != "" && !slices.Contains(names, n) {
-			names = append(names, n)
-		}
-	}
-	for _, n := range r.Environment.Nodes {
-		add(n.Name)
-	}
-	for _, s := range r.Strategies {
-		if s == nil {
-			continue
-		}
-		for _, n := range s.Nodes {
-			if n != nil {
-				add(n.Node)
-			}
-		}
-	}
-	return names
-}
+// runNodes names every node of a run, the primary first (natural order).
+func runNodes(r *metrics.Result) []string { return mentioned(r, true) }
 
 // CheckRun checks every gate against one run. An unscoped gate is checked
 // against every strategy's totals; a strategy-scoped one against that

@@ -266,21 +266,24 @@ func lagDisagrees(l lagStat) bool {
 // standbys names every standby the run mentions anywhere, in natural
 // order: the environment, the strategies' nodes, lag samples and ticks, so
 // a standby that stopped answering keeps its columns.
-func standbys(r *metrics.Result) []string {
+func standbys(r *metrics.Result) []string { return mentioned(r, false) }
+
+// mentioned names every node the run mentions anywhere, in natural order,
+// the primary with them when withPrimary.
+func mentioned(r *metrics.Result, withPrimary bool) []string {
 	seen := map[string]bool{}
-	add := func(name string) {
-		if name != "" {
+	add := func(name, role string) {
+		if name != "" && (withPrimary || role != rolePrimary) {
 			seen[name] = true
 		}
 	}
+	const standby = "standby" // lag, catch-up and ticks are standbys'
 	for _, n := range r.Environment.Nodes {
-		if n.Role != rolePrimary {
-			add(n.Name)
-		}
+		add(n.Name, n.Role)
 	}
 	if r.Write != nil {
 		for _, c := range r.Write.Standbys {
-			add(c.Node)
+			add(c.Node, standby)
 		}
 	}
 	for _, s := range r.Strategies {
@@ -288,19 +291,19 @@ func standbys(r *metrics.Result) []string {
 			continue
 		}
 		for _, n := range s.Nodes {
-			if n != nil && n.Role != rolePrimary {
-				add(n.Node)
+			if n != nil {
+				add(n.Node, n.Role)
 			}
 		}
 		for _, l := range s.Lag {
-			add(l.Node)
+			add(l.Node, standby)
 		}
 		for _, t := range s.Ticks {
 			for name := range t.LagBytes {
-				add(name)
+				add(name, standby)
 			}
 			for name := range t.LagMS {
-				add(name)
+				add(name, standby)
 			}
 		}
 	}
