@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pgbenchx/pgbenchx/input"
 )
 
 // CPU caps put each node's processes in a cgroup of its own with a CFS
@@ -50,7 +52,7 @@ func ParseCPUs(s string) (map[string]float64, error) {
 		return out, nil
 	}
 	bad := func(item, why string) error {
-		return badInput("cpus", item, "%s; want cores per node such as 0.5 (every node) or standby1=0.5,standby2=0.5", why)
+		return input.Bad("cpus", item, "%s; want cores per node such as 0.5 (every node) or standby1=0.5,standby2=0.5", why)
 	}
 	parse := func(item, v string) (float64, error) {
 		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)

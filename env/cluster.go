@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/pgbenchx/pgbenchx/input"
 )
 
 // Role of a node in the cluster.
@@ -126,7 +128,7 @@ func (c *Cluster) Node(name string) (*Node, error) {
 		}
 		names += n.Name
 	}
-	return nil, badInput("node", name, "env %q has %s", c.Name, names)
+	return nil, input.Bad("node", name, "env %q has %s", c.Name, names)
 }
 
 // ApplyDelays returns the apply delay of every delayed standby.

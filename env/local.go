@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgbenchx/pgbenchx/input"
 )
 
 // Local provisions clusters from the PostgreSQL server binaries on this
@@ -170,7 +172,7 @@ func (l *Local) newCluster(spec Spec, u osUser, bin, version string) (*Cluster, 
 	if len(spec.CPUs) > 0 {
 		fs, err := findCgroupFS()
 		if err != nil {
-			return fail(badInput("cpus", "", "%v", err))
+			return fail(input.Bad("cpus", "", "%v", err))
 		}
 		for _, n := range c.Nodes() {
 			if n.CPUs = cpuCap(spec.CPUs, n.Name); n.CPUs == 0 {
@@ -180,7 +182,7 @@ func (l *Local) newCluster(spec Spec, u osUser, bin, version string) (*Cluster, 
 				for _, m := range c.Nodes() {
 					_ = removeCgroup(m.Cgroup)
 				}
-				return fail(badInput("cpus", "", "cannot make a cgroup: %v", err))
+				return fail(input.Bad("cpus", "", "cannot make a cgroup: %v", err))
 			}
 		}
 	}

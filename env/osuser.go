@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pgbenchx/pgbenchx/input"
 )
 
 // osUser is who runs initdb, pg_basebackup and the servers. PostgreSQL
@@ -30,7 +32,7 @@ func resolveOSUser(name string) (osUser, error) {
 			return osUser{}, err
 		}
 		if name != "" && name != cur.Username {
-			return osUser{}, badInput("os-user", name, "only root can run servers as another user; drop the flag to run them as %s", cur.Username)
+			return osUser{}, input.Bad("os-user", name, "only root can run servers as another user; drop the flag to run them as %s", cur.Username)
 		}
 		return osUser{Name: cur.Username, UID: os.Getuid(), GID: os.Getgid()}, nil
 	}
@@ -39,12 +41,12 @@ func resolveOSUser(name string) (osUser, error) {
 	}
 	u, err := user.Lookup(name)
 	if err != nil {
-		return osUser{}, badInput("os-user", name, "no such OS user; PostgreSQL will not run as root, so create one (useradd --system %s) or name another with --os-user", name)
+		return osUser{}, input.Bad("os-user", name, "no such OS user; PostgreSQL will not run as root, so create one (useradd --system %s) or name another with --os-user", name)
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	if uid == 0 {
-		return osUser{}, badInput("os-user", name, "PostgreSQL refuses to run as root; name an unprivileged user")
+		return osUser{}, input.Bad("os-user", name, "PostgreSQL refuses to run as root; name an unprivileged user")
 	}
 	return osUser{Name: name, UID: uid, GID: gid, switchTo: true}, nil
 }

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/pgbenchx/pgbenchx/input"
 )
 
 // serverTools are the binaries the local provider runs.
@@ -22,7 +24,7 @@ var serverTools = []string{"initdb", "postgres", "pg_basebackup"}
 func FindPgBin(ctx context.Context, explicit string) (string, error) {
 	if explicit != "" {
 		if err := hasServerTools(explicit); err != nil {
-			return "", badInput("pg-bin", explicit, "%v; want the folder holding initdb, postgres and pg_basebackup", err)
+			return "", input.Bad("pg-bin", explicit, "%v; want the folder holding initdb, postgres and pg_basebackup", err)
 		}
 		return explicit, nil
 	}

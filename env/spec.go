@@ -1,12 +1,13 @@
 package env
 
 import (
-	"fmt"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pgbenchx/pgbenchx/input"
 )
 
 // Limits on what a Spec may ask for. MaxStandbys keeps a lab on one host
@@ -52,28 +53,6 @@ type Spec struct {
 	CPUs map[string]float64
 }
 
-// InputError is bad input from the user: it names the flag, the value given
-// and what would have been accepted. The CLI maps it to exit code 2.
-type InputError struct {
-	Flag     string
-	Value    string
-	Accepted string
-}
-
-func (e *InputError) Error() string {
-	if e.Value == "" {
-		return fmt.Sprintf("--%s: %s", e.Flag, e.Accepted)
-	}
-	return fmt.Sprintf("--%s %s: %s", e.Flag, e.Value, e.Accepted)
-}
-
-// BadInput marks the error as the user's input: the CLI exits 2.
-func (e *InputError) BadInput() {}
-
-func badInput(flag, value, accepted string, args ...any) *InputError {
-	return &InputError{Flag: flag, Value: value, Accepted: fmt.Sprintf(accepted, args...)}
-}
-
 var (
 	nameRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 	standbyRE = regexp.MustCompile(`^standby([1-9][0-9]*)$`)
@@ -84,7 +63,7 @@ var (
 // names and process titles, so it is kept short and plain.
 func ValidateName(name string) error {
 	if !nameRE.MatchString(name) {
-		return badInput("name", strconv.Quote(name), "want 1-32 characters of a-z, 0-9, '-' or '_', starting with a letter or digit")
+		return input.Bad("name", strconv.Quote(name), "want 1-32 characters of a-z, 0-9, '-' or '_', starting with a letter or digit")
 	}
 	return nil
 }
@@ -97,7 +76,7 @@ func ParseTopology(s string) (Topology, error) {
 	case Cascade:
 		return Cascade, nil
 	}
-	return "", badInput("topology", s, "accepted: star (every standby streams from the primary) or cascade (standby2.. stream from standby1)")
+	return "", input.Bad("topology", s, "accepted: star (every standby streams from the primary) or cascade (standby2.. stream from standby1)")
 }
 
 // ParseApplyDelays reads specs such as "standby2=500ms", each item possibly
@@ -112,21 +91,21 @@ func ParseApplyDelays(specs []string) (map[string]time.Duration, error) {
 			}
 			node, val, ok := strings.Cut(item, "=")
 			if !ok {
-				return nil, badInput("apply-delay", item, "want standbyN=DURATION, e.g. standby2=500ms")
+				return nil, input.Bad("apply-delay", item, "want standbyN=DURATION, e.g. standby2=500ms")
 			}
 			node = strings.TrimSpace(node)
 			if !standbyRE.MatchString(node) {
-				return nil, badInput("apply-delay", item, "%q is not a standby name; want standby1, standby2, ...", node)
+				return nil, input.Bad("apply-delay", item, "%q is not a standby name; want standby1, standby2, ...", node)
 			}
 			d, err := time.ParseDuration(strings.TrimSpace(val))
 			if err != nil || d < 0 || d > MaxApplyDelay {
-				return nil, badInput("apply-delay", item, "want a duration from 0 to 1h such as 500ms or 2s")
+				return nil, input.Bad("apply-delay", item, "want a duration from 0 to 1h such as 500ms or 2s")
 			}
 			if d%time.Millisecond != 0 {
-				return nil, badInput("apply-delay", item, "recovery_min_apply_delay has millisecond resolution")
+				return nil, input.Bad("apply-delay", item, "recovery_min_apply_delay has millisecond resolution")
 			}
 			if _, dup := out[node]; dup {
-				return nil, badInput("apply-delay", item, "%s is given twice", node)
+				return nil, input.Bad("apply-delay", item, "%s is given twice", node)
 			}
 			out[node] = d
 		}
@@ -151,13 +130,13 @@ func ParseSettings(specs []string) ([]Setting, error) {
 		key, val, ok := strings.Cut(spec, "=")
 		key = strings.ToLower(strings.TrimSpace(key))
 		if !ok || !settingRE.MatchString(key) {
-			return nil, badInput("pg-setting", spec, "want key=value with a postgresql.conf parameter name, e.g. shared_buffers=256MB")
+			return nil, input.Bad("pg-setting", spec, "want key=value with a postgresql.conf parameter name, e.g. shared_buffers=256MB")
 		}
 		if managedSettings[key] {
-			return nil, badInput("pg-setting", spec, "%s is set by pgbenchx per node (use --apply-delay for recovery_min_apply_delay)", key)
+			return nil, input.Bad("pg-setting", spec, "%s is set by pgbenchx per node (use --apply-delay for recovery_min_apply_delay)", key)
 		}
 		if seen[key] {
-			return nil, badInput("pg-setting", spec, "%s is given twice", key)
+			return nil, input.Bad("pg-setting", spec, "%s is given twice", key)
 		}
 		seen[key] = true
 		out = append(out, Setting{Key: key, Value: strings.TrimSpace(val)})
@@ -174,7 +153,7 @@ func (s *Spec) Validate() error {
 		return err
 	}
 	if s.Standbys < 0 || s.Standbys > MaxStandbys {
-		return badInput("standbys", strconv.Itoa(s.Standbys), "want a whole number from 0 to %d", MaxStandbys)
+		return input.Bad("standbys", strconv.Itoa(s.Standbys), "want a whole number from 0 to %d", MaxStandbys)
 	}
 	if s.Topology == "" {
 		s.Topology = Star
@@ -187,7 +166,7 @@ func (s *Spec) Validate() error {
 			continue
 		}
 		if i, _ := strconv.Atoi(strings.TrimPrefix(n, "standby")); i > s.Standbys {
-			return badInput("cpus", n, "this env has standby1..standby%d", s.Standbys)
+			return input.Bad("cpus", n, "this env has standby1..standby%d", s.Standbys)
 		}
 	}
 	names := make([]string, 0, len(s.ApplyDelay))
@@ -198,13 +177,13 @@ func (s *Spec) Validate() error {
 	for _, n := range names {
 		m := standbyRE.FindStringSubmatch(n)
 		if m == nil {
-			return badInput("apply-delay", n, "want standby1..standby%d", s.Standbys)
+			return input.Bad("apply-delay", n, "want standby1..standby%d", s.Standbys)
 		}
 		if i, _ := strconv.Atoi(m[1]); i > s.Standbys {
 			if s.Standbys == 0 {
-				return badInput("apply-delay", n+"="+s.ApplyDelay[n].String(), "this env has no standbys")
+				return input.Bad("apply-delay", n+"="+s.ApplyDelay[n].String(), "this env has no standbys")
 			}
-			return badInput("apply-delay", n+"="+s.ApplyDelay[n].String(), "this env has standby1..standby%d", s.Standbys)
+			return input.Bad("apply-delay", n+"="+s.ApplyDelay[n].String(), "this env has standby1..standby%d", s.Standbys)
 		}
 	}
 	return nil

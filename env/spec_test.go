@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgbenchx/pgbenchx/input"
 )
 
 func TestParseApplyDelays(t *testing.T) {
@@ -113,7 +115,7 @@ func TestSpecValidate(t *testing.T) {
 	}
 }
 
-// checkErr asserts an *InputError naming flag whose text holds want (or no
+// checkErr asserts an *input.Error naming flag whose text holds want (or no
 // error when want is empty), and that it fits on one line.
 func checkErr(t *testing.T, err error, want, flag string) {
 	t.Helper()
@@ -123,7 +125,7 @@ func checkErr(t *testing.T, err error, want, flag string) {
 		}
 		return
 	}
-	var ie *InputError
+	var ie *input.Error
 	if !errors.As(err, &ie) {
 		t.Fatalf("want an InputError containing %q, got %v", want, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/pgbenchx/pgbenchx/input"
 	"github.com/pgbenchx/pgbenchx/metrics"
 )
 
@@ -135,7 +136,7 @@ func ParseGates(s string, on GateOn) ([]Gate, error) {
 		out = append(out, g)
 	}
 	if len(out) == 0 {
-		return nil, &InputError{Flag: "threshold", Value: s, Accepted: "give at least one condition [SCOPE:]METRIC OP VALUE, e.g. p99<5ms,errors=0"}
+		return nil, &input.Error{Flag: "threshold", Value: s, Accepted: "give at least one condition [SCOPE:]METRIC OP VALUE, e.g. p99<5ms,errors=0"}
 	}
 	return out, nil
 }
@@ -174,7 +175,7 @@ func splitScope(cond string) (scope, rest string, ok bool) {
 
 func parseGate(cond string, on GateOn) (Gate, error) {
 	bad := func(accepted string) (Gate, error) {
-		return Gate{}, &InputError{Flag: "threshold", Value: cond, Accepted: accepted}
+		return Gate{}, &input.Error{Flag: "threshold", Value: cond, Accepted: accepted}
 	}
 	scope, body, ok := splitScope(cond)
 	if !ok {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/pgbenchx/pgbenchx/input"
 	"github.com/pgbenchx/pgbenchx/metrics"
 )
 
@@ -23,14 +24,6 @@ const (
 // allFormats is also the order WriteRun writes in: run.json first, since
 // every other file can be rendered again from it.
 var allFormats = []string{FormatJSON, FormatCSV, FormatMD}
-
-// InputError is bad input, one line naming the flag; the CLI exits 2.
-type InputError struct{ Flag, Value, Accepted string }
-
-func (e *InputError) Error() string { return fmt.Sprintf("--%s %q: %s", e.Flag, e.Value, e.Accepted) }
-
-// BadInput marks the error as the user's input.
-func (e *InputError) BadInput() {}
 
 // ParseFormats reads the --format flag: a comma-separated subset of md,
 // csv and json in any order and case, or "all". It returns each chosen
@@ -48,7 +41,7 @@ func ParseFormats(s string) ([]string, error) {
 		case FormatJSON, FormatCSV, FormatMD:
 			chosen[f] = true
 		default:
-			return nil, &InputError{Flag: "format", Value: s, Accepted: "want md, csv, json (any comma-separated subset, e.g. md,csv) or all"}
+			return nil, &input.Error{Flag: "format", Value: s, Accepted: "want md, csv, json (any comma-separated subset, e.g. md,csv) or all"}
 		}
 	}
 	var out []string
@@ -58,7 +51,7 @@ func ParseFormats(s string) ([]string, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, &InputError{Flag: "format", Value: s, Accepted: "name at least one of md, csv, json, or all"}
+		return nil, &input.Error{Flag: "format", Value: s, Accepted: "name at least one of md, csv, json, or all"}
 	}
 	return out, nil
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pgbenchx/pgbenchx/input"
 )
 
 // lagCache copies each new sample round of a LagView into the nodes'
@@ -122,10 +124,10 @@ func newLagAware(b *base, cfg Config) (Balancer, error) {
 	}
 	switch {
 	case cfg.MaxLagBytes < 0 || cfg.MaxLagTime < 0:
-		return nil, &InputError{Flag: "max-lag", Value: fmt.Sprintf("%dB,%v", cfg.MaxLagBytes, cfg.MaxLagTime),
+		return nil, &input.Error{Flag: "max-lag", Value: fmt.Sprintf("%dB,%v", cfg.MaxLagBytes, cfg.MaxLagTime),
 			Reason: "limits must be > 0", Accepted: acceptedMaxLag}
 	case cfg.MaxLagBytes == 0 && cfg.MaxLagTime == 0:
-		return nil, &InputError{Flag: "max-lag", Reason: "lag-aware needs a byte limit, a time limit or both",
+		return nil, &input.Error{Flag: "max-lag", Reason: "lag-aware needs a byte limit, a time limit or both",
 			Accepted: acceptedMaxLag}
 	case cfg.Hysteresis < 0:
 		return nil, fmt.Errorf("routing: Hysteresis %d: must be >= 0 (0 = %d, 1 = none)", cfg.Hysteresis, DefaultHysteresis)
@@ -137,7 +139,7 @@ func newLagAware(b *base, cfg Config) (Balancer, error) {
 	switch fb {
 	case FallbackPrimary, FallbackLeastLagged, FallbackError:
 	default:
-		return nil, &InputError{Flag: "lag-fallback", Value: string(fb), Accepted: acceptedFallbacks}
+		return nil, &input.Error{Flag: "lag-fallback", Value: string(fb), Accepted: acceptedFallbacks}
 	}
 	k := cfg.Hysteresis
 	if k == 0 {

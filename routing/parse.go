@@ -8,36 +8,9 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/pgbenchx/pgbenchx/input"
 )
-
-// InputError names a flag, the value given and what is accepted, so a user
-// can fix the command line from the message alone.
-type InputError struct {
-	Flag     string // without dashes, e.g. "max-lag"
-	Value    string // as given
-	Reason   string // optional: what is wrong, when the value alone does not say
-	Accepted string
-}
-
-// Error is one line: "--flag value: [reason; ]accepted: ...".
-// BadInput marks the error as the user's input: the CLI exits 2.
-func (e *InputError) BadInput() {}
-
-func (e *InputError) Error() string {
-	var sb strings.Builder
-	sb.WriteString("--")
-	sb.WriteString(e.Flag)
-	sb.WriteByte(' ')
-	sb.WriteString(quoteIfNeeded(e.Value))
-	sb.WriteString(": ")
-	if e.Reason != "" {
-		sb.WriteString(oneLine(e.Reason))
-		sb.WriteString("; ")
-	}
-	sb.WriteString("accepted: ")
-	sb.WriteString(oneLine(e.Accepted))
-	return sb.String()
-}
 
 // quoteIfNeeded quotes values that would otherwise be invisible, ambiguous
 // or break the line (empty, spaces, control characters).
@@ -50,22 +23,18 @@ func quoteIfNeeded(s string) string {
 	return s
 }
 
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
-}
-
 const (
-	acceptedStrategies = "random, round-robin, least-conn, lag-aware, causal or all"
-	acceptedFallbacks  = "primary, least-lagged or error"
-	acceptedMaxLag     = "a size (64kB, 1MB, 2GB, 1048576B), a duration (500ms, 1s) or one of each, comma-separated (1MB,500ms)"
-	acceptedWeights    = "name=weight pairs, comma-separated (standby1=2,standby2=1), weights >= 0, at least one > 0"
+	acceptedStrategies = "accepted: random, round-robin, least-conn, lag-aware, causal or all"
+	acceptedFallbacks  = "accepted: primary, least-lagged or error"
+	acceptedMaxLag     = "accepted: a size (64kB, 1MB, 2GB, 1048576B), a duration (500ms, 1s) or one of each, comma-separated (1MB,500ms)"
+	acceptedWeights    = "accepted: name=weight pairs, comma-separated (standby1=2,standby2=1), weights >= 0, at least one > 0"
 )
 
 // ParseStrategies reads "all" or a comma-separated list of strategies
 // ("round-robin,lag-aware"). Names are trimmed and case-insensitive.
 func ParseStrategies(s string) ([]Strategy, error) {
 	bad := func(reason string) error {
-		return &InputError{Flag: "strategies", Value: s, Reason: reason, Accepted: acceptedStrategies}
+		return &input.Error{Flag: "strategies", Value: s, Reason: reason, Accepted: acceptedStrategies}
 	}
 	parts := strings.Split(s, ",")
 	var out []Strategy
@@ -111,7 +80,7 @@ func ParseFallback(s string) (Fallback, error) {
 	case FallbackPrimary, FallbackLeastLagged, FallbackError:
 		return f, nil
 	}
-	return "", &InputError{Flag: "lag-fallback", Value: s, Accepted: acceptedFallbacks}
+	return "", &input.Error{Flag: "lag-fallback", Value: s, Accepted: acceptedFallbacks}
 }
 
 // ParseMaxLag reads --max-lag: a size, a duration or one of each in either
@@ -121,7 +90,7 @@ func ParseFallback(s string) (Fallback, error) {
 // Durations use Go syntax. bytes = 0 means no byte limit, d = 0 no time limit.
 func ParseMaxLag(s string) (bytes int64, d time.Duration, err error) {
 	bad := func(reason string) (int64, time.Duration, error) {
-		return 0, 0, &InputError{Flag: "max-lag", Value: s, Reason: reason, Accepted: acceptedMaxLag}
+		return 0, 0, &input.Error{Flag: "max-lag", Value: s, Reason: reason, Accepted: acceptedMaxLag}
 	}
 	parts := strings.Split(s, ",")
 	if len(parts) > 2 {
@@ -192,7 +161,7 @@ func parseSize(p string) (n int64, isSize bool, reason string) {
 // numbers, at least one > 0. Whether the names are nodes is New's to check.
 func ParseWeights(s string) (map[string]float64, error) {
 	bad := func(reason string) (map[string]float64, error) {
-		return nil, &InputError{Flag: "weights", Value: s, Reason: reason, Accepted: acceptedWeights}
+		return nil, &input.Error{Flag: "weights", Value: s, Reason: reason, Accepted: acceptedWeights}
 	}
 	if strings.TrimSpace(s) == "" {
 		return bad("")

@@ -7,17 +7,19 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgbenchx/pgbenchx/input"
 )
 
-// checkInputError fails unless err is a one-line *InputError for flag.
+// checkInputError fails unless err is a one-line *input.Error for flag.
 func checkInputError(t *testing.T, err error, flag string) {
 	t.Helper()
-	var ie *InputError
+	var ie *input.Error
 	if !errors.As(err, &ie) {
-		t.Fatalf("err = %v (%T), want *InputError", err, err)
+		t.Fatalf("err = %v (%T), want *input.Error", err, err)
 	}
 	msg := err.Error()
-	if ie.Flag != flag || !strings.HasPrefix(msg, "--"+flag+" ") {
+	if ie.Flag != flag || !strings.HasPrefix(msg, "--"+flag+" ") && !strings.HasPrefix(msg, "--"+flag+":") {
 		t.Errorf("error %q does not name --%s", msg, flag)
 	}
 	if strings.ContainsAny(msg, "\n\r") || !strings.Contains(msg, "accepted: ") {
@@ -72,11 +74,11 @@ func TestInputErrorMessage(t *testing.T) {
 		t.Errorf("got %q, want %q", err, want)
 	}
 	_, _, err = ParseMaxLag("1MB,2MB")
-	want = "--max-lag 1MB,2MB: two sizes; accepted: " + acceptedMaxLag
+	want = "--max-lag 1MB,2MB: two sizes; " + acceptedMaxLag
 	if err == nil || err.Error() != want {
 		t.Errorf("got %q, want %q", err, want)
 	}
-	e := &InputError{Flag: "weights", Value: "a\nb", Reason: "line\nbreak", Accepted: "x"}
+	e := &input.Error{Flag: "weights", Value: "a\nb", Reason: "line\nbreak", Accepted: "accepted: x"}
 	if got := e.Error(); got != `--weights "a\nb": line break; accepted: x` {
 		t.Errorf("got %q: a value with a newline must stay on one line", got)
 	}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/pgbenchx/pgbenchx/input"
 )
 
 // Strategy names, as users type them.
@@ -121,10 +123,10 @@ var (
 )
 
 // New returns the balancer of a strategy. Mistakes a user can make with a
-// flag come back as *InputError; mistakes of the calling code as plain errors.
+// flag come back as *input.Error; mistakes of the calling code as plain errors.
 func New(s Strategy, cfg Config) (Balancer, error) {
 	if !slices.Contains(All, s) {
-		return nil, &InputError{Flag: "strategies", Value: string(s), Accepted: acceptedStrategies}
+		return nil, &input.Error{Flag: "strategies", Value: string(s), Accepted: acceptedStrategies}
 	}
 	b, err := newBase(cfg)
 	if err != nil {
@@ -192,7 +194,7 @@ func newRandom(b *base, cfg Config) (Balancer, error) {
 	}
 	for name, w := range cfg.Weights {
 		i := slices.Index(b.names, name)
-		bad := &InputError{Flag: "weights", Value: fmt.Sprintf("%s=%g", name, w), Accepted: weightsAccepted(b)}
+		bad := &input.Error{Flag: "weights", Value: fmt.Sprintf("%s=%g", name, w), Accepted: weightsAccepted(b)}
 		switch {
 		case i < 0:
 			bad.Reason = "no node " + quoteIfNeeded(name)
@@ -216,7 +218,7 @@ func newRandom(b *base, cfg Config) (Balancer, error) {
 		}
 	}
 	if b.targets == 0 {
-		return nil, &InputError{Flag: "weights", Value: formatWeights(cfg.Weights),
+		return nil, &input.Error{Flag: "weights", Value: formatWeights(cfg.Weights),
 			Reason: "no read target has a weight > 0", Accepted: weightsAccepted(b)}
 	}
 	return r, nil
@@ -228,7 +230,7 @@ func weightsAccepted(b *base) string {
 	for m := b.targets; m != 0; m &= m - 1 {
 		names = append(names, b.names[lowest(m)])
 	}
-	return "name=weight for the read targets (" + strings.Join(names, ", ") + "), weights >= 0, at least one > 0"
+	return "accepted: name=weight for the read targets (" + strings.Join(names, ", ") + "), weights >= 0, at least one > 0"
 }
 
 func formatWeights(w map[string]float64) string {

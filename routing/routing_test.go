@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pgbenchx/pgbenchx/input"
 )
 
 func TestNewValidates(t *testing.T) {
@@ -50,8 +52,8 @@ func TestNewValidates(t *testing.T) {
 			}
 			if tt.inputFlag != "" {
 				checkInputError(t, err, tt.inputFlag)
-			} else if _, ok := err.(*InputError); ok {
-				t.Errorf("error %q is an *InputError, want a plain error", err)
+			} else if _, ok := err.(*input.Error); ok {
+				t.Errorf("error %q is an *input.Error, want a plain error", err)
 			}
 		})
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pgbenchx/pgbenchx/env"
 	"github.com/pgbenchx/pgbenchx/env/envtest"
+	"github.com/pgbenchx/pgbenchx/input"
 	"github.com/pgbenchx/pgbenchx/metrics"
 	"github.com/pgbenchx/pgbenchx/workload"
 )
@@ -284,7 +285,7 @@ func TestTooManyClientsRefused(t *testing.T) {
 	cfg := testConfig("round-robin")
 	cfg.Clients = 150 // max_connections is 100
 	_, err := runWith(t, c, cfg, workload.Hooks{})
-	var ie *workload.InputError
+	var ie *input.Error
 	if !errors.As(err, &ie) || ie.Flag != "clients" || !strings.Contains(err.Error(), "max_connections") {
 		t.Fatalf("err %v, want an input error on --clients naming max_connections", err)
 	}

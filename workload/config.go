@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pgbenchx/pgbenchx/input"
 )
 
 // Node is a server the workload talks to; Nodes[0] is the primary.
@@ -69,7 +71,7 @@ var BuiltinKinds = []string{"point", "range", "report"}
 // ParseMix reads --mix "point=80,range=15,report=5".
 func ParseMix(s string) ([]Weighted, error) {
 	bad := func(why string) error {
-		return &InputError{Flag: "mix", Value: s, Accepted: why + "; want kind=weight pairs of point, range, report, e.g. point=80,range=15,report=5"}
+		return &input.Error{Flag: "mix", Value: s, Accepted: why + "; want kind=weight pairs of point, range, report, e.g. point=80,range=15,report=5"}
 	}
 	var out []Weighted
 	seen := map[string]bool{}
@@ -116,7 +118,7 @@ type CustomQuery struct {
 func ParseQueryFile(path string) ([]CustomQuery, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, &InputError{Flag: "query-file", Value: path, Accepted: "cannot read it: " + err.Error()}
+		return nil, &input.Error{Flag: "query-file", Value: path, Accepted: "cannot read it: " + err.Error()}
 	}
 	var out []CustomQuery
 	names := map[string]bool{}
@@ -131,31 +133,23 @@ func ParseQueryFile(path string) ([]CustomQuery, error) {
 			w, err = strconv.Atoi(f[1])
 		}
 		if len(f) < 3 || err != nil || w <= 0 || contains(BuiltinKinds, f[0]) {
-			return nil, &InputError{Flag: "query-file", Value: fmt.Sprintf("%s:%d", path, i+1), Accepted: "want lines of: name weight SQL (e.g. big_orders 10 SELECT count(*) FROM orders WHERE amount > 900), name not point/range/report"}
+			return nil, &input.Error{Flag: "query-file", Value: fmt.Sprintf("%s:%d", path, i+1), Accepted: "want lines of: name weight SQL (e.g. big_orders 10 SELECT count(*) FROM orders WHERE amount > 900), name not point/range/report"}
 		}
 		if len(out) >= maxQueries {
-			return nil, &InputError{Flag: "query-file", Value: path, Accepted: fmt.Sprintf("holds more than %d queries", maxQueries)}
+			return nil, &input.Error{Flag: "query-file", Value: path, Accepted: fmt.Sprintf("holds more than %d queries", maxQueries)}
 		}
 		if names[f[0]] {
 			// Kinds are keyed by name: a second one would overwrite the first's histogram.
-			return nil, &InputError{Flag: "query-file", Value: fmt.Sprintf("%s:%d", path, i+1), Accepted: fmt.Sprintf("the name %q is used twice; each query needs its own name", f[0])}
+			return nil, &input.Error{Flag: "query-file", Value: fmt.Sprintf("%s:%d", path, i+1), Accepted: fmt.Sprintf("the name %q is used twice; each query needs its own name", f[0])}
 		}
 		names[f[0]] = true
 		out = append(out, CustomQuery{Name: f[0], Weight: w, SQL: strings.TrimSpace(f[2])})
 	}
 	if len(out) == 0 {
-		return nil, &InputError{Flag: "query-file", Value: path, Accepted: "holds no queries"}
+		return nil, &input.Error{Flag: "query-file", Value: path, Accepted: "holds no queries"}
 	}
 	return out, nil
 }
-
-// InputError is bad input, one line naming the flag.
-type InputError struct{ Flag, Value, Accepted string }
-
-// BadInput marks the error as the user's input: the CLI exits 2.
-func (e *InputError) BadInput() {}
-
-func (e *InputError) Error() string { return fmt.Sprintf("--%s %s: %s", e.Flag, e.Value, e.Accepted) }
 
 func contains(list []string, s string) bool {
 	for _, x := range list {

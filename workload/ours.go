@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgbenchx/pgbenchx/input"
 )
 
 // Everything pgbenchx creates on a cluster lives in schema pgbenchx, which
@@ -129,14 +131,14 @@ func begin(ctx context.Context, db SchemaConn) (pgx.Tx, error) {
 		err = tx.QueryRow(ctx, `SELECT pg_catalog.pg_is_in_recovery()`).Scan(&standby)
 	}
 	if err == nil && standby {
-		err = &InputError{Flag: "primary", Value: "(a standby)", Accepted: "this server is in recovery: pgbenchx creates and drops its schema on the primary; give the primary's DSN"}
+		err = &input.Error{Flag: "primary", Value: "(a standby)", Accepted: "this server is in recovery: pgbenchx creates and drops its schema on the primary; give the primary's DSN"}
 	}
 	if err == nil {
 		_, err = tx.Exec(ctx, `SELECT pg_catalog.pg_advisory_xact_lock($1)`, SchemaLockKey)
 	}
 	if err != nil {
 		_ = tx.Rollback(context.WithoutCancel(ctx))
-		var bad *InputError
+		var bad *input.Error
 		if errors.As(err, &bad) {
 			return nil, err
 		}
@@ -173,7 +175,7 @@ func foreignSchemaError(comment *string) error {
 		}
 		mark = fmt.Sprintf("its comment is %q", c)
 	}
-	return &InputError{Flag: "primary", Value: "(schema " + Schema + ")",
+	return &input.Error{Flag: "primary", Value: "(schema " + Schema + ")",
 		Accepted: fmt.Sprintf("this database has a schema named %s that pgbenchx did not create (%s, not pgbenchx's mark); "+
 			"pgbenchx never writes into or drops a schema it did not create: rename yours (ALTER SCHEMA %s RENAME TO ...), "+
 			"drop it if it is a leftover of yours, or point pgbenchx at another database", Schema, mark, Schema)}
@@ -305,7 +307,7 @@ func refuseOutsideDependents(ctx context.Context, tx pgx.Tx, nsp uint32, why str
 	if len(list) > 5 {
 		list = append(slices.Clone(list[:5]), fmt.Sprintf("and %d more", len(deps)-5))
 	}
-	return &InputError{Flag: "primary", Value: "(schema " + Schema + ")",
+	return &input.Error{Flag: "primary", Value: "(schema " + Schema + ")",
 		Accepted: fmt.Sprintf("%sobjects outside schema %s depend on pgbenchx's objects in it (%s); pgbenchx changes nothing outside its schema, so it drops nothing they need: drop or change them first",
 			why, Schema, strings.Join(list, "; "))}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pgbenchx/pgbenchx/env"
 	"github.com/pgbenchx/pgbenchx/env/envtest"
+	"github.com/pgbenchx/pgbenchx/input"
 	"github.com/pgbenchx/pgbenchx/workload"
 )
 
@@ -122,9 +123,9 @@ func snapshot(t *testing.T, db *pgxpool.Pool, table string) userTable {
 func requireBadInput(t *testing.T, err error, want string) {
 	t.Helper()
 	var bi interface{ BadInput() }
-	var ie *workload.InputError
+	var ie *input.Error
 	if !errors.As(err, &bi) || !errors.As(err, &ie) {
-		t.Fatalf("error %v (%T): want a bad-input *workload.InputError", err, err)
+		t.Fatalf("error %v (%T): want a bad-input *input.Error", err, err)
 	}
 	if !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not say %q", err, want)

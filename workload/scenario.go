@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pgbenchx/pgbenchx/input"
 	"github.com/pgbenchx/pgbenchx/metrics"
 	"github.com/pgbenchx/pgbenchx/routing"
 )
@@ -70,7 +71,7 @@ func (s *Scenario) brief() time.Duration {
 // New opens the pools (pgx pools per node, routing above them: a pool
 // that picks a host at connect time never rebalances) and checks that
 // every node can take the connections the run will open, before anything
-// is written. A node that cannot is bad input (*InputError) naming it, the
+// is written. A node that cannot is bad input (*input.Error) naming it, the
 // figures and the fix.
 func New(ctx context.Context, nodes []Node, cfg Config) (*Scenario, error) {
 	if len(nodes) == 0 || nodes[0].Role != "primary" {
@@ -302,7 +303,7 @@ func (s *Scenario) preflight(ctx context.Context, i, need int) error {
 	if i == 0 {
 		per = "for the primary's reads, session writes and heartbeat"
 	}
-	return &InputError{Flag: "clients", Value: fmt.Sprint(s.Config.Clients), Accepted: fmt.Sprintf(
+	return &input.Error{Flag: "clients", Value: fmt.Sprint(s.Config.Clients), Accepted: fmt.Sprintf(
 		"%s takes %d more connections (max_connections %d, %d reserved, %d in use) but this run opens up to %d there (one %s, plus probes): use fewer --clients, or raise max_connections (for an env: pgbenchx env up --pg-setting max_connections=%d)",
 		s.nodes[i].Name, max(0, free), maxConns, reserved, inUse-1, need, per, roundUp(maxConns+need-free+10, 50))}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/pgbenchx/pgbenchx/env"
+	"github.com/pgbenchx/pgbenchx/input"
 	"github.com/pgbenchx/pgbenchx/workload"
 )
 
@@ -69,7 +70,7 @@ func clean(ctx context.Context, cmd *cli.Command) error {
 		c, err := pgx.ParseConfig(dsn)
 		if err != nil {
 			// pgx's message can quote the DSN: never echo it, password and all.
-			return &env.InputError{Flag: "primary", Value: "(DSN)", Accepted: "not a valid PostgreSQL connection string (URL or key=value)"}
+			return &input.Error{Flag: "primary", Value: "(DSN)", Accepted: "not a valid PostgreSQL connection string (URL or key=value)"}
 		}
 		n := env.Node{Name: "primary", Host: c.Host, Port: int(c.Port), User: c.User, Password: c.Password, Database: c.Database}
 		cfg, where = c, "primary "+n.RedactedDSN()

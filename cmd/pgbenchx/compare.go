@@ -11,7 +11,7 @@ import (
 
 	"github.com/urfave/cli/v3"
 
-	"github.com/pgbenchx/pgbenchx/env"
+	"github.com/pgbenchx/pgbenchx/input"
 	"github.com/pgbenchx/pgbenchx/metrics"
 	"github.com/pgbenchx/pgbenchx/report"
 )
@@ -23,7 +23,7 @@ func loadRuns(dirs []string) ([]report.Sample, error) {
 	for _, d := range dirs {
 		r, err := metrics.Load(filepath.Join(d, "run.json"))
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, &env.InputError{Flag: "RUN_FOLDER", Value: d, Accepted: "holds no run.json (give folders written by pgbenchx run or matrix)"}
+			return nil, &input.Error{Flag: "RUN_FOLDER", Value: d, Accepted: "holds no run.json (give folders written by pgbenchx run or matrix)"}
 		}
 		if err != nil {
 			return nil, usageError{fmt.Errorf("%s: %w", d, err)}
@@ -59,7 +59,7 @@ Examples:
 		},
 		Action: func(_ context.Context, cmd *cli.Command) error {
 			if cmd.Args().Len() < 2 {
-				return &env.InputError{Flag: "RUN_FOLDER", Value: "", Accepted: "give at least two run folders to compare"}
+				return &input.Error{Flag: "RUN_FOLDER", Value: "", Accepted: "give at least two run folders to compare"}
 			}
 			gates, err := parseThresholds(cmd)
 			if err != nil {
@@ -101,7 +101,7 @@ Example:
 		},
 		Action: func(_ context.Context, cmd *cli.Command) error {
 			if cmd.Args().Len() < 2 {
-				return &env.InputError{Flag: "RUN_FOLDER", Value: "", Accepted: "give at least two run folders to merge"}
+				return &input.Error{Flag: "RUN_FOLDER", Value: "", Accepted: "give at least two run folders to merge"}
 			}
 			formats, err := report.ParseFormats(cmd.String("format"))
 			if err != nil {

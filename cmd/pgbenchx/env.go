@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/pgbenchx/pgbenchx/env"
+	"github.com/pgbenchx/pgbenchx/input"
 	"github.com/pgbenchx/pgbenchx/workload"
 )
 
@@ -66,7 +67,7 @@ Examples:
 
 func envUp(ctx context.Context, cmd *cli.Command) error {
 	if p := cmd.String("provider"); p != "local" {
-		return &env.InputError{Flag: "provider", Value: p, Accepted: "accepted: local (docker is planned)"}
+		return &input.Error{Flag: "provider", Value: p, Accepted: "accepted: local (docker is planned)"}
 	}
 	topo, err := env.ParseTopology(cmd.String("topology"))
 	if err != nil {
@@ -155,7 +156,7 @@ Examples:
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			format := cmd.String("format")
 			if format != "table" && format != "json" {
-				return &env.InputError{Flag: "format", Value: format, Accepted: "accepted: table or json"}
+				return &input.Error{Flag: "format", Value: format, Accepted: "accepted: table or json"}
 			}
 			c, err := loadEnv(cmd)
 			if err != nil {

@@ -18,6 +18,8 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v3"
+
+	"github.com/pgbenchx/pgbenchx/input"
 )
 
 // Exit codes, the same for every command: 0 ok, 1 the run failed (a
@@ -77,13 +79,9 @@ func tidyParseError(err error) string {
 	return strconvDetail.ReplaceAllString(msg, ": want a number")
 }
 
-// badInput is what every package's input error satisfies.
-type badInput interface{ BadInput() }
-
 func isBadInput(err error) bool {
 	var ue usageError
-	var bi badInput
-	return errors.As(err, &ue) || errors.As(err, &bi)
+	return errors.As(err, &ue) || input.Is(err)
 }
 
 func rootCommand(stdout, stderr io.Writer) *cli.Command {

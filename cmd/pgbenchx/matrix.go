@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/pgbenchx/pgbenchx/env"
+	"github.com/pgbenchx/pgbenchx/input"
 	"github.com/pgbenchx/pgbenchx/metrics"
 	"github.com/pgbenchx/pgbenchx/report"
 	"github.com/pgbenchx/pgbenchx/workload"
@@ -66,7 +67,7 @@ func parseCounts(s string) ([]int, error) {
 	for _, f := range strings.Split(s, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 || n > env.MaxStandbys || seen[n] {
-			return nil, &env.InputError{Flag: "standbys", Value: s, Accepted: fmt.Sprintf("want distinct standby counts from 1 to %d, comma-separated, e.g. 1,2", env.MaxStandbys)}
+			return nil, &input.Error{Flag: "standbys", Value: s, Accepted: fmt.Sprintf("want distinct standby counts from 1 to %d, comma-separated, e.g. 1,2", env.MaxStandbys)}
 		}
 		seen[n] = true
 		out = append(out, n)
@@ -92,7 +93,7 @@ func matrixAction(ctx context.Context, cmd *cli.Command) error {
 	}
 	repeat := int(cmd.Int("repeat"))
 	if repeat < 1 || repeat > 20 {
-		return &env.InputError{Flag: "repeat", Value: fmt.Sprint(repeat), Accepted: "want 1 to 20"}
+		return &input.Error{Flag: "repeat", Value: fmt.Sprint(repeat), Accepted: "want 1 to 20"}
 	}
 	cpus, err := env.ParseCPUs(cmd.String("cpus"))
 	if err != nil {

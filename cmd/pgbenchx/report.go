@@ -7,7 +7,7 @@ import (
 
 	"github.com/urfave/cli/v3"
 
-	"github.com/pgbenchx/pgbenchx/env"
+	"github.com/pgbenchx/pgbenchx/input"
 	"github.com/pgbenchx/pgbenchx/metrics"
 	"github.com/pgbenchx/pgbenchx/report"
 )
@@ -51,7 +51,7 @@ Examples:
 		},
 		Action: func(_ context.Context, cmd *cli.Command) error {
 			if cmd.Args().Len() != 1 {
-				return &env.InputError{Flag: "RUN_FOLDER", Value: "", Accepted: "give exactly one run folder, e.g. pgbenchx report results/<run>"}
+				return &input.Error{Flag: "RUN_FOLDER", Value: "", Accepted: "give exactly one run folder, e.g. pgbenchx report results/<run>"}
 			}
 			dir := cmd.Args().First()
 			formats, err := report.ParseFormats(cmd.String("format"))

@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/pgbenchx/pgbenchx/env"
+	"github.com/pgbenchx/pgbenchx/input"
 	"github.com/pgbenchx/pgbenchx/metrics"
 	"github.com/pgbenchx/pgbenchx/report"
 	"github.com/pgbenchx/pgbenchx/routing"
@@ -154,8 +155,7 @@ func checkRouting(c workload.Config, nodes []workload.Node) error {
 			MaxLagTime: c.MaxLagTime, Fallback: routing.Fallback(c.LagFallback), EjectFor: c.EjectFor, Lag: noLag{},
 		})
 		if err != nil {
-			var bi badInput
-			if errors.As(err, &bi) {
+			if input.Is(err) {
 				return err
 			}
 			return usageError{err}
@@ -189,7 +189,7 @@ func parseRunFlags(cmd *cli.Command) (*runPlan, error) {
 	strat := cmd.String("strategies")
 	if s := cmd.String("strategy"); s != "" {
 		if strat != "" {
-			return nil, &env.InputError{Flag: "strategy", Value: s, Accepted: "give --strategy or --strategies, not both"}
+			return nil, &input.Error{Flag: "strategy", Value: s, Accepted: "give --strategy or --strategies, not both"}
 		}
 		strat = s
 	}
@@ -205,18 +205,18 @@ func parseRunFlags(cmd *cli.Command) (*runPlan, error) {
 	}
 	c.Duration, c.Warmup = cmd.Duration("duration"), cmd.Duration("warmup")
 	if c.Duration < time.Second || c.Duration > 24*time.Hour {
-		return nil, &env.InputError{Flag: "duration", Value: c.Duration.String(), Accepted: "want 1s to 24h"}
+		return nil, &input.Error{Flag: "duration", Value: c.Duration.String(), Accepted: "want 1s to 24h"}
 	}
 	if c.Warmup < 0 || c.Warmup > time.Hour {
-		return nil, &env.InputError{Flag: "warmup", Value: c.Warmup.String(), Accepted: "want 0 to 1h"}
+		return nil, &input.Error{Flag: "warmup", Value: c.Warmup.String(), Accepted: "want 0 to 1h"}
 	}
 	c.Clients = int(cmd.Int("clients"))
 	if c.Clients < 1 || c.Clients > 1024 {
-		return nil, &env.InputError{Flag: "clients", Value: fmt.Sprint(c.Clients), Accepted: "want 1 to 1024"}
+		return nil, &input.Error{Flag: "clients", Value: fmt.Sprint(c.Clients), Accepted: "want 1 to 1024"}
 	}
 	c.Rate = cmd.Float("rate")
 	if c.Rate < 0 || c.Rate > 1e6 || (c.Rate > 0 && c.Rate < 1) {
-		return nil, &env.InputError{Flag: "rate", Value: fmt.Sprint(c.Rate), Accepted: "want 0 (closed loop) or 1 to 1000000 queries/s"}
+		return nil, &input.Error{Flag: "rate", Value: fmt.Sprint(c.Rate), Accepted: "want 0 (closed loop) or 1 to 1000000 queries/s"}
 	}
 	if c.Mix, err = workload.ParseMix(cmd.String("mix")); err != nil {
 		return nil, err
@@ -235,17 +235,17 @@ func parseRunFlags(cmd *cli.Command) (*runPlan, error) {
 	}
 	c.Scale, c.WriteRows, c.WriteBatch = int(cmd.Int("scale")), int(cmd.Int("write-rows")), int(cmd.Int("write-batch"))
 	if c.Scale < 100 || c.Scale > 1e9 {
-		return nil, &env.InputError{Flag: "scale", Value: fmt.Sprint(c.Scale), Accepted: "want 100 to 1000000000 rows"}
+		return nil, &input.Error{Flag: "scale", Value: fmt.Sprint(c.Scale), Accepted: "want 100 to 1000000000 rows"}
 	}
 	if c.WriteRows < 0 || c.WriteRows > 1e9 {
-		return nil, &env.InputError{Flag: "write-rows", Value: fmt.Sprint(c.WriteRows), Accepted: "want 0 to 1000000000"}
+		return nil, &input.Error{Flag: "write-rows", Value: fmt.Sprint(c.WriteRows), Accepted: "want 0 to 1000000000"}
 	}
 	if c.WriteBatch < 1 || c.WriteBatch > 100000 {
-		return nil, &env.InputError{Flag: "write-batch", Value: fmt.Sprint(c.WriteBatch), Accepted: "want 1 to 100000"}
+		return nil, &input.Error{Flag: "write-batch", Value: fmt.Sprint(c.WriteBatch), Accepted: "want 1 to 100000"}
 	}
 	c.WriteRate = cmd.Float("write-rate")
 	if c.WriteRate < 0 || c.WriteRate > 1e6 {
-		return nil, &env.InputError{Flag: "write-rate", Value: fmt.Sprint(c.WriteRate), Accepted: "want 0 to 1000000 rows/s"}
+		return nil, &input.Error{Flag: "write-rate", Value: fmt.Sprint(c.WriteRate), Accepted: "want 0 to 1000000 rows/s"}
 	}
 	if c.MaxLagBytes, c.MaxLagTime, err = routing.ParseMaxLag(cmd.String("max-lag")); err != nil {
 		return nil, err
@@ -263,21 +263,21 @@ func parseRunFlags(cmd *cli.Command) (*runPlan, error) {
 	c.ReadPrimary = cmd.Bool("read-primary")
 	c.MaxTries = int(cmd.Int("max-tries"))
 	if c.MaxTries < 1 || c.MaxTries > 10 {
-		return nil, &env.InputError{Flag: "max-tries", Value: fmt.Sprint(c.MaxTries), Accepted: "want 1 to 10"}
+		return nil, &input.Error{Flag: "max-tries", Value: fmt.Sprint(c.MaxTries), Accepted: "want 1 to 10"}
 	}
 	c.EjectFor, c.LagInterval, c.QueryTimeout = cmd.Duration("eject-for"), cmd.Duration("lag-interval"), cmd.Duration("query-timeout")
 	if c.QueryTimeout < 0 || (c.QueryTimeout > 0 && c.QueryTimeout < time.Millisecond) || c.QueryTimeout > time.Hour {
-		return nil, &env.InputError{Flag: "query-timeout", Value: c.QueryTimeout.String(), Accepted: "want 0 (none) or 1ms to 1h"}
+		return nil, &input.Error{Flag: "query-timeout", Value: c.QueryTimeout.String(), Accepted: "want 0 (none) or 1ms to 1h"}
 	}
 	if c.LagInterval < 10*time.Millisecond || c.LagInterval > 10*time.Second {
-		return nil, &env.InputError{Flag: "lag-interval", Value: c.LagInterval.String(), Accepted: "want 10ms to 10s"}
+		return nil, &input.Error{Flag: "lag-interval", Value: c.LagInterval.String(), Accepted: "want 10ms to 10s"}
 	}
 	if c.EjectFor < 0 || c.EjectFor > time.Hour {
-		return nil, &env.InputError{Flag: "eject-for", Value: c.EjectFor.String(), Accepted: "want 0 to 1h"}
+		return nil, &input.Error{Flag: "eject-for", Value: c.EjectFor.String(), Accepted: "want 0 to 1h"}
 	}
 	c.Heartbeat, c.Settle = cmd.Duration("heartbeat"), 30*time.Second
 	if c.Heartbeat < time.Millisecond || c.Heartbeat > 10*time.Second {
-		return nil, &env.InputError{Flag: "heartbeat", Value: c.Heartbeat.String(), Accepted: "want 1ms to 10s"}
+		return nil, &input.Error{Flag: "heartbeat", Value: c.Heartbeat.String(), Accepted: "want 1ms to 10s"}
 	}
 	if p.formats, err = report.ParseFormats(cmd.String("format")); err != nil {
 		return nil, err
@@ -291,7 +291,7 @@ func parseRunFlags(cmd *cli.Command) (*runPlan, error) {
 			p.label = "all"
 		}
 	} else if !labelRE.MatchString(p.label) {
-		return nil, &env.InputError{Flag: "label", Value: p.label, Accepted: "want 1-64 characters of letters, digits, '.', '-' or '_'"}
+		return nil, &input.Error{Flag: "label", Value: p.label, Accepted: "want 1-64 characters of letters, digits, '.', '-' or '_'"}
 	}
 	return p, nil
 }
@@ -366,7 +366,7 @@ func resolveTarget(ctx context.Context, cmd *cli.Command, out io.Writer) (*targe
 		return externalTarget(p, cmd.StringSlice("standby"))
 	}
 	if len(cmd.StringSlice("standby")) > 0 {
-		return nil, &env.InputError{Flag: "standby", Value: "", Accepted: "needs --primary too"}
+		return nil, &input.Error{Flag: "standby", Value: "", Accepted: "needs --primary too"}
 	}
 	name := cmd.String("name")
 	store := env.Store{Dir: env.DefaultStateDir()}
@@ -374,7 +374,7 @@ func resolveTarget(ctx context.Context, cmd *cli.Command, out io.Writer) (*targe
 	switch {
 	case err == nil:
 		if cmd.IsSet("standbys") && int(cmd.Int("standbys")) != len(c.Standbys) {
-			return nil, &env.InputError{Flag: "standbys", Value: fmt.Sprint(cmd.Int("standbys")), Accepted: fmt.Sprintf("env %q is up with %d standbys; use --standbys %d, another --name, or pgbenchx env down --name %s", name, len(c.Standbys), len(c.Standbys), name)}
+			return nil, &input.Error{Flag: "standbys", Value: fmt.Sprint(cmd.Int("standbys")), Accepted: fmt.Sprintf("env %q is up with %d standbys; use --standbys %d, another --name, or pgbenchx env down --name %s", name, len(c.Standbys), len(c.Standbys), name)}
 		}
 		alive := env.Alive(c)
 		for _, n := range c.Nodes() {

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgbenchx/pgbenchx/env"
+	"github.com/pgbenchx/pgbenchx/input"
 	"github.com/pgbenchx/pgbenchx/metrics"
 	"github.com/pgbenchx/pgbenchx/workload"
 )
@@ -29,7 +30,7 @@ func externalTarget(primary string, standbys []string) (*target, error) {
 		cfg, err := pgx.ParseConfig(dsn)
 		if err != nil {
 			// pgx's message can quote the DSN: never echo it, password and all.
-			return nil, &env.InputError{Flag: flag, Value: "(DSN " + fmt.Sprint(i+1) + ")", Accepted: "not a valid PostgreSQL connection string (URL or key=value)"}
+			return nil, &input.Error{Flag: flag, Value: "(DSN " + fmt.Sprint(i+1) + ")", Accepted: "not a valid PostgreSQL connection string (URL or key=value)"}
 		}
 		n := env.Node{Name: name, Role: env.Role(role), Host: cfg.Host, Port: int(cfg.Port), User: cfg.User, Password: cfg.Password, Database: cfg.Database}
 		t.nodes = append(t.nodes, workload.Node{Name: name, Role: role, DSN: dsn})

@@ -84,7 +84,7 @@ func TestThresholdReport(t *testing.T) {
 		{"lag_ms<1s", exitGateFailed, []string{"FAIL  lag_ms<1s  round-robin: not measured"}, ""},
 		// Refused: exit 2, nothing judged.
 		{"scaling>1.5", exitBadInput, nil, `--threshold "scaling>1.5": scaling compares standby counts`},
-		{"standby2:failed=0", exitBadInput, nil, `--threshold "standby2:failed=0"`},
+		{"standby2:failed=0", exitBadInput, nil, `--threshold standby2:failed=0`},
 		{"p99<5parsecs", exitBadInput, nil, `--threshold "p99<5parsecs"`},
 		{"", exitBadInput, nil, "--threshold"},
 	} {
