@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/pgbenchx/pgbenchx/metrics"
+	"github.com/pgbenchx/pgbenchx/probe"
 	"github.com/pgbenchx/pgbenchx/routing"
 )
 
 // lagView lets routing read the sampler's last round without knowing
 // metrics: routing declares the interface, this adapter satisfies it.
-type lagView struct{ s *metrics.LagSampler }
+type lagView struct{ s *probe.LagSampler }
 
 func (v lagView) Lag(node string) (routing.Lag, bool) {
 	snap := v.s.Latest()
@@ -111,8 +112,8 @@ func (s *Scenario) readPhase(ctx context.Context, strategy string, live LiveFunc
 	}
 
 	// Warmup, then measure: nothing before Start reaches a histogram.
-	var cpu *metrics.CPUMeter
-	var cost *metrics.CostMeter
+	var cpu *probe.CPUMeter
+	var cost *probe.CostMeter
 	var throttled0 map[string]float64
 	interrupted := false
 	select {
@@ -127,9 +128,9 @@ func (s *Scenario) readPhase(ctx context.Context, strategy string, live LiveFunc
 		ph.measureFrom.Store(measureStart.UnixNano())
 		t := time.NewTicker(time.Second)
 		end := time.After(cfg.Duration)
-		cpu = metrics.StartCPU()
+		cpu = probe.StartCPU()
 		bctx, bcancel := context.WithTimeout(ctx, s.brief())
-		cost = metrics.StartCost(bctx, s.probes[0], cfg.LocalProcesses)
+		cost = probe.StartCost(bctx, s.probes[0], cfg.LocalProcesses)
 		bcancel()
 		if cfg.Throttled != nil {
 			throttled0 = cfg.Throttled()

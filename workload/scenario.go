@@ -13,6 +13,7 @@ import (
 
 	"github.com/pgbenchx/pgbenchx/input"
 	"github.com/pgbenchx/pgbenchx/metrics"
+	"github.com/pgbenchx/pgbenchx/probe"
 	"github.com/pgbenchx/pgbenchx/routing"
 )
 
@@ -34,8 +35,8 @@ type Scenario struct {
 	// writer reaches the primary for schema, writes and heartbeat, without
 	// the reads' statement_timeout.
 	writer   *pgxpool.Pool
-	lag      *metrics.LagSampler
-	hb       *metrics.Heartbeat
+	lag      *probe.LagSampler
+	hb       *probe.Heartbeat
 	maxID    atomic.Int64
 	hbID     int64
 	bgErrors atomic.Int64
@@ -84,7 +85,7 @@ func New(ctx context.Context, nodes []Node, cfg Config) (*Scenario, error) {
 		// Session reads read back by id.
 		cfg.Mix = append(cfg.Mix, Weighted{"point", 0})
 	}
-	// Each generator beats on its own heartbeat row (see metrics.Heartbeat).
+	// Each generator beats on its own heartbeat row (see probe.Heartbeat).
 	s := &Scenario{Config: cfg, nodes: nodes, hbID: 2 + rand.Int64N(1<<30)}
 	var passwords []string
 	for _, n := range nodes {
@@ -384,7 +385,7 @@ func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (e
 		_, _ = s.writer.Exec(cctx, `DELETE FROM `+HeartbeatTable+` WHERE id = $1`, s.hbID)
 	}()
 	hctx, cancel := context.WithTimeout(ctx, controlTimeout)
-	s.hb, err = metrics.NewHeartbeat(hctx, s.writer, HeartbeatTable, s.Config.Heartbeat, s.hbID)
+	s.hb, err = probe.NewHeartbeat(hctx, s.writer, HeartbeatTable, s.Config.Heartbeat, s.hbID)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("primary: heartbeat: %s", s.redact(err.Error()))
@@ -392,9 +393,9 @@ func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (e
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 	go s.hb.Run(bg)
-	s.lag = &metrics.LagSampler{Primary: s.probes[0], Interval: s.Config.LagInterval, HB: s.hb, HBTable: HeartbeatTable}
+	s.lag = &probe.LagSampler{Primary: s.probes[0], Interval: s.Config.LagInterval, HB: s.hb, HBTable: HeartbeatTable}
 	for i, n := range s.nodes[1:] {
-		s.lag.Standbys = append(s.lag.Standbys, metrics.LagTarget{Name: n.Name, Pool: s.probes[i+1]})
+		s.lag.Standbys = append(s.lag.Standbys, probe.LagTarget{Name: n.Name, Pool: s.probes[i+1]})
 	}
 	go s.lag.Run(bg)
 

@@ -1,4 +1,4 @@
-package metrics
+package probe
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgbenchx/pgbenchx/metrics"
 )
 
 // NodeLag is one standby's lag at the last sample.
@@ -83,7 +85,7 @@ type lateAnswer struct {
 
 type timedSample struct {
 	at time.Time
-	s  LagSample
+	s  metrics.LagSample
 }
 
 // round is one sampling round: its primary reading and the standbys'
@@ -251,9 +253,9 @@ func (l *LagSampler) sample(ctx context.Context) {
 
 // figures turns a standby's answer into its lag, against the primary
 // reading of the round it was asked in.
-func (l *LagSampler) figures(name string, a standbyAnswer, of *round) (NodeLag, LagSample) {
+func (l *LagSampler) figures(name string, a standbyAnswer, of *round) (NodeLag, metrics.LagSample) {
 	nl := NodeLag{Known: true, ReplayLSN: uint64(a.replay)}
-	sample := LagSample{Node: name}
+	sample := metrics.LagSample{Node: name}
 	of.mu.Lock()
 	primaryOK, primaryLSN, p, hasPSR := of.primaryOK, of.primaryLSN, psr{}, false
 	if of.psrs != nil {
@@ -291,7 +293,7 @@ func (l *LagSampler) publish(rd *round) {
 	l.mu.Lock()
 	for i, s := range l.Standbys {
 		var nl NodeLag
-		sample := LagSample{Node: s.Name}
+		sample := metrics.LagSample{Node: s.Name}
 		at := rd.at
 		if a := rd.answers[i]; a != nil {
 			nl, sample = l.figures(s.Name, *a, rd)
@@ -316,12 +318,12 @@ func (l *LagSampler) publish(rd *round) {
 // Samples returns the samples taken in [from, to), their T relative to
 // from, in the order they were asked (a late answer is published a round
 // later than it was asked).
-func (l *LagSampler) Samples(from, to time.Time) []LagSample {
+func (l *LagSampler) Samples(from, to time.Time) []metrics.LagSample {
 	l.mu.Lock()
 	all := slices.Clone(l.samples)
 	l.mu.Unlock()
 	slices.SortStableFunc(all, func(a, b timedSample) int { return a.at.Compare(b.at) })
-	var out []LagSample
+	var out []metrics.LagSample
 	for _, ts := range all {
 		if !ts.at.Before(from) && ts.at.Before(to) {
 			s := ts.s

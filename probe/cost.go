@@ -1,4 +1,4 @@
-package metrics
+package probe
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pgbenchx/pgbenchx/metrics"
 )
 
 // clockTicks is USER_HZ, the unit of utime/stime in /proc/<pid>/stat: 100
@@ -67,20 +69,20 @@ func (m *CostMeter) read(ctx context.Context) (map[string]walsender, error) {
 
 // Stop returns each standby's cost since StartCost. A walsender that
 // restarted in between (another pid) has no CPU figure.
-func (m *CostMeter) Stop(ctx context.Context) []StandbyCost {
+func (m *CostMeter) Stop(ctx context.Context) []metrics.StandbyCost {
 	now, err := m.read(ctx)
 	secs := time.Since(m.start).Seconds()
 	if err != nil || secs <= 0 {
 		return nil
 	}
-	var out []StandbyCost
+	var out []metrics.StandbyCost
 	for _, name := range slices.Sorted(maps.Keys(now)) {
 		w := now[name]
 		b, ok := m.base[name]
 		if !ok {
 			continue
 		}
-		c := StandbyCost{Node: name, WALBytesPerSec: float64(w.sent-b.sent) / secs, WalsenderCores: -1}
+		c := metrics.StandbyCost{Node: name, WALBytesPerSec: float64(w.sent-b.sent) / secs, WalsenderCores: -1}
 		if b.pid == w.pid && b.ticks >= 0 && w.ticks >= 0 {
 			c.WalsenderCores = float64(w.ticks-b.ticks) / clockTicks / secs
 		}

@@ -1,4 +1,4 @@
-package metrics
+package probe
 
 import (
 	"os"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pgbenchx/pgbenchx/metrics"
 )
 
 // CPUMeter measures, over a phase, the CPU this process used and the CPU
@@ -28,9 +30,9 @@ func StartCPU() *CPUMeter {
 }
 
 // Stop returns the phase's CPU use.
-func (m *CPUMeter) Stop() CPU {
+func (m *CPUMeter) Stop() metrics.CPU {
 	wall := time.Since(m.wall).Seconds()
-	c := CPU{Cores: runtime.NumCPU()}
+	c := metrics.CPU{Cores: runtime.NumCPU()}
 	if wall <= 0 {
 		return c
 	}
