@@ -229,10 +229,8 @@ func (b *builder) standby(ctx context.Context, n *Node) error {
 
 func (b *builder) writeStandbyConfig(n *Node, upPort int) error {
 	c := b.c
-	// application_name tells standbys apart in pg_stat_replication.
-	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s application_name=%s sslmode=disable", upPort, c.ReplUser, c.ReplPassword, n.Name)
 	auto := filepath.Join(n.DataDir, "postgresql.auto.conf")
-	if err := appendFile(auto, fmt.Sprintf("# written by pgbenchx\nprimary_conninfo = '%s'\nprimary_slot_name = '%s'\n", conninfo, n.Slot)); err != nil {
+	if err := appendFile(auto, fmt.Sprintf("# written by pgbenchx\nprimary_conninfo = '%s'\nprimary_slot_name = '%s'\n", standbyConninfo(c, n, upPort), n.Slot)); err != nil {
 		return err
 	}
 	sig := filepath.Join(n.DataDir, "standby.signal")
@@ -243,6 +241,12 @@ func (b *builder) writeStandbyConfig(n *Node, upPort int) error {
 		return err
 	}
 	return b.u.chown(auto)
+}
+
+// standbyConninfo is a standby's primary_conninfo for an upstream on this
+// port; application_name tells standbys apart in pg_stat_replication.
+func standbyConninfo(c *Cluster, n *Node, upPort int) string {
+	return fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s application_name=%s sslmode=disable", upPort, c.ReplUser, c.ReplPassword, n.Name)
 }
 
 // waitStreaming polls the upstream until the standby's walsender is in

@@ -16,6 +16,9 @@ type Role string
 const (
 	RolePrimary Role = "primary"
 	RoleStandby Role = "standby"
+	// RoleDetached is a node that left replication: the old primary after
+	// a failover. It is in Cluster.Detached, not among the nodes in service.
+	RoleDetached Role = "detached"
 )
 
 // Node is one PostgreSQL server of a cluster.
@@ -87,6 +90,10 @@ type Cluster struct {
 
 	Primary  Node   `json:"primary"`
 	Standbys []Node `json:"standbys"`
+	// Detached nodes are no longer part of replication (the old primary
+	// after a failover: stopped, killed, frozen or even still running).
+	// They serve nothing, but Down stops and removes them with the rest.
+	Detached []Node `json:"detached,omitempty"`
 
 	// Local provider only.
 	PgBin        string `json:"pg_bin,omitempty"`
@@ -97,6 +104,10 @@ type Cluster struct {
 	SocketDir    string `json:"socket_dir,omitempty"`
 	ReplUser     string `json:"repl_user,omitempty"`
 	ReplPassword string `json:"repl_password,omitempty"`
+
+	// stateDir is the Store the cluster was loaded from or saved to, so a
+	// provider found by ProviderOf, and its Controller, save it there.
+	stateDir string
 }
 
 const (
@@ -105,7 +116,9 @@ const (
 	stateSchema    = 1
 )
 
-// Nodes lists the primary then the standbys in order.
+// Nodes lists the nodes in service: the primary then the standbys in
+// order. After a failover the primary may be named "standby1": go by
+// Role (or c.Primary), never by name.
 func (c *Cluster) Nodes() []*Node {
 	out := []*Node{&c.Primary}
 	for i := range c.Standbys {
@@ -114,15 +127,25 @@ func (c *Cluster) Nodes() []*Node {
 	return out
 }
 
-// Node finds a node by name.
+// AllNodes lists the nodes in service, then the detached ones.
+func (c *Cluster) AllNodes() []*Node {
+	out := c.Nodes()
+	for i := range c.Detached {
+		out = append(out, &c.Detached[i])
+	}
+	return out
+}
+
+// Node finds a node by name, detached nodes included. An unknown name is
+// bad input for --node.
 func (c *Cluster) Node(name string) (*Node, error) {
-	for _, n := range c.Nodes() {
+	for _, n := range c.AllNodes() {
 		if n.Name == name {
 			return n, nil
 		}
 	}
 	names := ""
-	for i, n := range c.Nodes() {
+	for i, n := range c.AllNodes() {
 		if i > 0 {
 			names += ", "
 		}

@@ -29,10 +29,30 @@ type Local struct {
 
 var _ Provider = (*Local)(nil)
 
+// LocalName is the local provider's name in the registry and in state files.
+const LocalName = "local"
+
+func init() {
+	Register(LocalName, func(o Options) Provider {
+		l := NewLocal()
+		if o.Store.Dir != "" {
+			l.Store = o.Store
+		}
+		if o.CacheDir != "" {
+			l.CacheDir = o.CacheDir
+		}
+		l.PgBin, l.OSUser, l.Step = o.PgBin, o.OSUser, o.Step
+		return l
+	})
+}
+
 // NewLocal returns a local provider with default folders.
 func NewLocal() *Local {
 	return &Local{Store: Store{Dir: DefaultStateDir()}, CacheDir: DefaultCacheDir()}
 }
+
+// Name is "local".
+func (l *Local) Name() string { return LocalName }
 
 func (l *Local) defaults() {
 	if l.Store.Dir == "" {
@@ -119,7 +139,7 @@ func (l *Local) newCluster(spec Spec, u osUser, bin, version string) (*Cluster, 
 		return nil, fmt.Errorf("env %q: %w", spec.Name, err)
 	}
 	c := &Cluster{
-		SchemaVersion: stateSchema, Name: spec.Name, Provider: "local", Status: statusBuilding,
+		SchemaVersion: stateSchema, Name: spec.Name, Provider: l.Name(), Status: statusBuilding,
 		OwnerPID: os.Getpid(), CreatedAt: time.Now().UTC(), ServerVersion: version,
 		Topology: spec.Topology, Fast: spec.Fast, Settings: spec.Settings,
 		PgBin: bin, OSUser: u.Name, UID: u.UID, GID: u.GID, BaseDir: base, ReplUser: "replicator",
@@ -251,16 +271,25 @@ func (l *Local) Down(ctx context.Context, name string) error {
 	return l.teardown(ctx, c)
 }
 
-// teardown stops standbys (leaves first) then the primary, drops the slots
-// while the primary still runs, removes folders and, if all went well, the
-// state file.
+// teardown thaws frozen nodes, stops standbys (leaves first), then
+// detached nodes, drops the slots while the primary still runs, stops the
+// primary, removes folders and, if all went well, the state file.
 func (l *Local) teardown(ctx context.Context, c *Cluster) error {
 	var errs []error
+	// A stopped postmaster takes SIGINT only once resumed, and stopped
+	// backends would outlive it holding its shared memory; a frozen
+	// primary would not drop slots either.
+	for _, n := range c.AllNodes() {
+		pm, _ := postmasterOf(n)
+		if err := thawTree(n.DataDir, pm); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", n.Name, err))
+		}
+	}
 	err := l.timed("stopped standbys", func() error {
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		// Cascade: standbys fed by standby1 stop before it.
-		for _, group := range [][]*Node{leafStandbys(c), feedingStandbys(c)} {
+		for _, group := range [][]*Node{leafStandbys(c), feedingStandbys(c), detachedNodes(c)} {
 			for _, n := range group {
 				wg.Add(1)
 				go func() {
@@ -287,7 +316,7 @@ func (l *Local) teardown(ctx context.Context, c *Cluster) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("env %q: %w (state kept in %s)", c.Name, err, l.Store.path(c.Name))
 	}
-	for _, n := range c.Nodes() {
+	for _, n := range c.AllNodes() {
 		errs = append(errs, removeCgroup(n.Cgroup))
 	}
 	if c.BaseDir != "" {
@@ -298,6 +327,14 @@ func (l *Local) teardown(ctx context.Context, c *Cluster) error {
 	}
 	errs = append(errs, l.Store.Remove(c.Name))
 	return errors.Join(errs...)
+}
+
+func detachedNodes(c *Cluster) []*Node {
+	var out []*Node
+	for i := range c.Detached {
+		out = append(out, &c.Detached[i])
+	}
+	return out
 }
 
 func leafStandbys(c *Cluster) []*Node {

@@ -54,6 +54,7 @@ func (s Store) Load(name string) (*Cluster, error) {
 	if err := json.Unmarshal(b, &c); err != nil {
 		return nil, fmt.Errorf("env %q: state file %s is corrupt: %w", name, s.path(name), err)
 	}
+	c.stateDir = s.Dir
 	return &c, nil
 }
 
@@ -61,6 +62,7 @@ func (s Store) Load(name string) (*Cluster, error) {
 func (s Store) Save(c *Cluster) error { return s.write(c, false) }
 
 func (s Store) write(c *Cluster, exclusive bool) error {
+	c.stateDir = s.Dir
 	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}

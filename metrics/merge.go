@@ -65,6 +65,10 @@ func Merge(results ...*Result) (*Result, error) {
 	out.Warnings = append([]string{fmt.Sprintf("Merged from %d load generators' runs: %s. Lag samples, primary cost and host CPU are the first run's; per-second p50/p99 are the largest of the runs', not recomputed.",
 		len(results), strings.Join(names, ", "))}, out.Warnings...)
 	out.Write = mergeWrite(results)
+	out.Events = nil
+	for _, r := range results {
+		out.Events = addEvents(out.Events, r.Events)
+	}
 	out.Strategies = nil
 	for _, s := range first.Strategies {
 		parts := make([]*StrategyResult, len(results))
@@ -322,7 +326,22 @@ func mergeStrategy(results []*Result, parts []*StrategyResult) *StrategyResult {
 		out.Nodes = append(out.Nodes, merged)
 	}
 	out.Ticks = mergeTicks(results, parts, from)
+	for _, p := range parts {
+		out.Events = addEvents(out.Events, p.Events)
+	}
 	return out
+}
+
+// addEvents adds the events of one run that another has not reported
+// already: whoever injected a fault, every generator may have been told.
+func addEvents(list, more []Event) []Event {
+	for _, e := range more {
+		if !slices.ContainsFunc(list, func(x Event) bool { return x.Kind == e.Kind && x.Node == e.Node && x.At.Equal(e.At) }) {
+			list = append(list, e)
+		}
+	}
+	slices.SortStableFunc(list, func(a, b Event) int { return a.At.Compare(b.At) })
+	return list
 }
 
 func addNode(dst, src *NodeResult) {

@@ -54,7 +54,7 @@ func TestMergeAddsCountsExactly(t *testing.T) {
 }
 
 func TestRecorderCountsEveryReadOnceWhereItHappened(t *testing.T) {
-	r := NewRecorder([]string{"primary", "standby1", "standby2"}, []string{"primary", "standby", "standby"}, []string{"point", "range"}, true)
+	r := NewRecorder([]string{"primary", "standby1", "standby2"}, []Role{RolePrimary, RoleStandby, RoleStandby}, []string{"point", "range"}, true)
 	c1, c2 := r.NewClient(), r.NewClient()
 	c1.Attempt(1, 0, time.Millisecond, true, false, Fresh) // warmup: must not count
 	c1.Read(time.Millisecond)
@@ -136,7 +136,7 @@ func TestRecorderCountsEveryReadOnceWhereItHappened(t *testing.T) {
 func TestRecorderMemoryDoesNotGrowWithClients(t *testing.T) {
 	// Histograms are per node and kind, buffers per client: 256 clients
 	// cost their buffers, not 256 x nodes x kinds histograms.
-	r := NewRecorder([]string{"primary", "standby1", "standby2"}, []string{"primary", "standby", "standby"}, []string{"point", "range", "report"}, false)
+	r := NewRecorder([]string{"primary", "standby1", "standby2"}, []Role{RolePrimary, RoleStandby, RoleStandby}, []string{"point", "range", "report"}, false)
 	for range 256 {
 		r.NewClient()
 	}

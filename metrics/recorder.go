@@ -15,9 +15,10 @@ import (
 // with the nodes and query kinds, not with the clients: a histogram is
 // ~190 KiB, a client's buffer holds one second of its records.
 type Recorder struct {
-	nodes, roles, kinds []string
-	open                bool
-	measuring           atomic.Bool
+	nodes, kinds []string
+	roles        []Role
+	open         bool
+	measuring    atomic.Bool
 
 	// Rare events: counted with atomics or under errMu, off the hot path.
 	failed, unfinished, noTarget, unsent, errTotal atomic.Int64
@@ -45,7 +46,7 @@ type Recorder struct {
 
 // NewRecorder prepares a recorder for the given nodes and query kinds;
 // at most 255 of each. openLoop adds a schedule-lag histogram.
-func NewRecorder(nodes, roles, kinds []string, openLoop bool) *Recorder {
+func NewRecorder(nodes []string, roles []Role, kinds []string, openLoop bool) *Recorder {
 	n := len(nodes)
 	r := &Recorder{
 		nodes: nodes, roles: roles, kinds: kinds, open: openLoop,

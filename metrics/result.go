@@ -32,7 +32,35 @@ type Result struct {
 	Environment Environment       `json:"environment"`
 	Write       *WritePhase       `json:"write_phase,omitempty"`
 	Strategies  []*StrategyResult `json:"strategies"`
-	Warnings    []string          `json:"warnings,omitempty"`
+	// Events outside every read phase (during the write phase, between
+	// strategies); those inside one are the strategy's.
+	Events   []Event  `json:"events,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Event is something that happened to the cluster while it was measured:
+// a fault injected, a failover, a node that came back. The scenario is
+// told of it by whoever caused or saw it.
+type Event struct {
+	At time.Time `json:"at"`
+	// T is seconds since the measured start of the read phase the event
+	// fell in (negative: during its warmup); 0 outside read phases.
+	T      float64 `json:"t"`
+	Kind   string  `json:"kind"` // e.g. kill, stop, restart, freeze, thaw, failover
+	Node   string  `json:"node,omitempty"`
+	Detail string  `json:"detail,omitempty"`
+}
+
+// String is how reports name an event: "kill standby2".
+func (e Event) String() string {
+	s := e.Kind
+	if e.Node != "" {
+		s += " " + e.Node
+	}
+	if e.Detail != "" {
+		s += " (" + e.Detail + ")"
+	}
+	return s
 }
 
 // Config is the run's configuration as the user gave it.
@@ -92,10 +120,20 @@ type StandbyCost struct {
 	WalsenderCores float64 `json:"walsender_cores"`
 }
 
+// Role is what a node is in its cluster; the workload asks each server
+// (pg_is_in_recovery) rather than trusting a position or a name.
+type Role string
+
+// The roles.
+const (
+	RolePrimary Role = "primary"
+	RoleStandby Role = "standby"
+)
+
 // NodeInfo names a node and how it was reached (password redacted).
 type NodeInfo struct {
 	Name string `json:"name"`
-	Role string `json:"role"`
+	Role Role   `json:"role"`
 	DSN  string `json:"dsn"`
 }
 
@@ -163,6 +201,8 @@ type StrategyResult struct {
 	// Clipped counts values over the histograms' one-hour ceiling,
 	// recorded as an hour.
 	Clipped int64 `json:"clipped,omitempty"`
+	// Events are what happened to the cluster during this read phase.
+	Events []Event `json:"events,omitempty"`
 	// TimeLagResolution is the heartbeat interval: time lag is known to
 	// within it (LagSample.MS to MSUpper).
 	TimeLagResolution Duration `json:"time_lag_resolution,omitempty"`
@@ -172,7 +212,7 @@ type StrategyResult struct {
 // that ran on it, once.
 type NodeResult struct {
 	Node  string           `json:"node"`
-	Role  string           `json:"role"`
+	Role  Role             `json:"role"`
 	Kinds map[string]*Hist `json:"latency_us"` // successful attempts, per query kind
 	// FailedLatency holds the attempts that failed here, at the latency
 	// they failed (a client timeout at the timeout). Nil when none did.

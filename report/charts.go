@@ -147,8 +147,9 @@ func hasLag(r *metrics.Result, unit string) bool {
 
 // phaseMark is where a strategy's read phase starts on the lag chart.
 type phaseMark struct {
-	at   float64
-	name string
+	at    float64
+	name  string
+	event bool // an event (a fault, a failover), not the start of a strategy
 }
 
 // lagSeries lays the strategies' samples end to end, each strategy's T
@@ -161,7 +162,12 @@ func lagSeries(r *metrics.Result, get func(metrics.LagSample) (float64, bool)) (
 		if s == nil {
 			continue
 		}
-		marks = append(marks, phaseMark{end, s.Strategy})
+		marks = append(marks, phaseMark{at: end, name: s.Strategy})
+		for _, e := range s.Events {
+			if e.T >= 0 {
+				marks = append(marks, phaseMark{at: end + e.T, name: e.String(), event: true})
+			}
+		}
 		open := map[string]bool{}
 		length := max(s.Seconds, 0)
 		for _, l := range s.Lag {
@@ -276,8 +282,18 @@ func (m phaseMarks) Plot(c draw.Canvas, p *plot.Plot) {
 	line := draw.LineStyle{Color: rgb(0x888888), Width: vg.Points(1), Dashes: []vg.Length{vg.Points(4), vg.Points(3)}}
 	sty := text.Style{Color: rgb(0x333333), Font: chartFont(10), Handler: p.TextHandler,
 		XAlign: draw.XLeft, YAlign: draw.YTop}
+	eventLine := draw.LineStyle{Color: rgb(0xC00000), Width: vg.Points(1), Dashes: []vg.Length{vg.Points(1), vg.Points(2)}}
+	eventSty := sty
+	eventSty.Color, eventSty.YAlign = rgb(0xC00000), draw.YBottom
 	for i, mk := range m {
 		x := trX(mk.at)
+		if mk.event {
+			// Events read from the bottom up, so they never cover the
+			// strategies' names at the top.
+			c.StrokeLine2(eventLine, x, c.Min.Y, x, c.Max.Y)
+			c.FillText(eventSty, vg.Point{X: x + vg.Points(3), Y: c.Min.Y + vg.Points(3)}, mk.name)
+			continue
+		}
 		if i > 0 {
 			c.StrokeLine2(line, x, c.Min.Y, x, c.Max.Y)
 		}

@@ -119,7 +119,7 @@ func ShareChart(r *metrics.Result) ([]byte, error) {
 		switch {
 		case a == b:
 			return 0
-		case a == rolePrimary || (b != rolePrimary && naturalLess(a, b)):
+		case a == primaryNode || (b != primaryNode && naturalLess(a, b)):
 			return -1
 		}
 		return 1

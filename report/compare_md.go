@@ -47,7 +47,7 @@ func clusterOf(r *metrics.Result) string {
 	}
 	if e.Provider == "external" {
 		for _, n := range e.Nodes {
-			if u, err := url.Parse(n.DSN); err == nil && n.Role == rolePrimary && u.Host != "" {
+			if u, err := url.Parse(n.DSN); err == nil && n.Role == metrics.RolePrimary && u.Host != "" {
 				parts = append(parts, "primary "+u.Host)
 			}
 		}

@@ -3,7 +3,9 @@ package report
 import (
 	"encoding/csv"
 	"io"
+	"math"
 	"strconv"
+	"strings"
 
 	"github.com/pgbenchx/pgbenchx/metrics"
 )
@@ -44,7 +46,7 @@ func WriteSummaryCSV(w io.Writer, r *metrics.Result) error {
 	}
 	for _, row := range Rows(r) {
 		rec := []string{
-			row.Strategy, row.Node, row.Role, intCSV(row.Queries), qpsCSV(row.QPS), pctCSV(row.SharePct),
+			row.Strategy, row.Node, string(row.Role), intCSV(row.Queries), qpsCSV(row.QPS), pctCSV(row.SharePct),
 			msCSV(row.P50), msCSV(row.P90), msCSV(row.P99), msCSV(row.P999), msCSV(row.Max),
 			intCSV(row.Errors), intCSV(row.Retries), intCSV(row.StaleReads), pctCSV(row.StalePct()),
 			bytesCSV(row.LagBytesAvg), bytesCSV(row.LagBytesMax), msCSV(row.LagMSAvg), msCSV(row.LagMSMax),
@@ -99,7 +101,7 @@ func WriteTotalsCSV(w io.Writer, r *metrics.Result) error {
 // lag_ms is the lower bound of the time lag at the second's last sample.
 func WriteTimeseriesCSV(w io.Writer, r *metrics.Result) error {
 	names := standbys(r)
-	header := []string{"strategy", "second", "qps", "p50_ms", "p99_ms", "errors", "failed"}
+	header := []string{"strategy", "second", "qps", "p50_ms", "p99_ms", "errors", "failed", "events"}
 	for _, n := range names {
 		header = append(header, "lag_bytes_"+n, "lag_ms_"+n)
 	}
@@ -114,7 +116,7 @@ func WriteTimeseriesCSV(w io.Writer, r *metrics.Result) error {
 		for _, t := range s.Ticks {
 			// Ticks are one second long, so a tick's queries are its qps.
 			rec := []string{s.Strategy, strconv.Itoa(t.Second), intCSV(t.Queries), tickMS(t, t.P50MS), tickMS(t, t.P99MS),
-				intCSV(t.Errors), intCSV(t.Failed)}
+				intCSV(t.Errors), intCSV(t.Failed), strings.Join(eventsIn(s, t.Second), "; ")}
 			for _, n := range names {
 				b, ms := "", ""
 				if v, ok := t.LagBytes[n]; ok {
@@ -132,6 +134,18 @@ func WriteTimeseriesCSV(w io.Writer, r *metrics.Result) error {
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// eventsIn names the events of second sec of a strategy's measured time
+// (an event at 2.3 s is in second 3; one during the warmup, in second 1).
+func eventsIn(s *metrics.StrategyResult, sec int) []string {
+	var out []string
+	for _, e := range s.Events {
+		if max(1, int(math.Ceil(e.T))) == sec {
+			out = append(out, e.String())
+		}
+	}
+	return out
 }
 
 // tickMS leaves a second in which no read ended empty: its percentiles

@@ -81,6 +81,7 @@ func WriteMarkdownWithCharts(w io.Writer, r *metrics.Result, charts []string) er
 		}
 	}
 	writeLag(m, r)
+	writeEvents(m, r)
 	writeChartLinks(m, charts)
 	m.p("## Warnings\n\n")
 	warns := warnings(r)
@@ -333,6 +334,28 @@ func writeLag(m *md, r *metrics.Result) {
 	for _, d := range disagree {
 		m.p("**Lag sources disagree:** %s.\n\n", d)
 	}
+}
+
+// writeEvents lists what happened to the cluster while it was measured,
+// each at its time in the read phase it fell in.
+func writeEvents(m *md, r *metrics.Result) {
+	var rows [][]string
+	for _, e := range r.Events {
+		rows = append(rows, []string{"-", "-", stamp(e.At), e.String()})
+	}
+	for _, s := range r.Strategies {
+		if s == nil {
+			continue
+		}
+		for _, e := range s.Events {
+			rows = append(rows, []string{s.Strategy, fixed(e.T, 1), stamp(e.At), e.String()})
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	m.p("## Events\n\nWhat happened to the cluster while it was measured (t: seconds into the strategy's measured time; negative: during its warmup). The lag charts mark them.\n\n")
+	m.table([]string{"strategy", "t (s)", "at", "event"}, "lrll", rows)
 }
 
 // msRange prints a time-lag bound pair "lo-hi", or lo alone when the upper

@@ -31,11 +31,15 @@ var standbyColors = []color.RGBA{
 	rgb(0xD55E00), // standby6: vermillion
 }
 
+// primaryNode is the name envs give their primary: it is drawn grey and
+// first. A name, not a role: after a failover another node is primary.
+const primaryNode = "primary"
+
 // NodeColor is the colour of a node in every chart: grey for the primary,
 // standbyN takes the Nth palette colour (cycling), and any other name a
 // colour hashed from it, so it is stable too.
 func NodeColor(name string) color.RGBA {
-	if name == rolePrimary {
+	if name == primaryNode {
 		return primaryColor
 	}
 	if _, n, ok := splitNumber(name); ok && n > 0 {

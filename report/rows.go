@@ -6,10 +6,6 @@ import (
 	"github.com/pgbenchx/pgbenchx/metrics"
 )
 
-// rolePrimary is the role the primary carries in a Result; lag is a
-// standby's property, so primary rows never show any.
-const rolePrimary = "primary"
-
 // Row is one node's share of one strategy's reads: the figures summary.csv,
 // report.md and later compare/matrix print. Latencies are milliseconds of
 // every attempt the node ran, merged over query kinds: successful ones and
@@ -19,7 +15,8 @@ const rolePrimary = "primary"
 // (or strategy) that served nothing, qps when no time was measured, and
 // lag with no known sample (always for the primary).
 type Row struct {
-	Strategy, Node, Role string
+	Strategy, Node string
+	Role           metrics.Role
 
 	Queries       int64
 	QPS, SharePct float64
@@ -89,7 +86,7 @@ func strategyRows(s *metrics.StrategyResult) []Row {
 		}
 		row.P50, row.P90, row.P99, row.P999, row.Max = percentiles(hists[i])
 		lag := nanLag()
-		if n.Role != rolePrimary {
+		if n.Role != metrics.RolePrimary {
 			lag = lagOf(s, n.Node)
 		}
 		row.LagBytesAvg, row.LagBytesMax = lag.BytesAvg, lag.BytesMax
@@ -272,12 +269,12 @@ func standbys(r *metrics.Result) []string { return mentioned(r, false) }
 // the primary with them when withPrimary.
 func mentioned(r *metrics.Result, withPrimary bool) []string {
 	seen := map[string]bool{}
-	add := func(name, role string) {
-		if name != "" && (withPrimary || role != rolePrimary) {
+	add := func(name string, role metrics.Role) {
+		if name != "" && (withPrimary || role != metrics.RolePrimary) {
 			seen[name] = true
 		}
 	}
-	const standby = "standby" // lag, catch-up and ticks are standbys'
+	const standby = metrics.RoleStandby // lag, catch-up and ticks are standbys'
 	for _, n := range r.Environment.Nodes {
 		add(n.Name, n.Role)
 	}

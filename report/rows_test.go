@@ -35,7 +35,7 @@ func TestRowsEveryNodeIncludingIdle(t *testing.T) {
 		t.Errorf("a node without queries has percentiles %v/%v, want unknown", idle.P50, idle.Max)
 	}
 	for _, row := range rows {
-		if row.Role == rolePrimary && !math.IsNaN(row.LagBytesAvg+row.LagBytesMax+row.LagMSAvg+row.LagMSMax) {
+		if row.Role == metrics.RolePrimary && !math.IsNaN(row.LagBytesAvg+row.LagBytesMax+row.LagMSAvg+row.LagMSMax) {
 			t.Errorf("%s/%s: the primary has lag %+v", row.Strategy, row.Node, row)
 		}
 	}

@@ -16,7 +16,7 @@ var nodeColumns = []string{"node", "role", "queries", "qps", "share %", "p50 ms"
 // nodeCells formats a Row for people: grouped digits, "-" when unknown.
 func nodeCells(r Row) []string {
 	return []string{
-		r.Node, r.Role, count(r.Queries), num(r.QPS, 1), num(r.SharePct, 2),
+		r.Node, string(r.Role), count(r.Queries), num(r.QPS, 1), num(r.SharePct, 2),
 		num(r.P50, 3), num(r.P99, 3), num(r.P999, 3), num(r.Max, 3),
 		count(r.Errors), count(r.Retries), num(r.StalePct(), 2),
 	}

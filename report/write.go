@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/pgbenchx/pgbenchx/input"
 	"github.com/pgbenchx/pgbenchx/metrics"
@@ -24,6 +25,15 @@ const (
 // allFormats is also the order WriteRun writes in: run.json first, since
 // every other file can be rendered again from it.
 var allFormats = []string{FormatJSON, FormatCSV, FormatMD}
+
+// Stamp is the time part of a folder's name: results/<Stamp>-<label>.
+func Stamp(t time.Time) string { return t.UTC().Format("20060102-150405") }
+
+// FolderFor is the folder for something made now under parent:
+// <parent>/<Stamp(now)>-<label>.
+func FolderFor(parent, label string) string {
+	return filepath.Join(parent, Stamp(time.Now())+"-"+label)
+}
 
 // ParseFormats reads the --format flag: a comma-separated subset of md,
 // csv and json in any order and case, or "all". It returns each chosen
@@ -168,4 +178,41 @@ func writeAtomic(path string, render func(io.Writer) error) (err error) {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// WriteComparison writes a comparison's folder: comparison.md (linking the
+// scaling chart when there is one), comparison.csv and scaling.svg, each
+// whole or absent. It returns the paths written.
+func WriteComparison(dir string, c *Comparison) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	var written, charts []string
+	var errs []error
+	if svg, err := ScalingChart(c.Points()); err != nil {
+		errs = append(errs, err)
+	} else if len(svg) > 0 {
+		path := filepath.Join(dir, "scaling.svg")
+		if err := writeAtomic(path, func(w io.Writer) error { _, err := w.Write(svg); return err }); err != nil {
+			errs = append(errs, fmt.Errorf("write %s: %w", path, err))
+		} else {
+			charts = append(charts, "scaling.svg")
+			written = append(written, path)
+		}
+	}
+	for _, f := range []struct {
+		name   string
+		render func(io.Writer) error
+	}{
+		{"comparison.md", func(w io.Writer) error { return c.WriteMarkdown(w, charts) }},
+		{"comparison.csv", c.WriteCSV},
+	} {
+		path := filepath.Join(dir, f.name)
+		if err := writeAtomic(path, f.render); err != nil {
+			errs = append(errs, fmt.Errorf("write %s: %w", path, err))
+			continue
+		}
+		written = append(written, path)
+	}
+	return written, errors.Join(errs...)
 }

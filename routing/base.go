@@ -25,6 +25,8 @@ type base struct {
 	names    []string
 	nodes    []node
 	all      uint64 // every node
+	primary  int    // index of the primary
+	pbit     uint64 // its bit
 	standbys uint64 // every node but the primary
 	targets  uint64 // the nodes reads normally go to
 	ejected  atomic.Uint64
@@ -49,7 +51,7 @@ var _ ReplayObserver = (*base)(nil)
 
 // ObserveReplay raises the node's known replay LSN to lsn.
 func (b *base) ObserveReplay(i int, lsn uint64) {
-	if i > 0 && i < len(b.nodes) {
+	if i != b.primary && i >= 0 && i < len(b.nodes) {
 		raise(&b.nodes[i].replayLSN, lsn)
 	}
 }

@@ -167,7 +167,7 @@ func newLagCache(b *base, v LagView, h *hysteresis) *lagCache {
 func (l *lagAware) Pick(req Request) (int, error) {
 	l.lags.sync()
 	h := l.healthy(req.Exclude)
-	if i := l.leastLoaded(h & (l.lags.in.Load() | l.targets&1)); i >= 0 {
+	if i := l.leastLoaded(h & (l.lags.in.Load() | l.targets&l.pbit)); i >= 0 {
 		return l.take(i)
 	}
 	switch l.fallback {
@@ -178,10 +178,10 @@ func (l *lagAware) Pick(req Request) (int, error) {
 			return l.take(i)
 		}
 	}
-	if h&1 == 0 {
+	if h&l.pbit == 0 {
 		return -1, ErrNoTarget
 	}
-	return l.take(0)
+	return l.take(l.primary)
 }
 
 // leastLagged returns the standby of m with the smallest known byte lag
@@ -233,11 +233,11 @@ func (c *causal) Pick(req Request) (int, error) {
 		}
 		m = ok
 	}
-	if i := c.leastLoaded(m | h&c.targets&1); i >= 0 {
+	if i := c.leastLoaded(m | h&c.targets&c.pbit); i >= 0 {
 		return c.take(i)
 	}
-	if h&1 == 0 {
+	if h&c.pbit == 0 {
 		return -1, ErrNoTarget
 	}
-	return c.take(0)
+	return c.take(c.primary)
 }

@@ -88,11 +88,14 @@ const (
 	DefaultEjectFor   = 5 * time.Second
 )
 
-// Config describes the nodes and the knobs. Nodes[0] is always the primary
-// (the fallback of lag-aware and causal); Nodes[1:] are standbys. The primary
-// is a normal read target only when ReadPrimary is true.
+// Config describes the nodes and the knobs. Nodes[Primary] is the primary
+// (the fallback of lag-aware and causal), the others are standbys: the
+// caller finds out which node is the primary (by asking the servers), the
+// balancer does not assume a position. The primary is a normal read
+// target only when ReadPrimary is true.
 type Config struct {
 	Nodes       []string
+	Primary     int // index into Nodes
 	ReadPrimary bool
 	Weights     map[string]float64 // random only; nil = uniform; a node absent from the map has weight 0 when the map is non-nil
 	MaxLagBytes int64              // lag-aware: 0 = no byte limit
@@ -141,16 +144,20 @@ func New(s Strategy, cfg Config) (Balancer, error) {
 		return &leastConn{b}, nil
 	case LagAware:
 		return newLagAware(b, cfg)
-	default:
+	case Causal:
 		return newCausal(b, cfg)
 	}
+	// A strategy in All but not here is a bug of ours, not a silent causal.
+	return nil, fmt.Errorf("routing: strategy %q has no balancer", s)
 }
 
 func newBase(cfg Config) (*base, error) {
 	n := len(cfg.Nodes)
 	switch {
 	case n == 0:
-		return nil, errors.New("routing: no nodes: Nodes[0] must be the primary")
+		return nil, errors.New("routing: no nodes")
+	case cfg.Primary < 0 || cfg.Primary >= n:
+		return nil, fmt.Errorf("routing: Primary %d: want an index into the %d nodes", cfg.Primary, n)
 	case n > MaxNodes:
 		return nil, fmt.Errorf("routing: %d nodes, at most %d", n, MaxNodes)
 	case n == 1 && !cfg.ReadPrimary:
@@ -170,13 +177,15 @@ func newBase(cfg Config) (*base, error) {
 		names:    cfg.Nodes,
 		nodes:    make([]node, n),
 		all:      lowBits(n),
-		standbys: lowBits(n) &^ 1,
+		primary:  cfg.Primary,
+		pbit:     1 << cfg.Primary,
 		ejectFor: cfg.EjectFor,
 		now:      cfg.Now,
 	}
+	b.standbys = b.all &^ b.pbit
 	b.targets = b.standbys
 	if cfg.ReadPrimary {
-		b.targets |= 1
+		b.targets |= b.pbit
 	}
 	if b.ejectFor == 0 {
 		b.ejectFor = DefaultEjectFor

@@ -200,3 +200,33 @@ func TestInFlight(t *testing.T) {
 		})
 	}
 }
+
+// TestPrimaryAnywhere: the primary is whichever node the caller says, not
+// the first; every strategy keeps reads off it and falls back to it.
+func TestPrimaryAnywhere(t *testing.T) {
+	nodes := []string{"standby1", "standby2", "primary"}
+	const p = 2
+	for _, s := range All {
+		t.Run(string(s), func(t *testing.T) {
+			view := viewOf(map[string]Lag{"standby1": {Bytes: 1 << 30}, "standby2": {Bytes: 1 << 30}})
+			b, err := New(s, Config{Nodes: nodes, Primary: p, MaxLagBytes: 1 << 20, Lag: view, Hysteresis: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := eligible(t, b, Request{MinLSN: 1})
+			want := []int{0, 1}
+			if s == LagAware || s == Causal {
+				want = []int{p} // over the lag limit, or no replay position known: the fallback
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("picked %v, want %v", got, want)
+			}
+		})
+	}
+	if _, err := New(RoundRobin, Config{Nodes: nodes, Primary: 3}); err == nil {
+		t.Error("a primary index past the nodes was accepted")
+	}
+	if _, err := New(Strategy("fastest"), Config{Nodes: nodes}); err == nil {
+		t.Error("an unknown strategy built a balancer")
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/pgbenchx/pgbenchx/env/envtest"
 	"github.com/pgbenchx/pgbenchx/input"
 	"github.com/pgbenchx/pgbenchx/metrics"
+	"github.com/pgbenchx/pgbenchx/routing"
 	"github.com/pgbenchx/pgbenchx/workload"
 )
 
@@ -54,7 +55,7 @@ func signalAll(t *testing.T, pids []int, sig syscall.Signal) {
 func nodesOf(c *env.Cluster) []workload.Node {
 	var nodes []workload.Node
 	for _, n := range c.Nodes() {
-		nodes = append(nodes, workload.Node{Name: n.Name, Role: string(n.Role), DSN: n.DSN()})
+		nodes = append(nodes, workload.Node{Name: n.Name, Role: metrics.Role(n.Role), DSN: n.DSN()})
 	}
 	return nodes
 }
@@ -62,6 +63,12 @@ func nodesOf(c *env.Cluster) []workload.Node {
 // runWith runs the scenario with hooks, so a test can act while it
 // measures.
 func runWith(t *testing.T, c *env.Cluster, cfg workload.Config, hooks workload.Hooks) (*metrics.Result, error) {
+	t.Helper()
+	return runScenario(t, c, cfg, func(*workload.Scenario) workload.Hooks { return hooks })
+}
+
+// runScenario is runWith for hooks that tell the scenario of events.
+func runScenario(t *testing.T, c *env.Cluster, cfg workload.Config, hooks func(*workload.Scenario) workload.Hooks) (*metrics.Result, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -71,7 +78,7 @@ func runWith(t *testing.T, c *env.Cluster, cfg workload.Config, hooks workload.H
 	}
 	defer sc.Close()
 	res := &metrics.Result{}
-	err = sc.Run(ctx, res, hooks)
+	err = sc.Run(ctx, res, hooks(sc))
 	return res, err
 }
 
@@ -123,15 +130,18 @@ func TestFrozenStandby(t *testing.T) {
 	froze := false
 	var marks []time.Time
 	var names []string
-	res, err := runWith(t, c, cfg, workload.Hooks{
-		Phase: func(msg string) { marks, names = append(marks, time.Now()), append(names, msg) },
-		Live: func(strategy string, _ time.Duration, _ metrics.Tick) {
-			if strategy == "round-robin" && !froze {
-				procs = serverProcs(t, c.Standbys[1].PID)
-				signalAll(t, procs, syscall.SIGSTOP)
-				froze = true
-			}
-		},
+	res, err := runScenario(t, c, cfg, func(sc *workload.Scenario) workload.Hooks {
+		return workload.Hooks{
+			Phase: func(msg string) { marks, names = append(marks, time.Now()), append(names, msg) },
+			Live: func(strategy routing.Strategy, _ time.Duration, _ metrics.Tick) {
+				if strategy == "round-robin" && !froze {
+					procs = serverProcs(t, c.Standbys[1].PID)
+					signalAll(t, procs, syscall.SIGSTOP)
+					sc.Event("freeze", "standby2", "SIGSTOP")
+					froze = true
+				}
+			},
+		}
 	})
 	marks = append(marks, time.Now())
 	if !froze {
@@ -153,6 +163,10 @@ func TestFrozenStandby(t *testing.T) {
 	}
 	if len(res.Strategies) != 2 {
 		t.Fatalf("%d strategies measured, want 2", len(res.Strategies))
+	}
+	// The freeze is in round-robin's timeline, about a second in.
+	if ev := res.Strategies[0].Events; len(ev) != 1 || ev[0].Kind != "freeze" || ev[0].Node != "standby2" || ev[0].T < 0.5 || ev[0].T > 2 {
+		t.Errorf("round-robin's events %+v, want the freeze about 1 s into its measured time", ev)
 	}
 	for _, sr := range res.Strategies {
 		s1, s2 := node(sr, "standby1"), node(sr, "standby2")
@@ -192,7 +206,7 @@ func TestKillOnlyStandby(t *testing.T) {
 	cfg.Duration, cfg.Warmup, cfg.WriteRows = 3*time.Second, 200*time.Millisecond, 0
 	cfg.EjectFor = 200 * time.Millisecond
 	killed := false
-	res, err := runWith(t, c, cfg, workload.Hooks{Live: func(string, time.Duration, metrics.Tick) {
+	res, err := runWith(t, c, cfg, workload.Hooks{Live: func(routing.Strategy, time.Duration, metrics.Tick) {
 		if !killed { // on the first measured second
 			signalAll(t, serverProcs(t, c.Standbys[0].PID), syscall.SIGKILL)
 			killed = true

@@ -8,37 +8,43 @@ import (
 	"time"
 
 	"github.com/pgbenchx/pgbenchx/input"
+	"github.com/pgbenchx/pgbenchx/metrics"
+	"github.com/pgbenchx/pgbenchx/routing"
 )
 
-// Node is a server the workload talks to; Nodes[0] is the primary.
+// Node is a server the workload talks to. Role, when given, is checked
+// against what the server says (pg_is_in_recovery); empty, it is asked.
 type Node struct {
 	Name string
-	Role string // primary | standby
+	Role metrics.Role
 	DSN  string
 }
 
 // Config is a run's workload, as cmd builds it from flags.
 type Config struct {
-	Strategies  []string
-	Duration    time.Duration
-	Warmup      time.Duration
-	Clients     int
-	Rate        float64 // queries/s over all clients; 0 = closed loop
-	Mix         []Weighted
-	Custom      []CustomQuery // --query-file
-	QueryFile   string        // its path, for the record
-	Scale       int
-	WriteRows   int
-	WriteBatch  int
-	WriteRate   float64 // background rows/s on the primary during reads
-	ReadPrimary bool
-	MaxTries    int
-	EjectFor    time.Duration
-	MaxLagBytes int64
-	MaxLagTime  time.Duration
-	LagFallback string
-	Weights     map[string]float64
-	LagInterval time.Duration
+	Strategies []routing.Strategy
+	Duration   time.Duration
+	Warmup     time.Duration
+	Clients    int
+	Rate       float64 // queries/s over all clients; 0 = closed loop
+	Mix        []Weighted
+	Custom     []CustomQuery // --query-file
+	QueryFile  string        // its path, for the record
+	// QueryFileSHA256 identifies its contents, so merge can tell the same
+	// file at another path from another file.
+	QueryFileSHA256 string
+	Scale           int
+	WriteRows       int
+	WriteBatch      int
+	WriteRate       float64 // background rows/s on the primary during reads
+	ReadPrimary     bool
+	MaxTries        int
+	EjectFor        time.Duration
+	MaxLagBytes     int64
+	MaxLagTime      time.Duration
+	LagFallback     routing.Fallback
+	Weights         map[string]float64
+	LagInterval     time.Duration
 	// QueryTimeout bounds each try of a read: the server cancels it just
 	// before (statement_timeout, 57014) and the client abandons it at the
 	// limit if the server does not answer (a frozen node: client_timeout,
@@ -170,6 +176,35 @@ func (c *Config) kinds() []string {
 		out = append(out, q.Name)
 	}
 	return out
+}
+
+// Routing is the balancer configuration of this workload for the given
+// nodes, the primary's index and the lag view: built in one place, for
+// the run and for checking the flags before anything runs.
+func (c *Config) Routing(nodes []string, primary int, lag routing.LagView) routing.Config {
+	return routing.Config{
+		Nodes: nodes, Primary: primary, ReadPrimary: c.ReadPrimary, Weights: c.Weights,
+		MaxLagBytes: c.MaxLagBytes, MaxLagTime: c.MaxLagTime, Fallback: c.LagFallback,
+		EjectFor: c.EjectFor, Lag: lag,
+	}
+}
+
+// Record is the configuration as run.json keeps it. Every setting of the
+// workload is in it (a test checks no field is left behind).
+func (c *Config) Record() metrics.Config {
+	strategies := make([]string, len(c.Strategies))
+	for i, s := range c.Strategies {
+		strategies[i] = string(s)
+	}
+	return metrics.Config{
+		Strategies: strategies, Duration: metrics.Duration(c.Duration), Warmup: metrics.Duration(c.Warmup),
+		Clients: c.Clients, Rate: c.Rate, Mix: c.MixMap(), QueryFile: c.QueryFile, QueryFileSHA256: c.QueryFileSHA256,
+		Scale: c.Scale, WriteRows: c.WriteRows, WriteBatch: c.WriteBatch, WriteRate: c.WriteRate,
+		MaxLagBytes: c.MaxLagBytes, MaxLagTime: metrics.Duration(c.MaxLagTime), LagFallback: string(c.LagFallback),
+		Weights: c.Weights, ReadPrimary: c.ReadPrimary, MaxTries: c.MaxTries, EjectFor: metrics.Duration(c.EjectFor),
+		LagInterval: metrics.Duration(c.LagInterval), Heartbeat: metrics.Duration(c.Heartbeat), StaleSample: 1,
+		SessionWrites: c.SessionWrites, QueryTimeout: metrics.Duration(c.QueryTimeout),
+	}
 }
 
 // MixMap is the mix as a map, for the result's configuration.

@@ -42,7 +42,7 @@ func (v lagView) Seq() uint64 {
 }
 
 // LiveFunc is told one line a second while a read phase runs.
-type LiveFunc func(strategy string, elapsed time.Duration, t metrics.Tick)
+type LiveFunc func(strategy routing.Strategy, elapsed time.Duration, t metrics.Tick)
 
 // phase is what the clients of one read phase share.
 type phase struct {
@@ -58,31 +58,48 @@ type phase struct {
 	// end are recorded with the time they had reached at end.
 	measureFrom atomic.Int64
 	end         atomic.Int64
+	// start is when the phase (its warmup) began: events before the
+	// measured start get a negative time.
+	start time.Time
+
+	mu     sync.Mutex
+	events []metrics.Event
+}
+
+// event files e in the phase, timed from its measured start.
+func (ph *phase) event(e metrics.Event) {
+	from := ph.start.Add(ph.s.Config.Warmup) // during the warmup: when measuring is due to start
+	if ns := ph.measureFrom.Load(); ns != 0 {
+		from = time.Unix(0, ns)
+	}
+	e.T = e.At.Sub(from).Seconds()
+	ph.mu.Lock()
+	ph.events = append(ph.events, e)
+	ph.mu.Unlock()
 }
 
 // readPhase runs one strategy: warmup, then cfg.Duration measured, with
 // background writes on the primary throughout. Whatever the nodes do, it
 // returns promptly after the measured time: every read in flight then is
 // cut off and recorded as unfinished.
-func (s *Scenario) readPhase(ctx context.Context, strategy string, live LiveFunc) (*metrics.StrategyResult, error) {
+func (s *Scenario) readPhase(ctx context.Context, strategy routing.Strategy, live LiveFunc) (*metrics.StrategyResult, error) {
 	cfg := s.Config
 	names := make([]string, len(s.nodes))
-	roles := make([]string, len(s.nodes))
+	roles := make([]metrics.Role, len(s.nodes))
 	for i, n := range s.nodes {
 		names[i], roles[i] = n.Name, n.Role
 	}
-	bal, err := routing.New(routing.Strategy(strategy), routing.Config{
-		Nodes: names, ReadPrimary: cfg.ReadPrimary, Weights: cfg.Weights,
-		MaxLagBytes: cfg.MaxLagBytes, MaxLagTime: cfg.MaxLagTime, Fallback: routing.Fallback(cfg.LagFallback),
-		EjectFor: cfg.EjectFor, Lag: lagView{s.lag},
-	})
+	bal, err := routing.New(strategy, cfg.Routing(names, s.primary, lagView{s.lag}))
 	if err != nil {
 		return nil, err
 	}
 	ph := &phase{s: s, bal: bal, r: metrics.NewRecorder(names, roles, cfg.kinds(), cfg.Rate > 0), queries: s.queries(),
 		sessionEvery: cfg.SessionWrites}
 	ph.observer, _ = bal.(routing.ReplayObserver)
-	if ph.sessionEvery == 0 && strategy == string(routing.Causal) {
+	ph.start = time.Now()
+	s.current.Store(ph)
+	defer s.current.Store(nil)
+	if ph.sessionEvery == 0 && strategy == routing.Causal {
 		ph.sessionEvery = 10
 	}
 
@@ -130,7 +147,7 @@ func (s *Scenario) readPhase(ctx context.Context, strategy string, live LiveFunc
 		end := time.After(cfg.Duration)
 		cpu = probe.StartCPU()
 		bctx, bcancel := context.WithTimeout(ctx, s.brief())
-		cost = probe.StartCost(bctx, s.probes[0], cfg.LocalProcesses)
+		cost = probe.StartCost(bctx, s.probes[s.primary], cfg.LocalProcesses)
 		bcancel()
 		if cfg.Throttled != nil {
 			throttled0 = cfg.Throttled()
@@ -162,7 +179,7 @@ func (s *Scenario) readPhase(ctx context.Context, strategy string, live LiveFunc
 	// node that does not answer.
 	stopClients()
 	wg.Wait()
-	res := ph.r.Finish(strategy, end)
+	res := ph.r.Finish(string(strategy), end)
 	if cpu == nil { // interrupted during warmup: nothing was measured
 		return nil, context.Canceled
 	}
@@ -178,6 +195,9 @@ func (s *Scenario) readPhase(ctx context.Context, strategy string, live LiveFunc
 	}
 	res.Lag = s.lag.Samples(measureStart, end)
 	res.TimeLagResolution = metrics.Duration(cfg.Heartbeat)
+	ph.mu.Lock()
+	res.Events = ph.events
+	ph.mu.Unlock()
 	res.RYWChecks, res.RYWViolation = ph.ryw.Load(), ph.rywBad.Load()
 	res.BackgroundWrites = bgRows.Load() - bgAtStart
 	if res.Unsent > 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,8 @@ type Scenario struct {
 	// probes is one small pool per node for the lag sampler, waits and
 	// counts: a read pool stuck on a frozen node must not stall them.
 	probes []*pgxpool.Pool
+	// primary is the index of the node that said it is not in recovery.
+	primary int
 	// writer reaches the primary for schema, writes and heartbeat, without
 	// the reads' statement_timeout.
 	writer   *pgxpool.Pool
@@ -42,8 +45,27 @@ type Scenario struct {
 	bgErrors atomic.Int64
 	redact   func(string) string
 
+	// current is the read phase now running, nil outside read phases.
+	current atomic.Pointer[phase]
+
 	mu       sync.Mutex
 	warnings []string
+	events   []metrics.Event // outside read phases
+}
+
+// Event tells the scenario that something happened to the cluster (a
+// fault injected, a failover): it goes into the result, in the read
+// phase it fell in, with its time in that phase, so reports can mark it
+// on the time series and charts. Safe to call from any goroutine.
+func (s *Scenario) Event(kind, node, detail string) {
+	e := metrics.Event{At: time.Now().UTC(), Kind: kind, Node: node, Detail: detail}
+	if ph := s.current.Load(); ph != nil {
+		ph.event(e)
+		return
+	}
+	s.mu.Lock()
+	s.events = append(s.events, e)
+	s.mu.Unlock()
 }
 
 // Hooks are told of progress; all optional.
@@ -70,13 +92,14 @@ func (s *Scenario) brief() time.Duration {
 }
 
 // New opens the pools (pgx pools per node, routing above them: a pool
-// that picks a host at connect time never rebalances) and checks that
-// every node can take the connections the run will open, before anything
-// is written. A node that cannot is bad input (*input.Error) naming it, the
-// figures and the fix.
+// that picks a host at connect time never rebalances), asks every node
+// whether it is in recovery to find the primary (not by position or name),
+// and checks that every node can take the connections the run will open,
+// before anything is written. A node that cannot is bad input
+// (*input.Error) naming it, the figures and the fix.
 func New(ctx context.Context, nodes []Node, cfg Config) (*Scenario, error) {
-	if len(nodes) == 0 || nodes[0].Role != "primary" {
-		return nil, errors.New("workload: the first node must be the primary")
+	if len(nodes) == 0 {
+		return nil, errors.New("workload: no nodes")
 	}
 	if len(nodes) > routing.MaxNodes {
 		return nil, fmt.Errorf("workload: at most %d standbys", routing.MaxNodes-1)
@@ -86,7 +109,7 @@ func New(ctx context.Context, nodes []Node, cfg Config) (*Scenario, error) {
 		cfg.Mix = append(cfg.Mix, Weighted{"point", 0})
 	}
 	// Each generator beats on its own heartbeat row (see probe.Heartbeat).
-	s := &Scenario{Config: cfg, nodes: nodes, hbID: 2 + rand.Int64N(1<<30)}
+	s := &Scenario{Config: cfg, nodes: slices.Clone(nodes), hbID: 2 + rand.Int64N(1<<30)}
 	var passwords []string
 	for _, n := range nodes {
 		pc, err := pgxpool.ParseConfig(n.DSN)
@@ -96,26 +119,100 @@ func New(ctx context.Context, nodes []Node, cfg Config) (*Scenario, error) {
 		passwords = append(passwords, pc.ConnConfig.Password)
 	}
 	s.redact = Redactor(passwords...)
-	budget := s.connBudget()
-	for i, n := range nodes {
-		if err := s.open(ctx, i, n); err != nil {
-			s.Close()
-			return nil, err
-		}
-		if err := s.preflight(ctx, i, budget[i]); err != nil {
-			s.Close()
-			return nil, err
-		}
-	}
-	for i := range nodes {
-		if i > 0 || s.readsPrimary() {
-			if err := s.fill(ctx, i); err != nil {
-				s.Close()
-				return nil, err
+	steps := []func() error{
+		func() error {
+			for _, n := range s.nodes {
+				if err := s.openProbe(ctx, n); err != nil {
+					return err
+				}
 			}
+			return nil
+		},
+		func() error { return s.findPrimary(ctx) },
+		func() error {
+			budget := s.connBudget()
+			for i, n := range s.nodes {
+				if err := s.open(ctx, i, n); err != nil {
+					return err
+				}
+				if err := s.preflight(ctx, i, budget[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		func() error {
+			for i := range s.nodes {
+				if i != s.primary || s.readsPrimary() {
+					if err := s.fill(ctx, i); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		},
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			s.Close()
+			return nil, err
 		}
 	}
 	return s, nil
+}
+
+// Nodes are the scenario's nodes with the roles the servers gave.
+func (s *Scenario) Nodes() []Node { return slices.Clone(s.nodes) }
+
+// findPrimary asks every node pg_is_in_recovery(), each with its own
+// deadline: the one node that is not in recovery is the primary. A node
+// given as a standby that is not in recovery, or the reverse, is bad
+// input: the run would write where it means to read.
+func (s *Scenario) findPrimary(ctx context.Context) error {
+	s.primary = -1
+	for i, n := range s.nodes {
+		cctx, cancel := context.WithTimeout(ctx, controlTimeout)
+		var inRecovery bool
+		err := s.probes[i].QueryRow(cctx, `SELECT pg_is_in_recovery()`).Scan(&inRecovery)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%s: %s", n.Name, s.redact(err.Error()))
+		}
+		role := metrics.RoleStandby
+		if !inRecovery {
+			role = metrics.RolePrimary
+			if s.primary >= 0 {
+				return input.Bad(flagFor(n), n.Name, "%s and %s are both out of recovery: give one primary and its standbys", s.nodes[s.primary].Name, n.Name)
+			}
+			s.primary = i
+		}
+		if n.Role != "" && n.Role != role {
+			return input.Bad(flagFor(n), n.Name, "given as the %s, but the server says it is a %s (pg_is_in_recovery() is %v)", n.Role, role, inRecovery)
+		}
+		s.nodes[i].Role = role
+	}
+	if s.primary < 0 {
+		return input.Bad("primary", "", "every node is in recovery: give the primary's DSN too")
+	}
+	return nil
+}
+
+func flagFor(n Node) string {
+	if n.Role == metrics.RolePrimary {
+		return "primary"
+	}
+	return "standby"
+}
+
+// standbys are the indexes of every node but the primary.
+func (s *Scenario) standbys() []int {
+	var out []int
+	for i := range s.nodes {
+		if i != s.primary {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // fill opens every connection node i's read pool will hold, a few at a
@@ -182,16 +279,16 @@ func (s *Scenario) writerConns() int {
 }
 
 func (s *Scenario) sessionWrites() bool {
-	return s.Config.SessionWrites > 0 || contains(s.Config.Strategies, string(routing.Causal))
+	return s.Config.SessionWrites > 0 || slices.Contains(s.Config.Strategies, routing.Causal)
 }
 
 // readsPrimary says whether any strategy of the run may send reads to the
 // primary: as a target, or as lag-aware's or causal's fallback.
 func (s *Scenario) readsPrimary() bool {
-	if s.Config.ReadPrimary || contains(s.Config.Strategies, string(routing.Causal)) {
+	if s.Config.ReadPrimary || slices.Contains(s.Config.Strategies, routing.Causal) {
 		return true
 	}
-	return contains(s.Config.Strategies, string(routing.LagAware)) && s.Config.LagFallback != string(routing.FallbackError)
+	return slices.Contains(s.Config.Strategies, routing.LagAware) && s.Config.LagFallback != routing.FallbackError
 }
 
 // connBudget is how many connections the run may open on each node.
@@ -199,10 +296,10 @@ func (s *Scenario) connBudget() []int {
 	out := make([]int, len(s.nodes))
 	for i := range s.nodes {
 		out[i] = probeConns
-		if i > 0 || s.readsPrimary() {
+		if i != s.primary || s.readsPrimary() {
 			out[i] += s.Config.Clients
 		}
-		if i == 0 {
+		if i == s.primary {
 			out[i] += s.writerConns()
 		}
 	}
@@ -250,32 +347,38 @@ func serverTimeout(qt time.Duration) time.Duration {
 	return qt - min(qt/4, 100*time.Millisecond)
 }
 
-func (s *Scenario) open(ctx context.Context, i int, n Node) error {
-	mk := func(conns int, st time.Duration) (*pgxpool.Pool, error) {
-		pc, err := s.poolConfig(n, conns, st)
-		if err != nil {
-			return nil, err
-		}
-		return pgxpool.NewWithConfig(ctx, pc)
+func (s *Scenario) pool(n Node, conns int, statementTimeout time.Duration) (*pgxpool.Pool, error) {
+	pc, err := s.poolConfig(n, conns, statementTimeout)
+	if err != nil {
+		return nil, err
 	}
-	probe, err := mk(probeConns, 0)
+	return pgxpool.NewWithConfig(context.Background(), pc)
+}
+
+// openProbe opens node n's probe pool and checks it answers.
+func (s *Scenario) openProbe(ctx context.Context, n Node) error {
+	p, err := s.pool(n, probeConns, 0)
 	if err != nil {
 		return err
 	}
-	s.probes = append(s.probes, probe)
+	s.probes = append(s.probes, p)
 	pctx, cancel := context.WithTimeout(ctx, controlTimeout)
-	err = probe.Ping(pctx)
-	cancel()
-	if err != nil {
+	defer cancel()
+	if err := p.Ping(pctx); err != nil {
 		return fmt.Errorf("%s: connect: %s", n.Name, s.redact(err.Error()))
 	}
-	read, err := mk(s.Config.Clients, serverTimeout(s.Config.QueryTimeout))
+	return nil
+}
+
+// open opens node i's read pool, and the writer on the primary.
+func (s *Scenario) open(_ context.Context, i int, n Node) error {
+	read, err := s.pool(n, s.Config.Clients, serverTimeout(s.Config.QueryTimeout))
 	if err != nil {
 		return err
 	}
 	s.reads = append(s.reads, read)
-	if i == 0 {
-		if s.writer, err = mk(s.writerConns(), 0); err != nil {
+	if i == s.primary {
+		if s.writer, err = s.pool(n, s.writerConns(), 0); err != nil {
 			return err
 		}
 	}
@@ -301,7 +404,7 @@ func (s *Scenario) preflight(ctx context.Context, i, need int) error {
 		return nil
 	}
 	per := "per client on each standby"
-	if i == 0 {
+	if i == s.primary {
 		per = "for the primary's reads, session writes and heartbeat"
 	}
 	return &input.Error{Flag: "clients", Value: fmt.Sprint(s.Config.Clients), Accepted: fmt.Sprintf(
@@ -354,6 +457,7 @@ func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (e
 	defer func() {
 		s.mu.Lock()
 		res.Warnings = append(res.Warnings, s.warnings...)
+		res.Events = append(res.Events, s.events...)
 		s.mu.Unlock()
 		if s.hb != nil {
 			if n := s.hb.Errors.Load(); n > 0 {
@@ -393,9 +497,9 @@ func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (e
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 	go s.hb.Run(bg)
-	s.lag = &probe.LagSampler{Primary: s.probes[0], Interval: s.Config.LagInterval, HB: s.hb, HBTable: HeartbeatTable}
-	for i, n := range s.nodes[1:] {
-		s.lag.Standbys = append(s.lag.Standbys, probe.LagTarget{Name: n.Name, Pool: s.probes[i+1]})
+	s.lag = &probe.LagSampler{Primary: s.probes[s.primary], Interval: s.Config.LagInterval, HB: s.hb, HBTable: HeartbeatTable}
+	for _, i := range s.standbys() {
+		s.lag.Standbys = append(s.lag.Standbys, probe.LagTarget{Name: s.nodes[i].Name, Pool: s.probes[i]})
 	}
 	go s.lag.Run(bg)
 
@@ -459,9 +563,9 @@ func (s *Scenario) settle(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
-	for i, d := range took {
-		if d < 0 {
-			s.warn("settle: %s had not caught up within %s before the next strategy (%v)", s.nodes[i+1].Name, limit, err)
+	for k, i := range s.standbys() {
+		if took[k] < 0 {
+			s.warn("settle: %s had not caught up within %s before the next strategy (%v)", s.nodes[i].Name, limit, err)
 		}
 	}
 }

@@ -68,21 +68,21 @@ func (s *Scenario) waitCaughtUp(ctx context.Context, limit time.Duration) ([]tim
 	return s.waitReplayed(ctx, lsn, time.Now(), limit)
 }
 
-// waitReplayed polls each standby, concurrently, until its replay LSN
-// reaches lsn; the durations count from since. A standby that never does
+// waitReplayed polls each standby (in s.standbys() order), concurrently,
+// until its replay LSN reaches lsn; the durations count from since. A standby that never does
 // within limit, or stops answering, gets -1 and its error, named.
 func (s *Scenario) waitReplayed(ctx context.Context, lsn uint64, since time.Time, limit time.Duration) ([]time.Duration, error) {
-	standbys := s.probes[1:]
+	standbys := s.standbys()
 	out := make([]time.Duration, len(standbys))
 	errs := make([]error, len(standbys))
 	var wg sync.WaitGroup
-	for i, p := range standbys {
+	for k, i := range standbys {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out[i], errs[i] = waitOne(ctx, p, lsn, since, limit)
-			if errs[i] != nil && !errors.Is(errs[i], context.Canceled) {
-				errs[i] = fmt.Errorf("%s: %s", s.nodes[i+1].Name, s.redact(errs[i].Error()))
+			out[k], errs[k] = waitOne(ctx, s.probes[i], lsn, since, limit)
+			if errs[k] != nil && !errors.Is(errs[k], context.Canceled) {
+				errs[k] = fmt.Errorf("%s: %s", s.nodes[i].Name, s.redact(errs[k].Error()))
 			}
 		}()
 	}

@@ -8,15 +8,16 @@ import (
 	"github.com/pgbenchx/pgbenchx/env"
 	"github.com/pgbenchx/pgbenchx/env/envtest"
 	"github.com/pgbenchx/pgbenchx/metrics"
+	"github.com/pgbenchx/pgbenchx/routing"
 	"github.com/pgbenchx/pgbenchx/workload"
 )
 
-func testConfig(strategies ...string) workload.Config {
+func testConfig(strategies ...routing.Strategy) workload.Config {
 	mix, _ := workload.ParseMix("point=80,range=15,report=5")
 	return workload.Config{
 		Strategies: strategies, Duration: 3 * time.Second, Warmup: 500 * time.Millisecond, Clients: 4,
 		Mix: mix, Scale: 2000, WriteRows: 1000, WriteBatch: 100, WriteRate: 200, MaxTries: 2,
-		EjectFor: 5 * time.Second, MaxLagBytes: 1 << 20, MaxLagTime: 500 * time.Millisecond, LagFallback: "primary",
+		EjectFor: 5 * time.Second, MaxLagBytes: 1 << 20, MaxLagTime: 500 * time.Millisecond, LagFallback: routing.FallbackPrimary,
 		LagInterval: 50 * time.Millisecond, Heartbeat: 50 * time.Millisecond, Settle: 30 * time.Second,
 		LocalProcesses: true,
 	}
@@ -29,7 +30,7 @@ func run(t *testing.T, spec env.Spec, cfg workload.Config) *metrics.Result {
 	var nodes []workload.Node
 	var maxDelay time.Duration
 	for _, n := range c.Nodes() {
-		nodes = append(nodes, workload.Node{Name: n.Name, Role: string(n.Role), DSN: n.DSN()})
+		nodes = append(nodes, workload.Node{Name: n.Name, Role: metrics.Role(n.Role), DSN: n.DSN()})
 		maxDelay = max(maxDelay, n.ApplyDelay)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -184,7 +185,7 @@ func TestSlowReadsTimeOutAndAreCounted(t *testing.T) {
 	c, _ := envtest.Up(t, env.Spec{Name: "wto", Standbys: 2, Fast: true})
 	var nodes []workload.Node
 	for _, n := range c.Nodes() {
-		nodes = append(nodes, workload.Node{Name: n.Name, Role: string(n.Role), DSN: n.DSN()})
+		nodes = append(nodes, workload.Node{Name: n.Name, Role: metrics.Role(n.Role), DSN: n.DSN()})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -65,10 +65,11 @@ func (s *Scenario) writePhase(ctx context.Context, progress WriteProgress) (*met
 			end = s.lag.Latest().At
 		}
 	}
-	for i, node := range s.nodes[1:] {
+	for k, i := range s.standbys() {
+		node := s.nodes[i]
 		cu := metrics.CatchUp{Node: node.Name, CatchUpMS: -1}
-		if i < len(took) && took[i] >= 0 {
-			cu.CatchUpMS = float64(took[i]) / float64(time.Millisecond)
+		if k < len(took) && took[k] >= 0 {
+			cu.CatchUpMS = float64(took[k]) / float64(time.Millisecond)
 		}
 		if s.lag != nil {
 			cu.PeakLagBytes, cu.PeakLagMS = s.lag.Peak(node.Name, start, end.Add(time.Millisecond))

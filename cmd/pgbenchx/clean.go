@@ -122,3 +122,10 @@ func clean(ctx context.Context, cmd *cli.Command) error {
 func oneLine(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")
 }
+
+// redactErr keeps a password out of an error's text: where it stands in a
+// DSN, never as a substring elsewhere (a password "p" must not turn "tcp"
+// into "tcxxxxx").
+func redactErr(err error, password string) error {
+	return errors.New(workload.Redactor(password)(err.Error()))
+}

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v3"
 
@@ -71,7 +70,7 @@ Examples:
 			}
 			dir := cmd.String("out")
 			if dir == "" {
-				dir = filepath.Join("results", time.Now().UTC().Format("20060102-150405")+"-compare")
+				dir = report.FolderFor("results", "compare")
 			}
 			// Links in comparison.md are relative to it.
 			for i := range samples {
@@ -79,7 +78,18 @@ Examples:
 					samples[i].Dir = rel
 				}
 			}
-			return writeComparison(cmd.Root().Writer, dir, samples, gates)
+			cmp, err := report.Compare(samples)
+			if err != nil {
+				return err
+			}
+			if _, err := report.WriteComparison(dir, cmp); err != nil {
+				return err
+			}
+			out := cmd.Root().Writer
+			fmt.Fprintln(out)
+			_ = cmp.WriteTable(out)
+			fmt.Fprintf(out, "\ncomparison: %s\n", filepath.Join(dir, "comparison.md"))
+			return checkGates(out, cmp.Check(gates))
 		},
 	}
 }
@@ -121,7 +131,7 @@ Example:
 			}
 			dir := cmd.String("out")
 			if dir == "" {
-				dir = filepath.Join("results", time.Now().UTC().Format("20060102-150405")+"-merged")
+				dir = report.FolderFor("results", "merged")
 			}
 			return writeRunFolder(cmd.Root().Writer, dir, merged, formats)
 		},

@@ -26,9 +26,11 @@ func envCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "env",
 		Usage: "build, inspect and remove a replicated PostgreSQL lab",
-		Description: `An env is a primary plus N streaming standbys on this machine, built from
-the PostgreSQL server binaries already installed. It keeps running between
-commands until 'env down'; its passwords live in a state file of mode 0600.`,
+		Description: `An env is a primary plus N streaming standbys, built by a provider (` + strings.Join(env.Providers(), ", ") + `;
+local, the default, runs the PostgreSQL server binaries already installed on
+this machine). It keeps running between commands until 'env down'; its
+provider and passwords live in a state file of mode 0600, so status, verify
+and down find it by --name alone.`,
 		Commands: []*cli.Command{envUpCommand(), envStatusCommand(), envVerifyCommand(), envDSNCommand(), envDownCommand(), envListCommand()},
 	}
 }
@@ -52,7 +54,7 @@ Examples:
 		Flags: []cli.Flag{
 			nameFlag,
 			&cli.IntFlag{Name: "standbys", Value: 2, Usage: fmt.Sprintf("how many standbys, 0 to %d", env.MaxStandbys)},
-			&cli.StringFlag{Name: "provider", Value: "local", Usage: "where to build: local (this machine's PostgreSQL binaries)"},
+			&cli.StringFlag{Name: "provider", Value: env.LocalName, Usage: "where to build: " + strings.Join(env.Providers(), ", ") + " (local: this machine's PostgreSQL binaries)"},
 			&cli.StringFlag{Name: "topology", Value: "star", Usage: "star (all standbys stream from the primary) or cascade (standby2.. stream from standby1)"},
 			&cli.StringSliceFlag{Name: "apply-delay", Usage: "recovery_min_apply_delay for a standby, e.g. standby2=500ms (repeatable, or comma-separated)"},
 			&cli.StringSliceFlag{Name: "pg-setting", Usage: "a postgresql.conf setting for every node, e.g. shared_buffers=256MB (repeatable)"},
@@ -66,8 +68,16 @@ Examples:
 }
 
 func envUp(ctx context.Context, cmd *cli.Command) error {
-	if p := cmd.String("provider"); p != "local" {
-		return &input.Error{Flag: "provider", Value: p, Accepted: "accepted: local (docker is planned)"}
+	out := cmd.Root().Writer
+	// First: an unknown provider is bad input before anything starts.
+	p, err := env.Lookup(cmd.String("provider"), env.Options{
+		Store:  env.Store{Dir: env.DefaultStateDir()},
+		Step:   func(step string, took time.Duration) { fmt.Fprintf(out, "  %-24s %6.2fs\n", step, took.Seconds()) },
+		PgBin:  cmd.String("pg-bin"),
+		OSUser: cmd.String("os-user"),
+	})
+	if err != nil {
+		return err
 	}
 	topo, err := env.ParseTopology(cmd.String("topology"))
 	if err != nil {
@@ -92,15 +102,11 @@ func envUp(ctx context.Context, cmd *cli.Command) error {
 	if err := spec.Validate(); err != nil {
 		return err
 	}
-	out := cmd.Root().Writer
-	p := env.NewLocal()
-	p.PgBin, p.OSUser = cmd.String("pg-bin"), cmd.String("os-user")
-	p.Step = func(step string, took time.Duration) { fmt.Fprintf(out, "  %-24s %6.2fs\n", step, took.Seconds()) }
 	durability := "fsync on"
 	if spec.Fast {
 		durability = "--fast: fsync off, data in RAM"
 	}
-	fmt.Fprintf(out, "env %q: primary + %d standbys (%s), %s\n", spec.Name, spec.Standbys, spec.Topology, durability)
+	fmt.Fprintf(out, "env %q: primary + %d standbys (%s, %s), %s\n", spec.Name, spec.Standbys, spec.Topology, p.Name(), durability)
 	t0 := time.Now()
 	c, err := p.Up(ctx, spec)
 	if err != nil {
@@ -136,6 +142,42 @@ func loadEnv(cmd *cli.Command) (*env.Cluster, error) {
 	return env.Store{Dir: env.DefaultStateDir()}.Load(cmd.String("name"))
 }
 
+// loadEnvProvider loads an env's state and the provider that built it,
+// as the state records it.
+func loadEnvProvider(cmd *cli.Command, opts env.Options) (*env.Cluster, env.Provider, error) {
+	c, err := loadEnv(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := env.ProviderOf(c, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, p, nil
+}
+
+// printNodeStates names the nodes whose server is not running (stopped,
+// killed, frozen) as their provider sees them, and detached nodes: what
+// explains a status row that could not be read.
+func printNodeStates(ctx context.Context, w io.Writer, c *env.Cluster, p env.Provider) {
+	ctl, err := p.Control(c)
+	if err != nil {
+		return
+	}
+	for _, n := range c.AllNodes() {
+		st, err := ctl.State(ctx, n.Name)
+		if err != nil {
+			continue
+		}
+		switch {
+		case n.Role == env.RoleDetached:
+			fmt.Fprintf(w, "%s: detached after a failover (%s), primary is now %s\n", n.Name, st, c.Primary.Name)
+		case st != env.NodeRunning:
+			fmt.Fprintf(w, "%s: %s\n", n.Name, st)
+		}
+	}
+}
+
 func envStatusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
@@ -158,7 +200,7 @@ Examples:
 			if format != "table" && format != "json" {
 				return &input.Error{Flag: "format", Value: format, Accepted: "accepted: table or json"}
 			}
-			c, err := loadEnv(cmd)
+			c, p, err := loadEnvProvider(cmd, env.Options{})
 			if err != nil {
 				return err
 			}
@@ -170,6 +212,7 @@ Examples:
 				return enc.Encode(st)
 			}
 			printStatus(out, c, st)
+			printNodeStates(ctx, out, c, p)
 			return nil
 		},
 	}
@@ -191,11 +234,12 @@ Example:
   pgbenchx env verify --name lab2 && echo ready`,
 		Flags: []cli.Flag{nameFlag},
 		Action: func(ctx context.Context, cmd *cli.Command) error {
-			c, err := loadEnv(cmd)
+			c, p, err := loadEnvProvider(cmd, env.Options{})
 			if err != nil {
 				return err
 			}
 			out := cmd.Root().Writer
+			printNodeStates(ctx, out, c, p)
 			checks := env.Verify(ctx, c, env.VerifyOptions{Tables: workload.Tables})
 			failed := 0
 			for _, ch := range checks {
@@ -248,8 +292,10 @@ func envDownCommand() *cli.Command {
 		Name:  "down",
 		Usage: "stop every node and remove the env's folders and state",
 		Description: `Stops standbys (fast shutdown, then immediate), then the primary, drops the
-replication slots, and removes the data folders and the state file. Also
-cleans up an env whose builder died half way.
+replication slots, and removes the data folders and the state file, through
+the provider that built the env (its state file says which). Also cleans up
+an env whose builder died half way, and one whose nodes were stopped,
+killed, frozen or failed over.
 
 Example:
   pgbenchx env down --name lab2`,
@@ -260,8 +306,13 @@ Example:
 				return err
 			}
 			out := cmd.Root().Writer
-			p := env.NewLocal()
-			p.Step = func(step string, took time.Duration) { fmt.Fprintf(out, "  %-24s %6.2fs\n", step, took.Seconds()) }
+			_, p, err := loadEnvProvider(cmd, env.Options{
+				Store: env.Store{Dir: env.DefaultStateDir()},
+				Step:  func(step string, took time.Duration) { fmt.Fprintf(out, "  %-24s %6.2fs\n", step, took.Seconds()) },
+			})
+			if err != nil {
+				return err
+			}
 			// Down runs to the end even after Ctrl-C: a half-stopped env is
 			// worse than a slow exit.
 			if err := p.Down(context.WithoutCancel(ctx), name); err != nil {

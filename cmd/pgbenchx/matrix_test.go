@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
@@ -82,40 +81,3 @@ func TestMatrixCompareMerge(t *testing.T) {
 
 // TestStrategyOrder: repeat r runs the strategies rotated by r-1, so each
 // goes first (on a fresh env's cold cache) in turn.
-func TestStrategyOrder(t *testing.T) {
-	all := []string{"random", "round-robin", "least-conn", "lag-aware", "causal"}
-	for _, c := range []struct {
-		list []string
-		rep  int
-		want []string
-	}{
-		{all, 1, all},
-		{all, 2, []string{"round-robin", "least-conn", "lag-aware", "causal", "random"}},
-		{all, 5, []string{"causal", "random", "round-robin", "least-conn", "lag-aware"}},
-		{all, 6, all},
-		{all, 8, []string{"least-conn", "lag-aware", "causal", "random", "round-robin"}},
-		{[]string{"a", "b"}, 2, []string{"b", "a"}},
-		{[]string{"a", "b"}, 3, []string{"a", "b"}},
-		{[]string{"only"}, 4, []string{"only"}},
-		{nil, 2, nil},
-	} {
-		in := slices.Clone(c.list)
-		got := strategyOrder(c.list, c.rep)
-		if !slices.Equal(got, c.want) {
-			t.Errorf("strategyOrder(%v, %d) = %v, want %v", c.list, c.rep, got, c.want)
-		}
-		if !slices.Equal(c.list, in) {
-			t.Errorf("strategyOrder changed its input: %v", c.list)
-		}
-	}
-	// Over as many repeats as strategies, each goes first once.
-	first := map[string]int{}
-	for rep := 1; rep <= len(all); rep++ {
-		first[strategyOrder(all, rep)[0]]++
-	}
-	for _, s := range all {
-		if first[s] != 1 {
-			t.Errorf("%s went first %d times in %d repeats", s, first[s], len(all))
-		}
-	}
-}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pgbenchx/pgbenchx/env"
 	"github.com/pgbenchx/pgbenchx/metrics"
+	"github.com/pgbenchx/pgbenchx/routing"
 )
 
 // progress prints what a run is doing: a bar for the write phase on a
@@ -54,7 +55,7 @@ func (p *progress) write(done, total int) {
 	}
 }
 
-func (p *progress) live(strategy string, elapsed time.Duration, t metrics.Tick) {
+func (p *progress) live(strategy routing.Strategy, elapsed time.Duration, t metrics.Tick) {
 	var lag []string
 	for _, n := range sortedNames(t.LagBytes, t.LagMS) {
 		b, ms := "?", "?"

@@ -3,20 +3,15 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
-	"io"
 	"os"
-	"path/filepath"
-	"regexp"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/pgbenchx/pgbenchx/bench"
 	"github.com/pgbenchx/pgbenchx/env"
 	"github.com/pgbenchx/pgbenchx/input"
-	"github.com/pgbenchx/pgbenchx/metrics"
 	"github.com/pgbenchx/pgbenchx/report"
 	"github.com/pgbenchx/pgbenchx/routing"
 	"github.com/pgbenchx/pgbenchx/workload"
@@ -64,11 +59,11 @@ Examples:
 			nameFlag,
 			&cli.IntFlag{Name: "standbys", Value: 2, Usage: "standbys to provision when no env is up (must match an env that is)"},
 			&cli.BoolFlag{Name: "keep-env", Usage: "keep an env this run provisioned (default: removed at the end)"},
-			&cli.BoolFlag{Name: "fast", Usage: "when provisioning: fsync off (tests and CI only; numbers are not durable ones)"},
-			&cli.StringSliceFlag{Name: "apply-delay", Usage: "when provisioning: recovery_min_apply_delay, e.g. standby2=500ms"},
+			fastFlag(),
+			applyDelayFlag(),
 			&cli.StringFlag{Name: "primary", Usage: "DSN of an existing primary (with --standby): run there instead of an env"},
 			&cli.StringSliceFlag{Name: "standby", Usage: "DSN of an existing standby (repeatable, in order: standby1, standby2, ...)"},
-			&cli.StringFlag{Name: "cpus", Usage: "when provisioning: CPU cap per node in cores, 0.5 or standby1=0.5,standby2=0.5 (root, cgroups)"},
+			cpusFlag(),
 			thresholdFlag("conditions that must hold, exit 3 when one fails, e.g. \"p99<5ms,stale<1%,errors=0\" (see below)"),
 		}, workloadFlags()...),
 		Action: runAction,
@@ -100,320 +95,122 @@ func workloadFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "query-timeout", Value: 10 * time.Second, Usage: "each try of a read gets this long: the server cancels it just before (57014), the client abandons it at the limit if the node does not answer (client_timeout: connection dropped, node ejected, read retried elsewhere); 0 = none"},
 		&cli.DurationFlag{Name: "heartbeat", Value: 10 * time.Millisecond, Usage: "how often the load generator commits a heartbeat on the primary: the resolution of time lag and of the stale-read check"},
 		&cli.StringFlag{Name: "out", Value: "results", Usage: "folder for run folders"},
-		&cli.StringFlag{Name: "format", Value: "md,csv,json", Usage: "files to write: md, csv, json or all"},
+		formatFlag("md,csv,json"),
 		&cli.StringFlag{Name: "label", Usage: "a word for the run folder's name (default: the strategies)"},
 	}
 }
 
-var labelRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-
-// measure runs the scenario on a target. It returns what was measured
-// even when the run failed or was interrupted (then res.Interrupted is set
-// and the error is context.Canceled); res is nil only if nothing ran.
-func measure(ctx context.Context, tgt *target, plan *runPlan, out io.Writer) (*metrics.Result, error) {
-	res := &metrics.Result{
-		Schema: metrics.SchemaVersion, Tool: "pgbenchx", Label: plan.label, StartedAt: time.Now().UTC(),
-		Config: resultConfig(plan.cfg), Environment: tgt.environment,
-	}
-	res.Config.QueryFileSHA256 = plan.queryFileSHA256
-	if err := checkRouting(plan.cfg, tgt.nodes); err != nil {
-		return res, err
-	}
-	cfg := plan.cfg
-	cfg.LocalProcesses = tgt.cluster != nil
-	if tgt.cluster != nil && len(env.CPUCaps(tgt.cluster)) > 0 {
-		c := tgt.cluster
-		cfg.Throttled = func() map[string]float64 { return env.Throttled(c) }
-	}
-	sc, err := workload.New(ctx, tgt.nodes, cfg)
-	if err != nil {
-		return res, err
-	}
-	defer sc.Close()
-	sc.MaxApplyDelay = tgt.maxApplyDelay
-	prog := newProgress(out)
-	err = sc.Run(ctx, res, workload.Hooks{Phase: prog.phase, Write: prog.write, Live: prog.live})
-	res.EndedAt = time.Now().UTC()
-	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
-		res.Interrupted = true
-		return res, context.Canceled
-	}
-	return res, err
-}
-
-// checkRouting builds each strategy's balancer for the target's nodes
-// once, so a flag that names a node the cluster lacks (--weights
-// standby3=1 on 2 standbys) fails before any data is written.
-func checkRouting(c workload.Config, nodes []workload.Node) error {
-	names := make([]string, len(nodes))
-	for i, n := range nodes {
-		names[i] = n.Name
-	}
-	for _, s := range c.Strategies {
-		_, err := routing.New(routing.Strategy(s), routing.Config{
-			Nodes: names, ReadPrimary: c.ReadPrimary, Weights: c.Weights, MaxLagBytes: c.MaxLagBytes,
-			MaxLagTime: c.MaxLagTime, Fallback: routing.Fallback(c.LagFallback), EjectFor: c.EjectFor, Lag: noLag{},
-		})
-		if err != nil {
-			if input.Is(err) {
-				return err
-			}
-			return usageError{err}
-		}
-	}
-	return nil
-}
-
-// noLag stands in for the lag sampler when balancers are only checked.
-type noLag struct{}
-
-func (noLag) Lag(string) (routing.Lag, bool) { return routing.Lag{}, false }
-func (noLag) Seq() uint64                    { return 0 }
-
-// runPlan is what the flags ask for, validated.
-type runPlan struct {
-	cfg workload.Config
-	// queryFileSHA256 identifies the query file's contents, so merge can
-	// tell the same file at another path from another file.
-	queryFileSHA256 string
-	formats         []string
-	out             string
-	label           string
-	gates           []report.Gate
-}
-
-func parseRunFlags(cmd *cli.Command) (*runPlan, error) {
-	p := &runPlan{out: cmd.String("out"), label: cmd.String("label")}
-	c := &p.cfg
-	var err error
+// parseConfig maps the flags run and matrix share to a bench.Config:
+// strings are parsed by the package that owns their meaning, every rule
+// is checked by bench.Config.Validate (the caller's).
+func parseConfig(cmd *cli.Command) (bench.Config, error) {
+	c := bench.Default()
+	w := &c.Workload
 	strat := cmd.String("strategies")
 	if s := cmd.String("strategy"); s != "" {
 		if strat != "" {
-			return nil, &input.Error{Flag: "strategy", Value: s, Accepted: "give --strategy or --strategies, not both"}
+			return c, input.Bad("strategy", s, "give --strategy or --strategies, not both")
 		}
 		strat = s
 	}
-	if strat == "" {
-		strat = string(routing.RoundRobin)
+	if strat != "" {
+		ss, err := routing.ParseStrategies(strat)
+		if err != nil {
+			return c, err
+		}
+		w.Strategies = ss
 	}
-	ss, err := routing.ParseStrategies(strat)
-	if err != nil {
-		return nil, err
-	}
-	for _, s := range ss {
-		c.Strategies = append(c.Strategies, string(s))
-	}
-	c.Duration, c.Warmup = cmd.Duration("duration"), cmd.Duration("warmup")
-	if c.Duration < time.Second || c.Duration > 24*time.Hour {
-		return nil, &input.Error{Flag: "duration", Value: c.Duration.String(), Accepted: "want 1s to 24h"}
-	}
-	if c.Warmup < 0 || c.Warmup > time.Hour {
-		return nil, &input.Error{Flag: "warmup", Value: c.Warmup.String(), Accepted: "want 0 to 1h"}
-	}
-	c.Clients = int(cmd.Int("clients"))
-	if c.Clients < 1 || c.Clients > 1024 {
-		return nil, &input.Error{Flag: "clients", Value: fmt.Sprint(c.Clients), Accepted: "want 1 to 1024"}
-	}
-	c.Rate = cmd.Float("rate")
-	if c.Rate < 0 || c.Rate > 1e6 || (c.Rate > 0 && c.Rate < 1) {
-		return nil, &input.Error{Flag: "rate", Value: fmt.Sprint(c.Rate), Accepted: "want 0 (closed loop) or 1 to 1000000 queries/s"}
-	}
-	if c.Mix, err = workload.ParseMix(cmd.String("mix")); err != nil {
-		return nil, err
+	var err error
+	w.Duration, w.Warmup = cmd.Duration("duration"), cmd.Duration("warmup")
+	w.Clients, w.Rate = int(cmd.Int("clients")), cmd.Float("rate")
+	if w.Mix, err = workload.ParseMix(cmd.String("mix")); err != nil {
+		return c, err
 	}
 	if f := cmd.String("query-file"); f != "" {
-		if c.Custom, err = workload.ParseQueryFile(f); err != nil {
-			return nil, err
+		if w.Custom, err = workload.ParseQueryFile(f); err != nil {
+			return c, err
 		}
-		c.QueryFile = f
+		w.QueryFile = f
 		if b, err := os.ReadFile(f); err == nil {
-			p.queryFileSHA256 = fmt.Sprintf("%x", sha256.Sum256(b))
+			w.QueryFileSHA256 = fmt.Sprintf("%x", sha256.Sum256(b))
 		}
 		if !cmd.IsSet("mix") {
-			c.Mix = nil // the file replaces the built-in reads
+			w.Mix = nil // the file replaces the built-in reads
 		}
 	}
-	c.Scale, c.WriteRows, c.WriteBatch = int(cmd.Int("scale")), int(cmd.Int("write-rows")), int(cmd.Int("write-batch"))
-	if c.Scale < 100 || c.Scale > 1e9 {
-		return nil, &input.Error{Flag: "scale", Value: fmt.Sprint(c.Scale), Accepted: "want 100 to 1000000000 rows"}
+	w.Scale, w.WriteRows, w.WriteBatch = int(cmd.Int("scale")), int(cmd.Int("write-rows")), int(cmd.Int("write-batch"))
+	w.WriteRate = cmd.Float("write-rate")
+	if w.MaxLagBytes, w.MaxLagTime, err = routing.ParseMaxLag(cmd.String("max-lag")); err != nil {
+		return c, err
 	}
-	if c.WriteRows < 0 || c.WriteRows > 1e9 {
-		return nil, &input.Error{Flag: "write-rows", Value: fmt.Sprint(c.WriteRows), Accepted: "want 0 to 1000000000"}
+	if w.LagFallback, err = routing.ParseFallback(cmd.String("lag-fallback")); err != nil {
+		return c, err
 	}
-	if c.WriteBatch < 1 || c.WriteBatch > 100000 {
-		return nil, &input.Error{Flag: "write-batch", Value: fmt.Sprint(c.WriteBatch), Accepted: "want 1 to 100000"}
-	}
-	c.WriteRate = cmd.Float("write-rate")
-	if c.WriteRate < 0 || c.WriteRate > 1e6 {
-		return nil, &input.Error{Flag: "write-rate", Value: fmt.Sprint(c.WriteRate), Accepted: "want 0 to 1000000 rows/s"}
-	}
-	if c.MaxLagBytes, c.MaxLagTime, err = routing.ParseMaxLag(cmd.String("max-lag")); err != nil {
-		return nil, err
-	}
-	fb, err := routing.ParseFallback(cmd.String("lag-fallback"))
-	if err != nil {
-		return nil, err
-	}
-	c.LagFallback = string(fb)
-	if w := cmd.String("weights"); w != "" {
-		if c.Weights, err = routing.ParseWeights(w); err != nil {
-			return nil, err
+	if s := cmd.String("weights"); s != "" {
+		if w.Weights, err = routing.ParseWeights(s); err != nil {
+			return c, err
 		}
 	}
-	c.ReadPrimary = cmd.Bool("read-primary")
-	c.MaxTries = int(cmd.Int("max-tries"))
-	if c.MaxTries < 1 || c.MaxTries > 10 {
-		return nil, &input.Error{Flag: "max-tries", Value: fmt.Sprint(c.MaxTries), Accepted: "want 1 to 10"}
+	w.ReadPrimary, w.MaxTries = cmd.Bool("read-primary"), int(cmd.Int("max-tries"))
+	w.EjectFor, w.LagInterval = cmd.Duration("eject-for"), cmd.Duration("lag-interval")
+	w.QueryTimeout, w.Heartbeat = cmd.Duration("query-timeout"), cmd.Duration("heartbeat")
+	c.Output.Dir, c.Output.Label = cmd.String("out"), cmd.String("label")
+	if c.Output.Formats, err = report.ParseFormats(cmd.String("format")); err != nil {
+		return c, err
 	}
-	c.EjectFor, c.LagInterval, c.QueryTimeout = cmd.Duration("eject-for"), cmd.Duration("lag-interval"), cmd.Duration("query-timeout")
-	if c.QueryTimeout < 0 || (c.QueryTimeout > 0 && c.QueryTimeout < time.Millisecond) || c.QueryTimeout > time.Hour {
-		return nil, &input.Error{Flag: "query-timeout", Value: c.QueryTimeout.String(), Accepted: "want 0 (none) or 1ms to 1h"}
+	if c.Thresholds, err = parseThresholds(cmd); err != nil {
+		return c, err
 	}
-	if c.LagInterval < 10*time.Millisecond || c.LagInterval > 10*time.Second {
-		return nil, &input.Error{Flag: "lag-interval", Value: c.LagInterval.String(), Accepted: "want 10ms to 10s"}
+	// Where: an existing cluster, or an env (built from these when not up).
+	t := &c.Target
+	t.PrimaryDSN, t.StandbyDSNs = cmd.String("primary"), cmd.StringSlice("standby")
+	t.Env, t.Keep = cmd.String("name"), cmd.Bool("keep-env")
+	if cmd.IsSet("standbys") && cmd.Name == "run" {
+		t.WantStandbys = int(cmd.Int("standbys"))
 	}
-	if c.EjectFor < 0 || c.EjectFor > time.Hour {
-		return nil, &input.Error{Flag: "eject-for", Value: c.EjectFor.String(), Accepted: "want 0 to 1h"}
+	if cmd.Name == "run" {
+		t.Spec.Standbys = int(cmd.Int("standbys"))
 	}
-	c.Heartbeat, c.Settle = cmd.Duration("heartbeat"), 30*time.Second
-	if c.Heartbeat < time.Millisecond || c.Heartbeat > 10*time.Second {
-		return nil, &input.Error{Flag: "heartbeat", Value: c.Heartbeat.String(), Accepted: "want 1ms to 10s"}
+	if t.Spec.ApplyDelay, err = env.ParseApplyDelays(cmd.StringSlice("apply-delay")); err != nil {
+		return c, err
 	}
-	if p.formats, err = report.ParseFormats(cmd.String("format")); err != nil {
-		return nil, err
+	if t.Spec.CPUs, err = env.ParseCPUs(cmd.String("cpus")); err != nil {
+		return c, err
 	}
-	if p.gates, err = parseThresholds(cmd); err != nil {
-		return nil, err
-	}
-	if p.label == "" {
-		p.label = strings.Join(c.Strategies, "+")
-		if len(c.Strategies) == len(routing.All) {
-			p.label = "all"
-		}
-	} else if !labelRE.MatchString(p.label) {
-		return nil, &input.Error{Flag: "label", Value: p.label, Accepted: "want 1-64 characters of letters, digits, '.', '-' or '_'"}
-	}
-	return p, nil
+	t.Spec.Fast = cmd.Bool("fast")
+	return c, c.Validate()
 }
 
 func runAction(ctx context.Context, cmd *cli.Command) error {
-	plan, err := parseRunFlags(cmd)
+	cfg, err := parseConfig(cmd)
 	if err != nil {
 		return err
 	}
 	out := cmd.Root().Writer
-	tgt, err := resolveTarget(ctx, cmd, out)
-	if err != nil {
-		return err
-	}
-	defer tgt.cleanup()
-
-	res, runErr := measure(ctx, tgt, plan, out)
-	interrupted := errors.Is(runErr, context.Canceled)
-	if interrupted {
-		runErr = nil
-	}
-	if len(res.Strategies) == 0 && res.Write == nil && runErr != nil {
+	prog := newProgress(out)
+	o, runErr := bench.Run(ctx, cfg, bench.Hooks{
+		Hooks: workload.Hooks{Phase: prog.phase, Write: prog.write, Live: prog.live},
+		Say:   func(msg string) { fmt.Fprintln(out, msg) },
+	})
+	if o == nil {
 		return runErr
 	}
-	dir := filepath.Join(plan.out, res.StartedAt.Format("20060102-150405")+"-"+plan.label)
-	files, werr := report.WriteRun(dir, res, plan.formats)
 	fmt.Fprintln(out)
-	_ = report.WriteTable(out, res)
-	if werr != nil {
-		return errors.Join(runErr, fmt.Errorf("writing %s: %w", dir, werr))
-	}
-	fmt.Fprintf(out, "\nreport: %s\n", dir)
-	for _, f := range files {
-		fmt.Fprintf(out, "  %s\n", f)
+	_ = report.WriteTable(out, o.Result)
+	if len(o.Files) > 0 {
+		fmt.Fprintf(out, "\nreport: %s\n", o.Dir)
+		for _, f := range o.Files {
+			fmt.Fprintf(out, "  %s\n", f)
+		}
 	}
 	if runErr != nil {
 		return runErr
 	}
-	gateErr := checkGates(out, report.CheckRun(res, plan.gates))
-	if interrupted {
+	gateErr := checkGates(out, o.Verdicts)
+	if o.Interrupted {
 		// An interrupted run's verdicts are shown, but it did not run as
 		// asked: that, not a threshold, is what its exit code says.
 		return cli.Exit("interrupted: the figures above cover what was measured before Ctrl-C", exitInterrupted)
 	}
 	return gateErr
-}
-
-func resultConfig(c workload.Config) metrics.Config {
-	return metrics.Config{
-		Strategies: c.Strategies, Duration: metrics.Duration(c.Duration), Warmup: metrics.Duration(c.Warmup),
-		Clients: c.Clients, Rate: c.Rate, Mix: c.MixMap(), QueryFile: c.QueryFile, Scale: c.Scale,
-		WriteRows: c.WriteRows, WriteBatch: c.WriteBatch, WriteRate: c.WriteRate,
-		MaxLagBytes: c.MaxLagBytes, MaxLagTime: metrics.Duration(c.MaxLagTime), LagFallback: c.LagFallback,
-		Weights: c.Weights, ReadPrimary: c.ReadPrimary, MaxTries: c.MaxTries, EjectFor: metrics.Duration(c.EjectFor),
-		LagInterval: metrics.Duration(c.LagInterval), Heartbeat: metrics.Duration(c.Heartbeat), StaleSample: 1,
-		SessionWrites: c.SessionWrites, QueryTimeout: metrics.Duration(c.QueryTimeout),
-	}
-}
-
-// target is the cluster a run measures and how to let go of it.
-type target struct {
-	cluster       *env.Cluster // nil for an external cluster
-	nodes         []workload.Node
-	environment   metrics.Environment
-	maxApplyDelay time.Duration
-	cleanup       func()
-}
-
-func resolveTarget(ctx context.Context, cmd *cli.Command, out io.Writer) (*target, error) {
-	t := &target{cleanup: func() {}}
-	if p := cmd.String("primary"); p != "" {
-		return externalTarget(p, cmd.StringSlice("standby"))
-	}
-	if len(cmd.StringSlice("standby")) > 0 {
-		return nil, &input.Error{Flag: "standby", Value: "", Accepted: "needs --primary too"}
-	}
-	name := cmd.String("name")
-	store := env.Store{Dir: env.DefaultStateDir()}
-	c, err := store.Load(name)
-	switch {
-	case err == nil:
-		if cmd.IsSet("standbys") && int(cmd.Int("standbys")) != len(c.Standbys) {
-			return nil, &input.Error{Flag: "standbys", Value: fmt.Sprint(cmd.Int("standbys")), Accepted: fmt.Sprintf("env %q is up with %d standbys; use --standbys %d, another --name, or pgbenchx env down --name %s", name, len(c.Standbys), len(c.Standbys), name)}
-		}
-		alive := env.Alive(c)
-		for _, n := range c.Nodes() {
-			if !alive[n.Name] {
-				return nil, fmt.Errorf("env %q: %s is not running (pgbenchx env status --name %s; or env down and run again)", name, n.Name, name)
-			}
-		}
-		fmt.Fprintf(out, "using env %q (%d standbys)\n", name, len(c.Standbys))
-	case errors.Is(err, env.ErrNotFound):
-		delays, err := env.ParseApplyDelays(cmd.StringSlice("apply-delay"))
-		if err != nil {
-			return nil, err
-		}
-		cpus, err := env.ParseCPUs(cmd.String("cpus"))
-		if err != nil {
-			return nil, err
-		}
-		spec := env.Spec{Name: name, Standbys: int(cmd.Int("standbys")), ApplyDelay: delays, Fast: cmd.Bool("fast"), CPUs: cpus}
-		if err := spec.Validate(); err != nil {
-			return nil, err
-		}
-		p := env.NewLocal()
-		fmt.Fprintf(out, "no env %q is up: provisioning a primary + %d standbys\n", name, spec.Standbys)
-		t0 := time.Now()
-		if c, err = p.Up(ctx, spec); err != nil {
-			return nil, err
-		}
-		fmt.Fprintf(out, "env up in %.2fs\n", time.Since(t0).Seconds())
-		if !cmd.Bool("keep-env") {
-			t.cleanup = func() {
-				if err := p.Down(context.WithoutCancel(ctx), name); err != nil {
-					fmt.Fprintf(out, "env down: %v\n", err)
-				}
-			}
-		}
-	default:
-		return nil, err
-	}
-	t.cluster = c
-	describeCluster(t, c)
-	return t, nil
 }

@@ -53,10 +53,26 @@ func UpWith(t testing.TB, p *env.Local, spec env.Spec) *env.Cluster {
 	return c
 }
 
-// DumpLogs prints the tail of every node's server log.
+// Control returns the Controller of a cluster, through its provider as
+// its state records it (what a later process would do).
+func Control(t testing.TB, c *env.Cluster) env.Controller {
+	t.Helper()
+	p, err := env.ProviderOf(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := p.Control(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctl
+}
+
+// DumpLogs prints the tail of every node's server log, detached nodes
+// (an old primary after a failover) included.
 func DumpLogs(t testing.TB, c *env.Cluster) {
 	t.Helper()
-	for _, n := range c.Nodes() {
+	for _, n := range c.AllNodes() {
 		b, err := os.ReadFile(n.LogFile)
 		if err != nil {
 			t.Logf("%s: no log: %v", n.Name, err)

@@ -1,0 +1,146 @@
+package bench
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pgbenchx/pgbenchx/env"
+	"github.com/pgbenchx/pgbenchx/input"
+	"github.com/pgbenchx/pgbenchx/report"
+	"github.com/pgbenchx/pgbenchx/routing"
+	"github.com/pgbenchx/pgbenchx/workload"
+)
+
+// Config is one benchmark: what to run (Workload), on which cluster
+// (Target), what to keep (Output) and what must hold (Thresholds). Start
+// from Default, change what you need, and Validate: every rule a flag
+// obeys on the command line is here, so a Go program gets the same
+// errors (*input.Error) a user does.
+type Config struct {
+	Workload   workload.Config
+	Target     Target
+	Output     Output
+	Thresholds []report.Gate
+}
+
+// Output says where a run's folder goes and what it holds.
+type Output struct {
+	Dir     string   // the parent folder; the run's is <Dir>/<time>-<label>
+	Label   string   // a word for the folder's name; default the strategies
+	Formats []string // report.FormatMD, FormatCSV, FormatJSON
+}
+
+// Target is the cluster to measure: an env by name, provisioned from
+// Spec when it is not up (and removed afterwards unless Keep), or an
+// existing cluster given by DSNs (PrimaryDSN, StandbyDSNs), where nothing
+// but pgbenchx's own schema is touched.
+type Target struct {
+	Env      string   // env name; default env.DefaultName
+	Provider string   // provider that builds it when it is not up; default "local"
+	Spec     env.Spec // how to build it (Name is Env's)
+	// WantStandbys, when > 0, refuses an env that is up with another
+	// standby count.
+	WantStandbys int
+	Keep         bool // keep an env this run provisioned
+
+	PrimaryDSN  string   // an existing cluster's primary
+	StandbyDSNs []string // and its standbys, in order: standby1, standby2, ...
+}
+
+// External says the target is an existing cluster given by DSNs.
+func (t Target) External() bool { return t.PrimaryDSN != "" }
+
+// Default is the configuration the CLI starts from: round-robin, 16
+// clients, 30 s after a 2 s warmup, the default mix, on the default env
+// with 2 standbys.
+func Default() Config {
+	mix, _ := workload.ParseMix(DefaultMix)
+	return Config{
+		Workload: workload.Config{
+			Strategies: []routing.Strategy{routing.RoundRobin}, Duration: 30 * time.Second, Warmup: 2 * time.Second,
+			Clients: 16, Mix: mix, Scale: 100000, WriteRows: 10000, WriteBatch: 100, WriteRate: 200,
+			MaxTries: 2, EjectFor: 5 * time.Second, MaxLagBytes: 1 << 20, MaxLagTime: 500 * time.Millisecond,
+			LagFallback: routing.FallbackPrimary, LagInterval: 100 * time.Millisecond, QueryTimeout: 10 * time.Second,
+			Heartbeat: 10 * time.Millisecond, Settle: 30 * time.Second,
+		},
+		Target: Target{Env: env.DefaultName, Provider: "local", Spec: env.Spec{Standbys: 2}},
+		Output: Output{Dir: "results", Formats: []string{report.FormatJSON, report.FormatCSV, report.FormatMD}},
+	}
+}
+
+// DefaultMix is the built-in read mix.
+const DefaultMix = "point=80,range=15,report=5"
+
+var labelRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// Validate checks every setting and fills the defaults that depend on
+// others (the label). The first bad one comes back as *input.Error.
+func (c *Config) Validate() error {
+	w := &c.Workload
+	checks := []struct {
+		bad                   bool
+		flag, value, accepted string
+	}{
+		{len(w.Strategies) == 0, "strategies", "", "name at least one: random, round-robin, least-conn, lag-aware, causal or all"},
+		{w.Duration < time.Second || w.Duration > 24*time.Hour, "duration", w.Duration.String(), "want 1s to 24h"},
+		{w.Warmup < 0 || w.Warmup > time.Hour, "warmup", w.Warmup.String(), "want 0 to 1h"},
+		{w.Clients < 1 || w.Clients > 1024, "clients", fmt.Sprint(w.Clients), "want 1 to 1024"},
+		{w.Rate < 0 || w.Rate > 1e6 || (w.Rate > 0 && w.Rate < 1), "rate", fmt.Sprint(w.Rate), "want 0 (closed loop) or 1 to 1000000 queries/s"},
+		{len(w.Mix) == 0 && len(w.Custom) == 0, "mix", "", "give a mix or a --query-file"},
+		{w.Scale < 100 || w.Scale > 1e9, "scale", fmt.Sprint(w.Scale), "want 100 to 1000000000 rows"},
+		{w.WriteRows < 0 || w.WriteRows > 1e9, "write-rows", fmt.Sprint(w.WriteRows), "want 0 to 1000000000"},
+		{w.WriteBatch < 1 || w.WriteBatch > 100000, "write-batch", fmt.Sprint(w.WriteBatch), "want 1 to 100000"},
+		{w.WriteRate < 0 || w.WriteRate > 1e6, "write-rate", fmt.Sprint(w.WriteRate), "want 0 to 1000000 rows/s"},
+		{w.MaxTries < 1 || w.MaxTries > 10, "max-tries", fmt.Sprint(w.MaxTries), "want 1 to 10"},
+		{w.QueryTimeout < 0 || (w.QueryTimeout > 0 && w.QueryTimeout < time.Millisecond) || w.QueryTimeout > time.Hour,
+			"query-timeout", w.QueryTimeout.String(), "want 0 (none) or 1ms to 1h"},
+		{w.LagInterval < 10*time.Millisecond || w.LagInterval > 10*time.Second, "lag-interval", w.LagInterval.String(), "want 10ms to 10s"},
+		{w.EjectFor < 0 || w.EjectFor > time.Hour, "eject-for", w.EjectFor.String(), "want 0 to 1h"},
+		{w.Heartbeat < time.Millisecond || w.Heartbeat > 10*time.Second, "heartbeat", w.Heartbeat.String(), "want 1ms to 10s"},
+		{len(c.Output.Formats) == 0, "format", "", "name at least one of md, csv, json, or all"},
+		{c.Output.Label != "" && !labelRE.MatchString(c.Output.Label), "label", c.Output.Label, "want 1-64 characters of letters, digits, '.', '-' or '_'"},
+	}
+	for _, ch := range checks {
+		if ch.bad {
+			return input.Bad(ch.flag, ch.value, ch.accepted)
+		}
+	}
+	for _, s := range w.Strategies {
+		if !slices.Contains(routing.All, s) {
+			return input.Bad("strategies", string(s), "want random, round-robin, least-conn, lag-aware, causal or all")
+		}
+	}
+	if c.Output.Label == "" {
+		c.Output.Label = defaultLabel(w.Strategies)
+	}
+	t := &c.Target
+	if !t.External() && len(t.StandbyDSNs) > 0 {
+		return input.Bad("standby", "", "needs --primary too")
+	}
+	if t.External() {
+		return nil
+	}
+	if t.Env == "" {
+		t.Env = env.DefaultName
+	}
+	if err := env.ValidateName(t.Env); err != nil {
+		return err
+	}
+	t.Spec.Name = t.Env
+	return nil
+}
+
+// defaultLabel names a run by its strategies ("all" for every one).
+func defaultLabel(ss []routing.Strategy) string {
+	if len(ss) == len(routing.All) {
+		return "all"
+	}
+	names := make([]string, len(ss))
+	for i, s := range ss {
+		names[i] = string(s)
+	}
+	return strings.Join(names, "+")
+}

@@ -1,0 +1,213 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pgbenchx/pgbenchx/env"
+	"github.com/pgbenchx/pgbenchx/input"
+	"github.com/pgbenchx/pgbenchx/metrics"
+	"github.com/pgbenchx/pgbenchx/report"
+	"github.com/pgbenchx/pgbenchx/routing"
+)
+
+// Matrix is the standby-count comparison: every count in Standbys times
+// every strategy of Config's workload, Repeat times, each on a fresh env
+// built by Config.Target.Provider from Config.Target.Spec (its CPUs, Fast,
+// ApplyDelay and Settings; Name and Standbys are set per cell).
+type Matrix struct {
+	Config
+	Standbys []int
+	Repeat   int
+}
+
+// MatrixOutcome is what a matrix left: one run folder per cell (standby
+// count x strategy x repeat) and the comparison over them.
+type MatrixOutcome struct {
+	Dir         string
+	Comparison  *report.Comparison
+	Verdicts    []report.Verdict
+	Interrupted bool
+}
+
+// ThresholdFailed says whether a threshold did not hold.
+func (o *MatrixOutcome) ThresholdFailed() bool {
+	for _, v := range o.Verdicts {
+		if !v.Pass {
+			return true
+		}
+	}
+	return false
+}
+
+// Validate checks the matrix's own settings and its Config.
+func (m *Matrix) Validate() error {
+	if len(m.Standbys) == 0 {
+		return input.Bad("standbys", "", "want distinct standby counts from 1 to %d, comma-separated, e.g. 1,2", env.MaxStandbys)
+	}
+	seen := map[int]bool{}
+	for _, n := range m.Standbys {
+		if n < 1 || n > env.MaxStandbys || seen[n] {
+			return input.Bad("standbys", fmt.Sprint(n), "want distinct standby counts from 1 to %d, comma-separated, e.g. 1,2", env.MaxStandbys)
+		}
+		seen[n] = true
+	}
+	slices.Sort(m.Standbys)
+	if m.Repeat < 1 || m.Repeat > 20 {
+		return input.Bad("repeat", fmt.Sprint(m.Repeat), "want 1 to 20")
+	}
+	if m.Target.External() {
+		return input.Bad("primary", "", "a matrix builds its own envs: it takes no --primary/--standby")
+	}
+	if m.Target.Provider == "" {
+		m.Target.Provider = "local"
+	}
+	if _, err := env.Lookup(m.Target.Provider); err != nil {
+		return err
+	}
+	return m.Config.Validate()
+}
+
+// ParseCounts reads --standbys for a matrix: "1,2" or "1,2,3".
+func ParseCounts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, input.Bad("standbys", s, "want distinct standby counts from 1 to %d, comma-separated, e.g. 1,2", env.MaxStandbys)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// RunMatrix runs every cell, writes a run folder per cell and the
+// comparison, and checks the thresholds on the comparison. It stops at
+// the first cell that fails (or at ctx's end) and still writes the
+// comparison of the cells measured.
+func RunMatrix(ctx context.Context, m Matrix, hooks Hooks) (*MatrixOutcome, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	p, err := env.Lookup(m.Target.Provider)
+	if err != nil {
+		return nil, err
+	}
+	label := "matrix"
+	if m.Output.Label != defaultLabel(m.Workload.Strategies) {
+		label += "-" + m.Output.Label
+	}
+	o := &MatrixOutcome{Dir: report.FolderFor(m.Output.Dir, label)}
+	var samples []report.Sample
+	var runErr error
+cells:
+	for _, n := range m.Standbys {
+		for rep := 1; rep <= m.Repeat; rep++ {
+			cell := m.Config
+			cell.Workload.Strategies = StrategyOrder(m.Workload.Strategies, rep)
+			spec := cellSpec(m.Target.Spec, n)
+			names := make([]string, len(cell.Workload.Strategies))
+			for i, s := range cell.Workload.Strategies {
+				names[i] = string(s)
+			}
+			hooks.say(fmt.Sprintf("\n=== %d standby(s), run %d of %d: %s ===", n, rep, m.Repeat, strings.Join(names, ", ")))
+			res, err := matrixCell(ctx, p, spec, cell, hooks)
+			if res != nil {
+				for _, one := range splitByStrategy(res) {
+					name := fmt.Sprintf("s%d-%s-r%d", n, one.Strategies[0].Strategy, rep)
+					if _, werr := report.WriteRun(filepath.Join(o.Dir, name), one, m.Output.Formats); werr != nil {
+						return o, fmt.Errorf("writing %s: %w", name, werr)
+					}
+					samples = append(samples, report.Sample{Label: name, Dir: name, Result: one})
+				}
+			}
+			if err != nil {
+				runErr = err
+				break cells
+			}
+		}
+	}
+	if len(samples) == 0 {
+		return nil, runErr
+	}
+	if o.Comparison, err = report.Compare(samples); err != nil {
+		return o, err
+	}
+	if _, err := report.WriteComparison(o.Dir, o.Comparison); err != nil {
+		return o, err
+	}
+	if errors.Is(runErr, context.Canceled) {
+		o.Interrupted = true
+		runErr = nil
+	}
+	if runErr == nil {
+		o.Verdicts = o.Comparison.Check(m.Thresholds)
+	}
+	return o, runErr
+}
+
+// cellSpec is the env of one cell: the matrix's settings with n standbys,
+// under a name of its own; an apply delay for a standby this count lacks
+// is left out.
+func cellSpec(base env.Spec, n int) env.Spec {
+	spec := base
+	spec.Name = fmt.Sprintf("matrix%d-s%d", os.Getpid()%100000, n)
+	spec.Standbys = n
+	spec.ApplyDelay = map[string]time.Duration{}
+	for node, d := range base.ApplyDelay {
+		if i, _ := strconv.Atoi(strings.TrimPrefix(node, "standby")); i <= n {
+			spec.ApplyDelay[node] = d
+		}
+	}
+	return spec
+}
+
+// StrategyOrder is the order repeat rep (from 1) runs the strategies in:
+// the list rotated left by rep-1, so each strategy in turn goes first on
+// a fresh env and meets its cold cache. Cells are keyed by strategy, so
+// the comparison does not depend on the order.
+func StrategyOrder(strategies []routing.Strategy, rep int) []routing.Strategy {
+	n := len(strategies)
+	if n == 0 {
+		return nil
+	}
+	k := ((rep-1)%n + n) % n
+	return append(slices.Clone(strategies[k:]), strategies[:k]...)
+}
+
+// matrixCell builds a fresh env, runs every strategy on it and removes it.
+func matrixCell(ctx context.Context, p env.Provider, spec env.Spec, cfg Config, hooks Hooks) (*metrics.Result, error) {
+	t0 := time.Now()
+	c, err := p.Up(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := p.Down(context.WithoutCancel(ctx), c.Name); err != nil {
+			hooks.say(fmt.Sprintf("env down: %v", err))
+		}
+	}()
+	hooks.say(fmt.Sprintf("env up in %.2fs", time.Since(t0).Seconds()))
+	return Measure(ctx, Describe(c), cfg, hooks)
+}
+
+// splitByStrategy makes one Result per strategy, each a cell of its own
+// that shares the run's environment and write phase.
+func splitByStrategy(r *metrics.Result) []*metrics.Result {
+	var out []*metrics.Result
+	for _, s := range r.Strategies {
+		cell := *r
+		cell.Strategies = []*metrics.StrategyResult{s}
+		cell.Config.Strategies = []string{s.Strategy}
+		cell.Label = s.Strategy
+		out = append(out, &cell)
+	}
+	return out
+}

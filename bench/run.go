@@ -1,0 +1,163 @@
+// Package bench is pgbenchx as a Go library: one Config (what to run, on
+// which cluster, what to keep), Run for a benchmark and RunMatrix for the
+// standby-count comparison, each writing its folder through package
+// report. The CLI maps flags to a Config and prints; a Go program does
+// the same in a few lines (see the package example).
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/pgbenchx/pgbenchx/env"
+	"github.com/pgbenchx/pgbenchx/input"
+	"github.com/pgbenchx/pgbenchx/metrics"
+	"github.com/pgbenchx/pgbenchx/report"
+	"github.com/pgbenchx/pgbenchx/routing"
+	"github.com/pgbenchx/pgbenchx/workload"
+)
+
+// Hooks are told of progress; all optional.
+type Hooks struct {
+	workload.Hooks
+	// Say is told what happens around the phases: the env used or built.
+	Say func(msg string)
+	// Started is given the scenario once it is ready, before it runs: a
+	// caller may tell it of events (faults) while it measures.
+	Started func(*workload.Scenario)
+}
+
+func (h Hooks) say(msg string) {
+	if h.Say != nil {
+		h.Say(msg)
+	}
+}
+
+// Outcome is what a benchmark left: the result, the folder written and the
+// thresholds' verdicts.
+type Outcome struct {
+	Result      *metrics.Result
+	Dir         string   // the run folder
+	Files       []string // what was written in it
+	Verdicts    []report.Verdict
+	Interrupted bool // ctx ended before every phase ran: Result holds what was measured
+}
+
+// ThresholdFailed says whether a threshold did not hold.
+func (o *Outcome) ThresholdFailed() bool {
+	for _, v := range o.Verdicts {
+		if !v.Pass {
+			return true
+		}
+	}
+	return false
+}
+
+// Run validates cfg, opens its target, measures it, writes the run
+// folder under cfg.Output.Dir and checks cfg.Thresholds. What was
+// measured is written even when the run failed or was interrupted (then
+// Outcome.Interrupted is set and the error is nil); the Outcome is nil
+// only when nothing ran.
+func Run(ctx context.Context, cfg Config, hooks Hooks) (*Outcome, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cl, err := Open(ctx, cfg.Target, hooks.Say)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	res, runErr := Measure(ctx, cl, cfg, hooks)
+	return finish(cfg, res, runErr)
+}
+
+// finish writes a measured result's folder and judges it.
+func finish(cfg Config, res *metrics.Result, runErr error) (*Outcome, error) {
+	interrupted := errors.Is(runErr, context.Canceled)
+	if interrupted {
+		runErr = nil
+	}
+	if res == nil || (len(res.Strategies) == 0 && res.Write == nil && runErr != nil) {
+		return nil, runErr
+	}
+	o := &Outcome{Result: res, Interrupted: interrupted}
+	o.Dir = filepath.Join(cfg.Output.Dir, report.Stamp(res.StartedAt)+"-"+cfg.Output.Label)
+	files, werr := report.WriteRun(o.Dir, res, cfg.Output.Formats)
+	o.Files = files
+	if werr != nil {
+		return o, errors.Join(runErr, fmt.Errorf("writing %s: %w", o.Dir, werr))
+	}
+	if runErr != nil {
+		return o, runErr
+	}
+	o.Verdicts = report.CheckRun(res, cfg.Thresholds)
+	return o, nil
+}
+
+// Measure runs cfg's workload on an open cluster and returns what was
+// measured, even when the run failed or was interrupted (then the result
+// is marked interrupted and the error is context.Canceled).
+func Measure(ctx context.Context, cl *Cluster, cfg Config, hooks Hooks) (*metrics.Result, error) {
+	res := &metrics.Result{
+		Schema: metrics.SchemaVersion, Tool: "pgbenchx", Label: cfg.Output.Label, StartedAt: time.Now().UTC(),
+		Config: cfg.Workload.Record(), Environment: cl.Environment,
+	}
+	if err := checkRouting(cfg.Workload, cl.Nodes); err != nil {
+		return res, err
+	}
+	w := cfg.Workload
+	if c := cl.Env; c != nil {
+		w.LocalProcesses = c.Provider == "local"
+		if len(env.CPUCaps(c)) > 0 {
+			w.Throttled = func() map[string]float64 { return env.Throttled(c) }
+		}
+	}
+	sc, err := workload.New(ctx, cl.Nodes, w)
+	if err != nil {
+		return res, err
+	}
+	defer sc.Close()
+	sc.MaxApplyDelay = cl.MaxApplyDelay
+	if hooks.Started != nil {
+		hooks.Started(sc)
+	}
+	err = sc.Run(ctx, res, hooks.Hooks)
+	res.EndedAt = time.Now().UTC()
+	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
+		res.Interrupted = true
+		return res, context.Canceled
+	}
+	return res, err
+}
+
+// checkRouting builds each strategy's balancer for the cluster's nodes
+// once, so a flag that names a node the cluster lacks (--weights
+// standby3=1 on 2 standbys) fails before any data is written.
+func checkRouting(w workload.Config, nodes []workload.Node) error {
+	names := make([]string, len(nodes))
+	primary := 0
+	for i, n := range nodes {
+		names[i] = n.Name
+		if n.Role == metrics.RolePrimary {
+			primary = i
+		}
+	}
+	for _, s := range w.Strategies {
+		if _, err := routing.New(s, w.Routing(names, primary, noLag{})); err != nil {
+			if input.Is(err) {
+				return err
+			}
+			return input.Bad("strategies", string(s), "%v", err)
+		}
+	}
+	return nil
+}
+
+// noLag stands in for the lag sampler when balancers are only checked.
+type noLag struct{}
+
+func (noLag) Lag(string) (routing.Lag, bool) { return routing.Lag{}, false }
+func (noLag) Seq() uint64                    { return 0 }

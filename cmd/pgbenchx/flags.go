@@ -1,0 +1,26 @@
+package main
+
+import "github.com/urfave/cli/v3"
+
+// Flags more than one command takes, defined once so they read the same
+// everywhere. Each call makes a new flag: a cli.Flag holds its value.
+
+// fastFlag is env up's, run's and matrix's --fast (when they provision).
+func fastFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "fast", Usage: "fsync off, data folders in RAM: quicker, not durable; for tests and CI, not for numbers (when an env is built)"}
+}
+
+// cpusFlag caps nodes' CPU when an env is built.
+func cpusFlag() cli.Flag {
+	return &cli.StringFlag{Name: "cpus", Usage: "cap each node's CPU like a machine of that size (root, cgroups): 0.5 for every node, or standby1=0.5,standby2=0.5 (when an env is built)"}
+}
+
+// applyDelayFlag delays a standby's replay when an env is built.
+func applyDelayFlag() cli.Flag {
+	return &cli.StringSliceFlag{Name: "apply-delay", Usage: "recovery_min_apply_delay for a standby, e.g. standby2=500ms (repeatable, or comma-separated; when an env is built)"}
+}
+
+// formatFlag chooses the files a command writes; def is its default.
+func formatFlag(def string) cli.Flag {
+	return &cli.StringFlag{Name: "format", Value: def, Usage: "files to write: md, csv, json (any comma-separated subset) or all"}
+}

@@ -1,0 +1,28 @@
+package workload
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/pgbenchx/pgbenchx/routing"
+)
+
+// TestRecordKeepsEverySetting fills every field of a Config and checks
+// that every field of the record is set: a setting added to one and not
+// carried to the other (as QueryFile once was) fails here.
+func TestRecordKeepsEverySetting(t *testing.T) {
+	c := Config{
+		Strategies: []routing.Strategy{routing.LagAware}, Duration: time.Second, Warmup: time.Second, Clients: 2, Rate: 10,
+		Mix: []Weighted{{"point", 1}}, QueryFile: "q.sql", QueryFileSHA256: "abc", Scale: 100, WriteRows: 1, WriteBatch: 1,
+		WriteRate: 1, ReadPrimary: true, MaxTries: 2, EjectFor: time.Second, MaxLagBytes: 1, MaxLagTime: time.Second,
+		LagFallback: routing.FallbackError, Weights: map[string]float64{"standby1": 1}, LagInterval: time.Second,
+		QueryTimeout: time.Second, Heartbeat: time.Second, SessionWrites: 3,
+	}
+	r := reflect.ValueOf(c.Record())
+	for i := range r.NumField() {
+		if r.Field(i).IsZero() {
+			t.Errorf("metrics.Config.%s is not set from the workload's Config", r.Type().Field(i).Name)
+		}
+	}
+}
