@@ -74,7 +74,7 @@ func Default() Config {
 // DefaultMix is the built-in read mix.
 const DefaultMix = "point=80,range=15,report=5"
 
-var labelRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+var labelRE = regexp.MustCompile(`^[A-Za-z0-9._+-]{1,64}$`)
 
 // Validate checks every setting and fills the defaults that depend on
 // others (the label). The first bad one comes back as *input.Error.
@@ -101,7 +101,7 @@ func (c *Config) Validate() error {
 		{w.EjectFor < 0 || w.EjectFor > time.Hour, "eject-for", w.EjectFor.String(), "want 0 to 1h"},
 		{w.Heartbeat < time.Millisecond || w.Heartbeat > 10*time.Second, "heartbeat", w.Heartbeat.String(), "want 1ms to 10s"},
 		{len(c.Output.Formats) == 0, "format", "", "name at least one of md, csv, json, or all"},
-		{c.Output.Label != "" && !labelRE.MatchString(c.Output.Label), "label", c.Output.Label, "want 1-64 characters of letters, digits, '.', '-' or '_'"},
+		{c.Output.Label != "" && !labelRE.MatchString(c.Output.Label), "label", c.Output.Label, "want 1-64 characters of letters, digits, '.', '-', '_' or '+'"},
 	}
 	for _, ch := range checks {
 		if ch.bad {

@@ -132,6 +132,23 @@ func children(root int) []int {
 	return out
 }
 
+// sharedMemory lists the POSIX shared memory segments the processes map.
+func sharedMemory(pids []int) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, pid := range pids {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/maps")
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 6 && strings.HasPrefix(f[5], "/dev/shm/PostgreSQL.") && !seen[f[5]] {
+				seen[f[5]] = true
+				out = append(out, f[5])
+			}
+		}
+	}
+	return out
+}
+
 func timed(t *testing.T, what string, fn func() error) {
 	t.Helper()
 	t0 := time.Now()
@@ -196,9 +213,18 @@ func TestNodeControl(t *testing.T) {
 	})
 
 	t.Run("kill and start a standby", func(t *testing.T) {
+		shm := sharedMemory(append([]int{s2.PID}, children(s2.PID)...))
+		if len(shm) == 0 {
+			t.Error("standby2 maps no /dev/shm/PostgreSQL.* segment: the leak check checks nothing")
+		}
 		timed(t, "kill standby2", func() error { return ctl.Kill(ctx, "standby2") })
 		if procs := serverProcs(s2.DataDir); len(procs) > 0 {
 			t.Errorf("processes of standby2 left after Kill: %v", procs)
+		}
+		for _, f := range shm {
+			if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s left behind by the killed standby2 (%v)", f, err)
+			}
 		}
 		if st := state(t, ctl, "standby2"); st != env.NodeStopped {
 			t.Errorf("state %s after Kill", st)
@@ -252,6 +278,44 @@ func TestNodeControl(t *testing.T) {
 		}
 		if err := answers(s2, 5*time.Second); err != nil {
 			t.Errorf("standby2 after Thaw: %v", err)
+		}
+	})
+
+	t.Run("start after a frozen postmaster was killed from outside", func(t *testing.T) {
+		// Its backends, orphaned and stopped, hold its shared memory.
+		procs := append([]int{s1.PID}, children(s1.PID)...)
+		for _, pid := range procs {
+			_ = syscall.Kill(pid, syscall.SIGSTOP)
+		}
+		_ = syscall.Kill(s1.PID, syscall.SIGKILL)
+		eventually(t, 5*time.Second, "standby1's postmaster gone", func() bool { return state(t, ctl, "standby1") == env.NodeStopped })
+		timed(t, "start standby1 (orphans left)", func() error { return ctl.Start(ctx, "standby1") })
+		for _, pid := range procs[1:] {
+			if st := procState(pid); st != 0 && st != 'Z' {
+				t.Errorf("orphan %d of the killed standby1 still there (%c)", pid, st)
+			}
+		}
+		writeReaches(t, &c.Primary, s1, 6)
+	})
+
+	t.Run("repoint a standby to another standby and back", func(t *testing.T) {
+		timed(t, "repoint standby2 to standby1", func() error { return ctl.Repoint(ctx, "standby2", "standby1") })
+		if !streamingOn(t, s1, "standby2") || s2.Upstream != "standby1" {
+			t.Errorf("standby2 not streaming from standby1 (upstream %q)", s2.Upstream)
+		}
+		if n := queryInt(t, connect(t, &c.Primary), `SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'standby2_slot'`); n != 0 {
+			t.Error("standby2's slot on its old upstream, the primary, is left behind")
+		}
+		writeReaches(t, &c.Primary, s2, 5)
+		timed(t, "repoint standby2 back to primary", func() error { return ctl.Repoint(ctx, "standby2", "primary") })
+		if !streamingOn(t, &c.Primary, "standby2") {
+			t.Error("standby2 not streaming from the primary again")
+		}
+		if n := queryInt(t, connect(t, s1), `SELECT count(*) FROM pg_replication_slots`); n != 0 {
+			t.Errorf("%d slots left on standby1", n)
+		}
+		if err := ctl.Repoint(ctx, "standby1", "standby1"); !input.Is(err) {
+			t.Errorf("Repoint to itself: want bad input, got %v", err)
 		}
 	})
 
@@ -354,6 +418,49 @@ func TestDownAfterFaults(t *testing.T) {
 	}
 	p.Step = func(step string, took time.Duration) { t.Logf("  down step %-20s %v", step, took) }
 	timed(t, "down (1 killed, 2 frozen)", func() error { return p.Down(ctx, c.Name) })
+	requireGone(t, p, c)
+	if procs := serverProcs(c.BaseDir); len(procs) > 0 {
+		t.Errorf("processes left after down: %v", procs)
+	}
+}
+
+// TestCascadeFailover promotes standby1 of a cascade: the standbys it
+// feeds follow it onto its new timeline with no repoint.
+func TestCascadeFailover(t *testing.T) {
+	c, _ := envtest.Up(t, env.Spec{Name: "cfail", Standbys: 2, Topology: env.Cascade, Fast: true})
+	ctl := envtest.Control(t, c)
+	ctx := context.Background()
+	timed(t, "stop primary", func() error { return ctl.Stop(ctx, "primary") })
+	timed(t, "promote standby1", func() error { return ctl.Promote(ctx, "standby1") })
+	if c.Standbys[0].Name != "standby2" || c.Standbys[0].Upstream != "standby1" {
+		t.Fatalf("standbys after Promote: %+v", c.Standbys)
+	}
+	writeReaches(t, &c.Primary, &c.Standbys[0], 1)
+	requireVerify(t, c)
+}
+
+// TestPromoteWhilePrimaryRuns makes a split brain on purpose: FindPrimary
+// must say so, and Down must still stop the old primary, still running.
+func TestPromoteWhilePrimaryRuns(t *testing.T) {
+	p := envtest.Provider(t)
+	c := envtest.UpWith(t, p, env.Spec{Name: "split", Standbys: 1, Fast: true})
+	ctl := envtest.Control(t, c)
+	ctx := context.Background()
+	timed(t, "promote standby1 (primary runs)", func() error { return ctl.Promote(ctx, "standby1") })
+	_, err := env.FindPrimary(ctx, c)
+	if err == nil || !strings.Contains(err.Error(), "split brain") {
+		t.Errorf("FindPrimary with two primaries: %v", err)
+	}
+	if st := state(t, ctl, "primary"); st != env.NodeRunning {
+		t.Errorf("detached old primary %s", st)
+	}
+	timed(t, "kill the old primary", func() error { return ctl.Kill(ctx, "primary") })
+	if who, err := env.FindPrimary(ctx, c); err != nil || who != "standby1" {
+		t.Errorf("FindPrimary: %q, %v", who, err)
+	}
+	if err := p.Down(ctx, c.Name); err != nil {
+		t.Fatal(err)
+	}
 	requireGone(t, p, c)
 	if procs := serverProcs(c.BaseDir); len(procs) > 0 {
 		t.Errorf("processes left after down: %v", procs)

@@ -294,7 +294,7 @@ func (l *Local) teardown(ctx context.Context, c *Cluster) error {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					if err := stopServer(n); err != nil {
+					if err := stopNode(n); err != nil {
 						mu.Lock()
 						errs = append(errs, err)
 						mu.Unlock()
@@ -312,7 +312,7 @@ func (l *Local) teardown(ctx context.Context, c *Cluster) error {
 			l.step("slots not dropped: "+err.Error(), 0)
 		}
 	}
-	errs = append(errs, l.timed("stopped primary", func() error { return stopServer(&c.Primary) }))
+	errs = append(errs, l.timed("stopped primary", func() error { return stopNode(&c.Primary) }))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("env %q: %w (state kept in %s)", c.Name, err, l.Store.path(c.Name))
 	}
@@ -327,6 +327,12 @@ func (l *Local) teardown(ctx context.Context, c *Cluster) error {
 	}
 	errs = append(errs, l.Store.Remove(c.Name))
 	return errors.Join(errs...)
+}
+
+// stopNode stops a node's server and ends any process left working in
+// its folder (the backends of a postmaster someone else killed).
+func stopNode(n *Node) error {
+	return errors.Join(stopServer(n), clearStrays(n.DataDir, 0))
 }
 
 func detachedNodes(c *Cluster) []*Node {

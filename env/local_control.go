@@ -143,7 +143,7 @@ func (lc *localControl) Stop(_ context.Context, name string) error {
 	if err := thawTree(n.DataDir, pm); err != nil {
 		return fmt.Errorf("%s: thaw before stopping: %w", name, err)
 	}
-	if err := stopServer(&n); err != nil {
+	if err := stopNode(&n); err != nil {
 		return err
 	}
 	return lc.update(name, func(m *Node) { m.PID = 0 })
@@ -212,6 +212,11 @@ func (lc *localControl) Start(ctx context.Context, name string) error {
 			}
 		}
 	} else {
+		// Backends of a postmaster killed by someone else hold its shared
+		// memory: the new server would refuse to start until they are gone.
+		if err := clearStrays(n.DataDir, 5*time.Second); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
 		if err := lc.startNode(ctx, &n); err != nil {
 			return err
 		}

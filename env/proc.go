@@ -172,23 +172,21 @@ func freezeTree(dataDir string, pm proc) error {
 	return nil
 }
 
-// thawTree resumes what Freeze remembered for this data folder and any
-// process stopped under the postmaster now (a Freeze by another process),
-// the postmaster too, and waits until none of them is stopped.
+// thawTree resumes what Freeze remembered for this data folder, the
+// postmaster and every process under it now (stopped by a Freeze in
+// another process), and waits until none of them is stopped.
 func thawTree(dataDir string, pm proc) error {
 	frozenProcs.Lock()
 	todo := frozenProcs.m[dataDir]
 	delete(frozenProcs.m, dataDir)
 	frozenProcs.Unlock()
 	if pm.pid > 0 {
-		for _, p := range descendants(pm.pid) {
-			if p.stopped() {
-				todo = append(todo, p)
-			}
-		}
-		if pm.stopped() {
-			todo = append(todo, pm)
-		}
+		// Every one of them, stopped or not: SIGCONT also discards a
+		// SIGSTOP sent but not yet taken (the process not in state T yet),
+		// which would otherwise stop it for good just after we looked.
+		// Postgres ignores SIGCONT.
+		todo = append(todo, descendants(pm.pid)...)
+		todo = append(todo, pm)
 	}
 	var errs []error
 	for _, p := range todo {
@@ -208,15 +206,18 @@ func thawTree(dataDir string, pm proc) error {
 	return errors.Join(errs...)
 }
 
-// killTree SIGKILLs a postmaster, then every process under it (listed
-// before the postmaster dies, since they then leave its tree), and waits
-// until all of them are gone. SIGKILL ends a stopped process too.
+// killTree SIGKILLs a postmaster, then every process under it or working
+// in its data folder (listed before the postmaster dies, since they then
+// leave its tree), waits until all of them are gone, and removes the
+// shared memory segments they leave behind.
 func killTree(dataDir string, pm proc) error {
 	procs := append([]proc{pm}, descendants(pm.pid)...)
+	procs = append(procs, strays(dataDir)...)
 	frozenProcs.Lock()
 	procs = append(procs, frozenProcs.m[dataDir]...)
 	delete(frozenProcs.m, dataDir)
 	frozenProcs.Unlock()
+	left := leftoversOf(dataDir, pm, procs)
 	var errs []error
 	for _, p := range procs {
 		errs = append(errs, signal(p, syscall.SIGKILL))
@@ -235,7 +236,44 @@ func killTree(dataDir string, pm proc) error {
 		return true
 	})
 	if !ok {
-		errs = append(errs, fmt.Errorf("processes of pid %d alive 10s after SIGKILL", pm.pid))
+		return errors.Join(append(errs, fmt.Errorf("processes of pid %d alive 10s after SIGKILL", pm.pid))...)
 	}
+	errs = append(errs, left.remove())
+	return errors.Join(errs...)
+}
+
+// clearStrays ends the processes left working in a data folder whose
+// postmaster is gone (call it only then): resumed in case they were
+// frozen, given grace to notice their postmaster's death and exit, then
+// killed; their shared memory segments are removed. Left alone they hold
+// the old shared memory, and the server would not start again.
+func clearStrays(dataDir string, grace time.Duration) error {
+	ps := strays(dataDir)
+	if len(ps) == 0 {
+		return nil
+	}
+	pm, _ := procOf(postmasterPID(dataDir))
+	left := leftoversOf(dataDir, pm, ps)
+	gone := func() bool {
+		for _, p := range ps {
+			if p.alive() {
+				return false
+			}
+		}
+		return true
+	}
+	var errs []error
+	for _, p := range ps {
+		errs = append(errs, signal(p, syscall.SIGCONT))
+	}
+	if !waitFor(grace, gone) {
+		for _, p := range ps {
+			errs = append(errs, signal(p, syscall.SIGKILL))
+		}
+		if !waitFor(5*time.Second, gone) {
+			return errors.Join(append(errs, fmt.Errorf("%d processes in %s alive 5s after SIGKILL", len(ps), dataDir))...)
+		}
+	}
+	errs = append(errs, left.remove())
 	return errors.Join(errs...)
 }

@@ -157,9 +157,15 @@ func TestMergeLinesUpByWallClockAndRefusesRunsApart(t *testing.T) {
 	if !slices.Equal(secs, []int{1, 2, 3, 5}) {
 		t.Errorf("merged seconds %v, want [1 2 3 5]", secs)
 	}
-	// Together for 9 s of 14: each generator's load would be spread thin.
+	// Together for 9 s of 14: merged, and said so.
 	b.Strategies[0].MeasuredFrom = a.Strategies[0].MeasuredFrom.Add(2 * time.Second)
 	b.Strategies[0].MeasuredTo = a.Strategies[0].MeasuredTo.Add(3 * time.Second)
+	if m, err := Merge(a, b); err != nil || !slices.ContainsFunc(m.Warnings, func(w string) bool { return strings.Contains(w, "64%") }) {
+		t.Errorf("merge of runs together for 64%% of the time: %v, warnings %q; want a warning saying so", err, m.Warnings)
+	}
+	// Together for 4 s of 19: each generator's load would be spread thin.
+	b.Strategies[0].MeasuredFrom = a.Strategies[0].MeasuredFrom.Add(7 * time.Second)
+	b.Strategies[0].MeasuredTo = a.Strategies[0].MeasuredTo.Add(8 * time.Second)
 	if _, err := Merge(a, b); err == nil || !strings.Contains(err.Error(), "together for only") {
 		t.Errorf("merge of runs mostly apart: %v, want a refusal", err)
 	}

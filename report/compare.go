@@ -515,7 +515,11 @@ func (c *Comparison) WorkloadDiffs() []WorkloadDiff {
 	for _, node := range nodes {
 		settings = append(settings, comparedSetting{"CPU cap of " + node, func(r *metrics.Result) (string, bool) {
 			if v, ok := r.Environment.CPUCaps[node]; ok {
-				return strconv.FormatFloat(v, 'g', -1, 64) + " " + plural(int(v), "core", "cores"), true
+				unit := "cores"
+				if v == 1 {
+					unit = "core"
+				}
+				return strconv.FormatFloat(v, 'g', -1, 64) + " " + unit, true
 			}
 			has := slices.ContainsFunc(r.Environment.Nodes, func(n metrics.NodeInfo) bool { return n.Name == node })
 			return "none", has

@@ -307,7 +307,7 @@ func (c *Comparison) writeCPU(m *md) {
 	}
 	m.table([]string{"standbys", "strategy", "load generator cores", "server cores", "runs host-saturated"}, "rlrrr", rows)
 	if saturated {
-		m.p("**The host was saturated in some runs: the comparison reflects co-location, not replica scaling.** Every node and the load generator competed for the same cores, so another standby adds no CPU. Cap each node's CPU (`pgbenchx env up --cpus 0.5`) so the host has headroom, or measure an external cluster (`--primary/--standby`).\n\n")
+		m.p("**The host was saturated in some runs: the comparison reflects co-location, not replica scaling.** Every node and the load generator competed for the same cores, so another standby adds no CPU. Cap each node's CPU (`--cpus 0.5` on matrix, run or env up) so the host has headroom, or measure an external cluster (`--primary/--standby`).\n\n")
 	} else if local {
 		m.p("Local runs share one host's cores among every node and the load generator: read scaling measured here is bounded by that host.\n\n")
 	}
@@ -395,7 +395,7 @@ func (c *Comparison) writePrimaryCost(m *md) {
 func writeMethod(m *md) {
 	m.p("## Method\n\n")
 	m.p("- A cell is one strategy with one standby count; its runs are the repeats.\n")
-	m.p("- Latency percentiles are recomputed from the HDR histograms of every node of every run of a cell, merged exactly; percentiles are never averaged.\n")
+	m.p("- Latency percentiles are recomputed from the end-to-end HDR histograms of every run of a cell (every read once: retried ones with their whole time, failed ones at the time they failed), merged exactly; percentiles are never averaged. A node's figures come from every attempt it ran.\n")
 	m.p("- qps is successful queries per measured second (warmup excluded), averaged over a cell's runs; ± is the sample standard deviation over the runs. Stale %% is the mean of the runs' stale rates; errors are summed over the runs.\n")
 	m.p("- Read scaling is a strategy's mean qps with N standbys over its mean qps with the fewest standbys it was measured with; its ± propagates both cells' standard deviations. It is not given for open-loop runs (--rate), whose qps the schedule sets, not the cluster.\n")
 	m.p("- Significance: Welch's two-sample t-test (unequal variances, Welch–Satterthwaite degrees of freedom, two-sided) on the runs' values, with at least %d runs a side; a delta with p >= %.2f is marked ~, inside run-to-run noise. Runs without any spread on either side are not tested. benchstat's Mann-Whitney U test is not used: with 3 runs against 3 its smallest possible p is 0.10, so it could never call a difference real.\n", minRepeats, alpha)

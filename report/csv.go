@@ -101,10 +101,13 @@ func WriteTotalsCSV(w io.Writer, r *metrics.Result) error {
 // lag_ms is the lower bound of the time lag at the second's last sample.
 func WriteTimeseriesCSV(w io.Writer, r *metrics.Result) error {
 	names := standbys(r)
-	header := []string{"strategy", "second", "qps", "p50_ms", "p99_ms", "errors", "failed", "events"}
+	// The columns of schema 1 first, in their order, then those added
+	// since: readers by position keep working.
+	header := []string{"strategy", "second", "qps", "p50_ms", "p99_ms"}
 	for _, n := range names {
 		header = append(header, "lag_bytes_"+n, "lag_ms_"+n)
 	}
+	header = append(header, "errors", "failed", "events")
 	cw := csv.NewWriter(w)
 	if err := cw.Write(header); err != nil {
 		return err
@@ -115,8 +118,7 @@ func WriteTimeseriesCSV(w io.Writer, r *metrics.Result) error {
 		}
 		for _, t := range s.Ticks {
 			// Ticks are one second long, so a tick's queries are its qps.
-			rec := []string{s.Strategy, strconv.Itoa(t.Second), intCSV(t.Queries), tickMS(t, t.P50MS), tickMS(t, t.P99MS),
-				intCSV(t.Errors), intCSV(t.Failed), strings.Join(eventsIn(s, t.Second), "; ")}
+			rec := []string{s.Strategy, strconv.Itoa(t.Second), intCSV(t.Queries), tickMS(t, t.P50MS), tickMS(t, t.P99MS)}
 			for _, n := range names {
 				b, ms := "", ""
 				if v, ok := t.LagBytes[n]; ok {
@@ -127,6 +129,7 @@ func WriteTimeseriesCSV(w io.Writer, r *metrics.Result) error {
 				}
 				rec = append(rec, b, ms)
 			}
+			rec = append(rec, intCSV(t.Errors), intCSV(t.Failed), strings.Join(eventsIn(s, t.Second), "; "))
 			if err := cw.Write(rec); err != nil {
 				return err
 			}

@@ -9,8 +9,8 @@
 // format them, so the files of one run never disagree with each other.
 //
 // A run folder holds run.json (the Result itself, from which every other
-// file can be rendered again), summary.csv, timeseries.csv, report.md
-// and the SVG charts report.md links (WriteCharts).
+// file can be rendered again), summary.csv, totals.csv, timeseries.csv,
+// report.md and the SVG charts report.md links (WriteCharts).
 // WriteRun writes each through a temporary file and a rename, so an
 // interrupted run leaves whole files or none.
 //

@@ -101,8 +101,9 @@ var gateValue = regexp.MustCompile(`^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
 
 var unitScale = map[gateKind]map[string]float64{
 	kindLatency: {"": 1, "ms": 1, "us": 0.001, "µs": 0.001, "μs": 0.001, "s": 1000, "m": 60_000, "h": 3_600_000},
-	kindBytes: {"": 1, "b": 1, "kb": 1e3, "kib": 1 << 10, "mb": 1e6, "mib": 1 << 20,
-		"gb": 1e9, "gib": 1 << 30},
+	// PostgreSQL's units, as --max-lag reads them: kB is 1024 bytes.
+	kindBytes: {"": 1, "b": 1, "kb": 1 << 10, "kib": 1 << 10, "mb": 1 << 20, "mib": 1 << 20,
+		"gb": 1 << 30, "gib": 1 << 30},
 	kindCount:   {"": 1},
 	kindFactor:  {"": 1, "x": 1},
 	kindQPS:     {"": 1, "qps": 1},

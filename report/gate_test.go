@@ -44,8 +44,8 @@ func TestParseGates(t *testing.T) {
 		{"lag_ms<100", "", "lag_ms", "<", 100},
 		{"lag_ms<2s", "", "lag_ms", "<", 2000},
 		{"lag_ms<1m", "", "lag_ms", "<", 60000},
-		{"lag_bytes<16MB", "", "lag_bytes", "<", 16e6},
-		{"lag_bytes<64kB", "", "lag_bytes", "<", 64e3},
+		{"lag_bytes<16MB", "", "lag_bytes", "<", 16 << 20},
+		{"lag_bytes<64kB", "", "lag_bytes", "<", 64 << 10},
 		{"lag_bytes<1MiB", "", "lag_bytes", "<", 1 << 20},
 		// Scopes: a strategy, a node, via:NAME.
 		{"lag-aware:p99<5ms", "lag-aware", "p99", "<", 5},

@@ -204,7 +204,7 @@ func writeWritePhase(m *md, r *metrics.Result) {
 			}
 			rows[i] = []string{c.Node, catchUp, peakB, peakMS}
 		}
-		m.table([]string{"standby", "catch-up ms", "peak lag", "peak lag ms"}, "lrrr", rows)
+		m.table([]string{"standby", "catch-up ms", "peak lag", "peak lag ms (at least)"}, "lrrr", rows)
 	}
 	names, equal := rowCounts(r)
 	if len(names) == 0 {

@@ -85,6 +85,20 @@ func newTable(w io.Writer, header []string, left ...int) *tablewriter.Table {
 	return t
 }
 
+// Table prints a terminal table: numbers right-aligned, the columns
+// named in left (names, labels) left-aligned. Every table pgbenchx prints
+// goes through it.
+func Table(w io.Writer, header []string, rows [][]string, left ...int) error {
+	t := newTable(w, header, left...)
+	if err := t.Bulk(rows); err != nil {
+		return err
+	}
+	return t.Render()
+}
+
+// OrDash is s, or "-" when s is empty: how tables show what is unknown.
+func OrDash(s string) string { return orDash(s) }
+
 func renderTerminal(w io.Writer, rows []Row) error {
 	t := newTable(w, nodeColumns, 0, 1)
 	cells := make([][]string, len(rows))

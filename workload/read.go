@@ -102,6 +102,9 @@ func (s *Scenario) readPhase(ctx context.Context, strategy routing.Strategy, liv
 	if ph.sessionEvery == 0 && strategy == routing.Causal {
 		ph.sessionEvery = 10
 	}
+	if ph.sessionEvery > 0 {
+		s.warn("%s: every %d operations each client writes a row on the primary and reads it back next (read-your-writes): those writes are not reads, and with --rate they take their share of the schedule", strategy, ph.sessionEvery)
+	}
 
 	// The clients stop when the phase says so, not when the caller's
 	// context ends: on Ctrl-C too the phase first marks its end, so that
@@ -424,7 +427,7 @@ func (c *client) sessionWrite(ctx context.Context) {
 	if err != nil {
 		if ctx.Err() == nil {
 			_, label := classify(err, errors.Is(wctx.Err(), context.DeadlineExceeded))
-			c.ph.r.Error(0, "session_write "+label, func() string { return s.sampleMessage(err) })
+			c.ph.r.Error(s.primary, "session_write "+label, func() string { return s.sampleMessage(err) })
 		}
 		return
 	}

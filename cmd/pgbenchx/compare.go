@@ -48,7 +48,7 @@ Open-loop runs (--rate) get no read-scaling factor: --rate sets their QPS.
 
 Examples:
   pgbenchx compare results/A results/B
-  pgbenchx compare results/matrix/s1-* results/matrix/s2-* --threshold "scaling>1.5"
+  pgbenchx compare results/<time>-matrix/s1-* results/<time>-matrix/s2-* --threshold "scaling>1.5"
   pgbenchx compare results/A results/B --threshold "lag-aware:p99<5ms,standby2:stale<1%"
 
 ` + thresholdHelp(true),

@@ -26,11 +26,11 @@ func envCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "env",
 		Usage: "build, inspect and remove a replicated PostgreSQL lab",
-		Description: `An env is a primary plus N streaming standbys, built by a provider (` + strings.Join(env.Providers(), ", ") + `;
-local, the default, runs the PostgreSQL server binaries already installed on
-this machine). It keeps running between commands until 'env down'; its
-provider and passwords live in a state file of mode 0600, so status, verify
-and down find it by --name alone.`,
+		Description: `An env is a primary plus N streaming standbys, built by a provider
+(providers: ` + strings.Join(env.Providers(), ", ") + `). The default, local, runs the PostgreSQL server
+binaries already installed on this machine. An env keeps running between
+commands until 'env down'; its provider and passwords live in a state file
+of mode 0600, so status, verify and down find it by --name alone.`,
 		Commands: []*cli.Command{envUpCommand(), envStatusCommand(), envVerifyCommand(), envDSNCommand(), envDownCommand(), envListCommand()},
 	}
 }
@@ -54,7 +54,7 @@ Examples:
 		Flags: []cli.Flag{
 			nameFlag,
 			&cli.IntFlag{Name: "standbys", Value: 2, Usage: fmt.Sprintf("how many standbys, 0 to %d", env.MaxStandbys)},
-			&cli.StringFlag{Name: "provider", Value: env.LocalName, Usage: "where to build: " + strings.Join(env.Providers(), ", ") + " (local: this machine's PostgreSQL binaries)"},
+			&cli.StringFlag{Name: "provider", Value: env.LocalName, Usage: "which provider builds the env, one of: " + strings.Join(env.Providers(), ", ") + " (local runs this machine's PostgreSQL binaries)"},
 			&cli.StringFlag{Name: "topology", Value: "star", Usage: "star (all standbys stream from the primary) or cascade (standby2.. stream from standby1)"},
 			&cli.StringSliceFlag{Name: "apply-delay", Usage: "recovery_min_apply_delay for a standby, e.g. standby2=500ms (repeatable, or comma-separated)"},
 			&cli.StringSliceFlag{Name: "pg-setting", Usage: "a postgresql.conf setting for every node, e.g. shared_buffers=256MB (repeatable)"},

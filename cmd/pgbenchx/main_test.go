@@ -36,7 +36,7 @@ func TestBadInputExitsTwoWithOneLine(t *testing.T) {
 		{[]string{"env", "up", "--no-such-flag"}, "no-such-flag"},
 		{[]string{"env", "status", "--format", "xml"}, "--format xml"},
 		{[]string{"env", "down", "--name", "../x"}, "--name"},
-		{[]string{"run", "--strategy", "fastest"}, "--strategies fastest"},
+		{[]string{"run", "--strategy", "fastest"}, "--strategy fastest"},
 		{[]string{"run", "--strategy", "random", "--strategies", "all"}, "--strategy"},
 		{[]string{"run", "--mix", "point=80,scan=20"}, "--mix"},
 		{[]string{"run", "--max-lag", "soon"}, "--max-lag"},

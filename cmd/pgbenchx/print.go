@@ -4,20 +4,14 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/olekukonko/tablewriter"
-
 	"github.com/pgbenchx/pgbenchx/env"
+	"github.com/pgbenchx/pgbenchx/report"
 )
 
+// renderTable prints a table whose first columns (names) read left to
+// right and the rest (figures) right-aligned.
 func renderTable(w io.Writer, header []string, rows [][]string) {
-	t := tablewriter.NewWriter(w)
-	hdr := make([]any, len(header))
-	for i, h := range header {
-		hdr[i] = h
-	}
-	t.Header(hdr...)
-	_ = t.Bulk(rows)
-	_ = t.Render()
+	_ = report.Table(w, header, rows, 0, 1)
 }
 
 func printStatus(w io.Writer, c *env.Cluster, st []env.NodeStatus) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -50,7 +51,7 @@ still writes them.
 Examples:
   pgbenchx run --standbys 2 --strategy lag-aware
   pgbenchx run --strategies all --duration 10s --clients 8
-  pgbenchx run --name lab2 --strategy causal --rate 2000 --max-lag 256kB,200ms
+  pgbenchx run --name lab2 --strategy lag-aware --rate 2000 --max-lag 256kB,200ms
   pgbenchx run --strategies round-robin,lag-aware --threshold "p99<5ms,stale<1%,errors=0"
   pgbenchx run --primary "$P" --standby "$S1" --standby "$S2" --strategies round-robin,least-conn
 
@@ -115,6 +116,10 @@ func parseConfig(cmd *cli.Command) (bench.Config, error) {
 	}
 	if strat != "" {
 		ss, err := routing.ParseStrategies(strat)
+		var bad *input.Error
+		if errors.As(err, &bad) && cmd.String("strategy") != "" {
+			bad.Flag = "strategy" // name the flag the user typed
+		}
 		if err != nil {
 			return c, err
 		}

@@ -1,0 +1,48 @@
+package bench
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/pgbenchx/pgbenchx/input"
+	"github.com/pgbenchx/pgbenchx/routing"
+)
+
+func TestValidate(t *testing.T) {
+	ok := Default()
+	ok.Workload.Strategies = []routing.Strategy{routing.RoundRobin, routing.LagAware}
+	// Validating twice (the CLI does, then Run) keeps the label it made.
+	for range 2 {
+		if err := ok.Validate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ok.Output.Label != "round-robin+lag-aware" {
+		t.Errorf("label %q", ok.Output.Label)
+	}
+	tests := []struct {
+		flag string
+		edit func(*Config)
+	}{
+		{"duration", func(c *Config) { c.Workload.Duration = 10 * time.Millisecond }},
+		{"clients", func(c *Config) { c.Workload.Clients = 0 }},
+		{"rate", func(c *Config) { c.Workload.Rate = 0.5 }},
+		{"scale", func(c *Config) { c.Workload.Scale = 1 }},
+		{"max-tries", func(c *Config) { c.Workload.MaxTries = 11 }},
+		{"heartbeat", func(c *Config) { c.Workload.Heartbeat = 0 }},
+		{"query-timeout", func(c *Config) { c.Workload.QueryTimeout = time.Microsecond }},
+		{"label", func(c *Config) { c.Output.Label = "a b" }},
+		{"strategies", func(c *Config) { c.Workload.Strategies = []routing.Strategy{"fastest"} }},
+		{"standby", func(c *Config) { c.Target.StandbyDSNs = []string{"postgres://x@h/db"} }},
+		{"name", func(c *Config) { c.Target.Env = "Has Space" }},
+	}
+	for _, tt := range tests {
+		c := Default()
+		tt.edit(&c)
+		var bad *input.Error
+		if err := c.Validate(); !errors.As(err, &bad) || bad.Flag != tt.flag {
+			t.Errorf("%s: err %v, want bad input on --%s", tt.flag, err, tt.flag)
+		}
+	}
+}
