@@ -29,8 +29,9 @@ type Controller interface {
 	// walsenders send its standbys all WAL up to the shutdown checkpoint.
 	Stop(ctx context.Context, node string) error
 	// Kill is a crash: SIGKILL to the postmaster and every process it
-	// started, as a host crash would; returns once all are gone. Start
-	// then runs crash recovery.
+	// started, as a host crash would; returns once all are gone, having
+	// removed the shared memory segments a killed server leaves in
+	// /dev/shm. Start then runs crash recovery.
 	Kill(ctx context.Context, node string) error
 	// Freeze is a hung host: SIGSTOP to the postmaster and every process
 	// under it (found when it freezes); returns once the kernel shows them
@@ -41,9 +42,12 @@ type Controller interface {
 	Thaw(ctx context.Context, node string) error
 	// Start starts a stopped or killed node again, with the same data
 	// folder and port, and waits until it accepts connections; a standby
-	// whose upstream runs, until that upstream shows it streaming. A node
-	// already running is only waited for. A detached node is refused: it
-	// would come back as a second primary.
+	// whose upstream runs, until that upstream shows it streaming. (A
+	// primary's standbys reconnect by themselves within
+	// wal_retrieve_retry_interval, 5 s.) Backends left by a postmaster
+	// killed from outside are ended first. A node already running is only
+	// waited for. A detached node is refused: it would come back as a
+	// second primary.
 	Start(ctx context.Context, node string) error
 	// Promote ends a standby's recovery (pg_promote) and waits until it is
 	// out of recovery. It becomes c.Primary; the old primary moves to

@@ -1,76 +1,134 @@
 package env
 
 import (
-	"bufio"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// A server killed with SIGKILL leaves behind what its clean exit would
-// have removed: its POSIX dynamic shared memory segments in /dev/shm
-// (a 1 MiB one and a small control segment on PostgreSQL 15) and its
-// small System V segment. A restart of the same data folder would clean
-// them up; a folder removed after a kill would leak them, some RAM per
-// fault. leftovers records them before a kill, and remove after it.
-type leftovers struct {
-	dsm   []string // /dev/shm/PostgreSQL.N
-	shmid int      // -1: none
-	pm    int      // the postmaster that created the System V segment
+// A server that is SIGKILLed leaves behind what its own exit would have
+// removed: its small System V segment and its POSIX dynamic shared memory
+// segments in /dev/shm (on PostgreSQL 15 a control segment and a 1 MiB
+// one, held in RAM). The next start of the same data folder removes them;
+// a folder removed after a kill would leak them, some RAM per fault.
+// cleanShm does what that start would: it finds the System V segment from
+// postmaster.pid, checks it is this folder's (PostgreSQL's own header:
+// magic, device and inode of the data folder) and that nothing is attached,
+// reads the dynamic shared memory control segment it names, removes every
+// segment listed there, the control segment and the System V segment.
+
+const (
+	pgShmemMagic      = 679834894  // PGShmemMagic
+	pgDSMControlMagic = 0x9a503d32 // PG_DYNSHMEM_CONTROL_MAGIC
+)
+
+// cleanShm removes a crashed server's shared memory; a no-op after a
+// clean exit (no postmaster.pid, or no segment) or while anything is
+// still attached.
+func cleanShm(dataDir string) error {
+	shmid := shmidOf(dataDir)
+	if shmid < 0 {
+		return nil
+	}
+	var d unix.SysvShmDesc
+	if _, err := unix.SysvShmCtl(shmid, unix.IPC_STAT, &d); err != nil || d.Nattch > 0 {
+		return nil
+	}
+	hdr, err := unix.SysvShmAttach(shmid, 0, unix.SHM_RDONLY)
+	if err != nil {
+		return nil
+	}
+	var st syscall.Stat_t
+	statErr := syscall.Stat(dataDir, &st)
+	ours := len(hdr) >= 56 && binary.NativeEndian.Uint32(hdr[0:]) == pgShmemMagic && statErr == nil &&
+		binary.NativeEndian.Uint64(hdr[40:]) == st.Dev && binary.NativeEndian.Uint64(hdr[48:]) == st.Ino
+	var control uint32
+	if ours {
+		control = binary.NativeEndian.Uint32(hdr[24:])
+	}
+	_ = unix.SysvShmDetach(hdr)
+	if !ours {
+		return nil // another server's segment under a recycled id
+	}
+	var errs []error
+	if control != 0 {
+		errs = append(errs, removeDSM(control))
+	}
+	if _, err := unix.SysvShmCtl(shmid, unix.IPC_RMID, nil); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EIDRM) {
+		errs = append(errs, fmt.Errorf("remove System V segment %d: %w", shmid, err))
+	}
+	return errors.Join(errs...)
 }
 
-// leftoversOf lists the segments the processes have mapped and the System
-// V segment named in the data folder's postmaster.pid.
-func leftoversOf(dataDir string, pm proc, procs []proc) leftovers {
-	l := leftovers{shmid: -1, pm: pm.pid}
-	seen := map[string]bool{}
-	for _, p := range procs {
-		f, err := os.Open("/proc/" + strconv.Itoa(p.pid) + "/maps")
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			if len(fields) >= 6 && strings.HasPrefix(fields[5], "/dev/shm/PostgreSQL.") && !seen[fields[5]] {
-				seen[fields[5]] = true
-				l.dsm = append(l.dsm, fields[5])
-			}
-		}
-		f.Close()
+// shmidOf reads the System V segment id from line 7 of postmaster.pid.
+func shmidOf(dataDir string) int {
+	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		return -1
 	}
-	// Line 7 of postmaster.pid: the System V key and id.
-	if b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid")); err == nil {
-		if lines := strings.Split(string(b), "\n"); len(lines) > 6 {
-			if f := strings.Fields(lines[6]); len(f) == 2 {
-				if id, err := strconv.Atoi(f[1]); err == nil {
-					l.shmid = id
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 7 {
+		return -1
+	}
+	f := strings.Fields(lines[6])
+	if len(f) != 2 {
+		return -1
+	}
+	id, err := strconv.Atoi(f[1])
+	if err != nil {
+		return -1
+	}
+	return id
+}
+
+func dsmPath(handle uint32) string {
+	return "/dev/shm/PostgreSQL." + strconv.FormatUint(uint64(handle), 10)
+}
+
+// removeDSM removes the segments a control segment lists as in use, then
+// the control segment. Its layout (dsm.c): a header of magic, nitems and
+// maxitems, then maxitems items from offset 16 of 40 bytes (PostgreSQL
+// 14+: handle, refcnt, first_page, npages, a pointer, pinned) or 24 bytes
+// (12, 13: no pages); the file's size tells which.
+func removeDSM(control uint32) error {
+	path := dsmPath(control)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(b) >= 16 && binary.NativeEndian.Uint32(b[0:]) == pgDSMControlMagic {
+		nitems := int(binary.NativeEndian.Uint32(b[4:]))
+		maxitems := int(binary.NativeEndian.Uint32(b[8:]))
+		for _, size := range []int{40, 24} {
+			if len(b) != 16+maxitems*size || nitems > maxitems {
+				continue
+			}
+			for i := 0; i < nitems; i++ {
+				item := b[16+i*size:]
+				handle, refcnt := binary.NativeEndian.Uint32(item[0:]), binary.NativeEndian.Uint32(item[4:])
+				// Handles in the main shared memory area (odd) have no file.
+				if refcnt > 0 && handle != 0 {
+					if err := os.Remove(dsmPath(handle)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+						return err
+					}
 				}
 			}
+			break
 		}
 	}
-	return l
-}
-
-// remove deletes the segments once no process has them: the System V one
-// only if the postmaster created it and nothing is attached.
-func (l leftovers) remove() error {
-	for _, path := range l.dsm {
-		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
-			return fmt.Errorf("remove %s: %w", path, err)
-		}
-	}
-	if l.shmid >= 0 {
-		var d unix.SysvShmDesc
-		if _, err := unix.SysvShmCtl(l.shmid, unix.IPC_STAT, &d); err == nil && d.Nattch == 0 && int(d.Cpid) == l.pm {
-			if _, err := unix.SysvShmCtl(l.shmid, unix.IPC_RMID, nil); err != nil {
-				return fmt.Errorf("remove System V segment %d: %w", l.shmid, err)
-			}
-		}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
 	return nil
 }
@@ -78,6 +136,7 @@ func (l leftovers) remove() error {
 // strays lists processes working in a data folder (postgres processes
 // chdir there) that are not under a live postmaster: a postmaster killed
 // by someone else leaves its backends running, or stopped, for a while.
+// Call it only when the folder's postmaster is gone.
 func strays(dataDir string) []proc {
 	if dataDir == "" {
 		return nil

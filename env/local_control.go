@@ -159,8 +159,8 @@ func (lc *localControl) Kill(_ context.Context, name string) error {
 		if err := killTree(n.DataDir, pm); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-	} else if err := thawTree(n.DataDir, proc{}); err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+	} else if err := errors.Join(thawTree(n.DataDir, proc{}), clearStrays(n.DataDir, 0)); err != nil {
+		return fmt.Errorf("%s: %w", name, err) // already down: end what it left
 	}
 	return lc.update(name, func(m *Node) { m.PID = 0 })
 }

@@ -217,7 +217,6 @@ func killTree(dataDir string, pm proc) error {
 	procs = append(procs, frozenProcs.m[dataDir]...)
 	delete(frozenProcs.m, dataDir)
 	frozenProcs.Unlock()
-	left := leftoversOf(dataDir, pm, procs)
 	var errs []error
 	for _, p := range procs {
 		errs = append(errs, signal(p, syscall.SIGKILL))
@@ -238,22 +237,21 @@ func killTree(dataDir string, pm proc) error {
 	if !ok {
 		return errors.Join(append(errs, fmt.Errorf("processes of pid %d alive 10s after SIGKILL", pm.pid))...)
 	}
-	errs = append(errs, left.remove())
+	errs = append(errs, cleanShm(dataDir))
 	return errors.Join(errs...)
 }
 
 // clearStrays ends the processes left working in a data folder whose
 // postmaster is gone (call it only then): resumed in case they were
 // frozen, given grace to notice their postmaster's death and exit, then
-// killed; their shared memory segments are removed. Left alone they hold
-// the old shared memory, and the server would not start again.
+// killed; then the shared memory of the crashed server is removed. Left
+// alone they hold the old shared memory, and the server would not start
+// again.
 func clearStrays(dataDir string, grace time.Duration) error {
 	ps := strays(dataDir)
 	if len(ps) == 0 {
-		return nil
+		return cleanShm(dataDir)
 	}
-	pm, _ := procOf(postmasterPID(dataDir))
-	left := leftoversOf(dataDir, pm, ps)
 	gone := func() bool {
 		for _, p := range ps {
 			if p.alive() {
@@ -274,6 +272,6 @@ func clearStrays(dataDir string, grace time.Duration) error {
 			return errors.Join(append(errs, fmt.Errorf("%d processes in %s alive 5s after SIGKILL", len(ps), dataDir))...)
 		}
 	}
-	errs = append(errs, left.remove())
+	errs = append(errs, cleanShm(dataDir))
 	return errors.Join(errs...)
 }

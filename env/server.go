@@ -222,12 +222,6 @@ func stopServer(n *Node) error {
 		wait time.Duration
 	}{{syscall.SIGINT, 15 * time.Second}, {syscall.SIGQUIT, 5 * time.Second}, {syscall.SIGKILL, 5 * time.Second}}
 	for _, s := range steps {
-		if s.sig == syscall.SIGKILL {
-			// What a clean exit removes, a SIGKILL leaves: remove it after.
-			if pm, ok := procOf(pid); ok {
-				defer func() { _ = leftoversOf(n.DataDir, pm, append([]proc{pm}, descendants(pid)...)).remove() }()
-			}
-		}
 		if err := syscall.Kill(pid, s.sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return fmt.Errorf("%s: signal %v to pid %d: %w", n.Name, s.sig, pid, err)
 		}
