@@ -107,9 +107,8 @@ func Describe(c *env.Cluster) *Cluster {
 		e.Settings = append(e.Settings, st.Key+"="+st.Value)
 	}
 	for _, n := range c.Nodes() {
-		role := metrics.Role(n.Role)
-		out.Nodes = append(out.Nodes, workload.Node{Name: n.Name, Role: role, DSN: n.DSN()})
-		e.Nodes = append(e.Nodes, metrics.NodeInfo{Name: n.Name, Role: role, DSN: n.RedactedDSN()})
+		out.Nodes = append(out.Nodes, workload.Node{Name: n.Name, Role: n.Role, DSN: n.DSN()})
+		e.Nodes = append(e.Nodes, metrics.NodeInfo{Name: n.Name, Role: n.Role, DSN: n.RedactedDSN()})
 		if n.ApplyDelay > 0 {
 			e.ApplyDelays[n.Name] = n.ApplyDelay.String()
 			out.MaxApplyDelay = max(out.MaxApplyDelay, n.ApplyDelay)
@@ -139,7 +138,7 @@ func external(ctx context.Context, primary string, standbys []string) (*Cluster,
 			// pgx's message can quote the DSN: never echo it, password and all.
 			return nil, input.Bad(flag, fmt.Sprintf("(DSN %d)", i+1), "not a valid PostgreSQL connection string (URL or key=value)")
 		}
-		n := env.Node{Name: name, Role: env.Role(role), Host: cfg.Host, Port: int(cfg.Port), User: cfg.User, Password: cfg.Password, Database: cfg.Database}
+		n := env.Node{Name: name, Role: role, Host: cfg.Host, Port: int(cfg.Port), User: cfg.User, Password: cfg.Password, Database: cfg.Database}
 		out.Nodes = append(out.Nodes, workload.Node{Name: name, Role: role, DSN: dsn})
 		out.Environment.Nodes = append(out.Environment.Nodes, metrics.NodeInfo{Name: name, Role: role, DSN: n.RedactedDSN()})
 		if i > 0 {

@@ -8,14 +8,15 @@ import (
 	"time"
 
 	"github.com/pgbenchx/pgbenchx/input"
+	"github.com/pgbenchx/pgbenchx/metrics"
 )
 
-// Role of a node in the cluster.
-type Role string
+// Role of a node in the cluster: the one type every package uses.
+type Role = metrics.Role
 
 const (
-	RolePrimary Role = "primary"
-	RoleStandby Role = "standby"
+	RolePrimary = metrics.RolePrimary
+	RoleStandby = metrics.RoleStandby
 	// RoleDetached is a node that left replication: the old primary after
 	// a failover. It is in Cluster.Detached, not among the nodes in service.
 	RoleDetached Role = "detached"

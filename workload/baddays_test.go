@@ -55,7 +55,7 @@ func signalAll(t *testing.T, pids []int, sig syscall.Signal) {
 func nodesOf(c *env.Cluster) []workload.Node {
 	var nodes []workload.Node
 	for _, n := range c.Nodes() {
-		nodes = append(nodes, workload.Node{Name: n.Name, Role: metrics.Role(n.Role), DSN: n.DSN()})
+		nodes = append(nodes, workload.Node{Name: n.Name, Role: n.Role, DSN: n.DSN()})
 	}
 	return nodes
 }

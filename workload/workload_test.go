@@ -30,7 +30,7 @@ func run(t *testing.T, spec env.Spec, cfg workload.Config) *metrics.Result {
 	var nodes []workload.Node
 	var maxDelay time.Duration
 	for _, n := range c.Nodes() {
-		nodes = append(nodes, workload.Node{Name: n.Name, Role: metrics.Role(n.Role), DSN: n.DSN()})
+		nodes = append(nodes, workload.Node{Name: n.Name, Role: n.Role, DSN: n.DSN()})
 		maxDelay = max(maxDelay, n.ApplyDelay)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -185,7 +185,7 @@ func TestSlowReadsTimeOutAndAreCounted(t *testing.T) {
 	c, _ := envtest.Up(t, env.Spec{Name: "wto", Standbys: 2, Fast: true})
 	var nodes []workload.Node
 	for _, n := range c.Nodes() {
-		nodes = append(nodes, workload.Node{Name: n.Name, Role: metrics.Role(n.Role), DSN: n.DSN()})
+		nodes = append(nodes, workload.Node{Name: n.Name, Role: n.Role, DSN: n.DSN()})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

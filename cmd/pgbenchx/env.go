@@ -56,11 +56,11 @@ Examples:
 			&cli.IntFlag{Name: "standbys", Value: 2, Usage: fmt.Sprintf("how many standbys, 0 to %d", env.MaxStandbys)},
 			&cli.StringFlag{Name: "provider", Value: env.LocalName, Usage: "which provider builds the env, one of: " + strings.Join(env.Providers(), ", ") + " (local runs this machine's PostgreSQL binaries)"},
 			&cli.StringFlag{Name: "topology", Value: "star", Usage: "star (all standbys stream from the primary) or cascade (standby2.. stream from standby1)"},
-			&cli.StringSliceFlag{Name: "apply-delay", Usage: "recovery_min_apply_delay for a standby, e.g. standby2=500ms (repeatable, or comma-separated)"},
+			applyDelayFlag(),
 			&cli.StringSliceFlag{Name: "pg-setting", Usage: "a postgresql.conf setting for every node, e.g. shared_buffers=256MB (repeatable)"},
-			&cli.BoolFlag{Name: "fast", Usage: "fsync=off, data folders in RAM: quicker, not durable; for tests and CI, not for numbers"},
+			fastFlag(),
 			&cli.StringFlag{Name: "pg-bin", Usage: "folder of initdb/postgres/pg_basebackup (default: pg_config --bindir, else newest /usr/lib/postgresql/*/bin)"},
-			&cli.StringFlag{Name: "cpus", Usage: "cap each node's CPU like a machine of that size (root, cgroups): 0.5 for every node, or standby1=0.5,standby2=0.5"},
+			cpusFlag(),
 			&cli.StringFlag{Name: "os-user", Usage: "when run as root, the unprivileged OS user who runs the servers and owns their folders (default postgres)"},
 		},
 		Action: envUp,
@@ -358,11 +358,4 @@ func envListCommand() *cli.Command {
 			return nil
 		},
 	}
-}
-
-func dash(s string) string {
-	if strings.TrimSpace(s) == "" {
-		return "-"
-	}
-	return s
 }

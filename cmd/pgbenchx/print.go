@@ -18,10 +18,10 @@ func printStatus(w io.Writer, c *env.Cluster, st []env.NodeStatus) {
 	rows := [][]string{}
 	var errs []string
 	for _, s := range st {
-		row := []string{s.Node, string(s.Role), fmt.Sprint(s.Port), boolPtr(s.InRecovery), dash(s.State),
-			dash(s.SentLSN), dash(firstNonEmpty(s.WALLSN, s.ReplayLSN)), bytesPtr(s.LagBytes), msPtr(s.ReplayLagMS), boolPtr(s.SlotActive), bytesPtr(s.SlotRetainedBytes)}
+		row := []string{s.Node, string(s.Role), fmt.Sprint(s.Port), boolPtr(s.InRecovery), report.OrDash(s.State),
+			report.OrDash(s.SentLSN), report.OrDash(firstNonEmpty(s.WALLSN, s.ReplayLSN)), bytesPtr(s.LagBytes), msPtr(s.ReplayLagMS), boolPtr(s.SlotActive), bytesPtr(s.SlotRetainedBytes)}
 		if s.Role == env.RolePrimary {
-			row[4], row[5], row[6] = "-", "-", dash(s.WALLSN)+" (current)"
+			row[4], row[5], row[6] = "-", "-", report.OrDash(s.WALLSN)+" (current)"
 		}
 		if s.Error != "" {
 			errs = append(errs, s.Error)
