@@ -1,7 +1,9 @@
 package bench
 
 import (
+	"crypto/sha256"
 	"fmt"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/pgbenchx/pgbenchx/env"
 	"github.com/pgbenchx/pgbenchx/input"
+	"github.com/pgbenchx/pgbenchx/metrics"
 	"github.com/pgbenchx/pgbenchx/report"
 	"github.com/pgbenchx/pgbenchx/routing"
 	"github.com/pgbenchx/pgbenchx/workload"
@@ -41,14 +44,17 @@ type Target struct {
 	Env      string   // env name; default env.DefaultName
 	Provider string   // provider that builds it when it is not up; default "local"
 	Spec     env.Spec // how to build it (Name is Env's)
-	// WantStandbys, when > 0, refuses an env that is up with another
-	// standby count.
+	// WantStandbys refuses an env that is up with another standby count;
+	// AnyStandbys (Default's) takes the env as it is.
 	WantStandbys int
 	Keep         bool // keep an env this run provisioned
 
 	PrimaryDSN  string   // an existing cluster's primary
 	StandbyDSNs []string // and its standbys, in order: standby1, standby2, ...
 }
+
+// AnyStandbys is WantStandbys for "whatever the env has".
+const AnyStandbys = -1
 
 // External says the target is an existing cluster given by DSNs.
 func (t Target) External() bool { return t.PrimaryDSN != "" }
@@ -66,7 +72,7 @@ func Default() Config {
 			LagFallback: routing.FallbackPrimary, LagInterval: 100 * time.Millisecond, QueryTimeout: 10 * time.Second,
 			Heartbeat: 10 * time.Millisecond, Settle: 30 * time.Second,
 		},
-		Target: Target{Env: env.DefaultName, Provider: "local", Spec: env.Spec{Standbys: 2}},
+		Target: Target{Env: env.DefaultName, Provider: "local", Spec: env.Spec{Standbys: 2}, WantStandbys: AnyStandbys},
 		Output: Output{Dir: "results", Formats: []string{report.FormatJSON, report.FormatCSV, report.FormatMD}},
 	}
 }
@@ -108,10 +114,18 @@ func (c *Config) Validate() error {
 			return input.Bad(ch.flag, ch.value, ch.accepted)
 		}
 	}
-	for _, s := range w.Strategies {
+	for i, s := range w.Strategies {
 		if !slices.Contains(routing.All, s) {
 			return input.Bad("strategies", string(s), "want random, round-robin, least-conn, lag-aware, causal or all")
 		}
+		if slices.Contains(w.Strategies[:i], s) {
+			return input.Bad("strategies", string(s), "named twice: each strategy runs once")
+		}
+	}
+	switch w.LagFallback {
+	case routing.FallbackPrimary, routing.FallbackLeastLagged, routing.FallbackError:
+	default:
+		return input.Bad("lag-fallback", string(w.LagFallback), "want primary, least-lagged or error")
 	}
 	if c.Output.Label == "" {
 		c.Output.Label = defaultLabel(w.Strategies)
@@ -130,7 +144,46 @@ func (c *Config) Validate() error {
 		return err
 	}
 	t.Spec.Name = t.Env
+	// The spec is used only if the env is not up, but a bad one is bad
+	// input either way, and must be refused before anything is built.
+	if err := t.Spec.Validate(); err != nil {
+		return err
+	}
+	// A flag naming a node the env will not have (--weights standby3=1
+	// with 2 standbys) fails here, not after the env is built.
+	if _, err := env.Lookup(t.Provider); err != nil {
+		return err
+	}
+	return checkRouting(*w, specNodes(t.Spec))
+}
+
+// UseQueryFile makes the reads those of a --query-file: parsed, recorded
+// by path and contents, and replacing the built-in mix unless keepMix.
+func (c *Config) UseQueryFile(path string, keepMix bool) error {
+	custom, err := workload.ParseQueryFile(path)
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return input.Bad("query-file", path, "cannot read it: %v", err)
+	}
+	c.Workload.Custom, c.Workload.QueryFile = custom, path
+	c.Workload.QueryFileSHA256 = fmt.Sprintf("%x", sha256.Sum256(b))
+	if !keepMix {
+		c.Workload.Mix = nil
+	}
 	return nil
+}
+
+// specNodes are the nodes an env built from spec has, for checks made
+// before it exists.
+func specNodes(spec env.Spec) []workload.Node {
+	nodes := []workload.Node{{Name: "primary", Role: metrics.RolePrimary}}
+	for i := 1; i <= spec.Standbys; i++ {
+		nodes = append(nodes, workload.Node{Name: env.StandbyName(i), Role: metrics.RoleStandby})
+	}
+	return nodes
 }
 
 // defaultLabel names a run by its strategies ("all" for every one).

@@ -36,6 +36,17 @@ func TestValidate(t *testing.T) {
 		{"strategies", func(c *Config) { c.Workload.Strategies = []routing.Strategy{"fastest"} }},
 		{"standby", func(c *Config) { c.Target.StandbyDSNs = []string{"postgres://x@h/db"} }},
 		{"name", func(c *Config) { c.Target.Env = "Has Space" }},
+		{"lag-fallback", func(c *Config) { c.Workload.LagFallback = "nope" }},
+		{"strategies", func(c *Config) {
+			c.Workload.Strategies = []routing.Strategy{routing.Random, routing.Random}
+		}},
+		// Checked against the env the spec builds, before it is built.
+		{"weights", func(c *Config) {
+			c.Workload.Strategies = []routing.Strategy{routing.Random}
+			c.Workload.Weights = map[string]float64{"standby3": 1}
+		}},
+		{"apply-delay", func(c *Config) { c.Target.Spec.ApplyDelay = map[string]time.Duration{"standby9": time.Second} }},
+		{"provider", func(c *Config) { c.Target.Provider = "nosuch" }},
 	}
 	for _, tt := range tests {
 		c := Default()

@@ -69,9 +69,9 @@ func (m *Matrix) Validate() error {
 	if m.Target.Provider == "" {
 		m.Target.Provider = "local"
 	}
-	if _, err := env.Lookup(m.Target.Provider); err != nil {
-		return err
-	}
+	// The largest cell's env, so every flag naming a standby is checked
+	// against the most standbys any cell has.
+	m.Target.Spec.Standbys = m.Standbys[len(m.Standbys)-1]
 	return m.Config.Validate()
 }
 
@@ -93,16 +93,16 @@ func ParseCounts(s string) ([]int, error) {
 // the first cell that fails (or at ctx's end) and still writes the
 // comparison of the cells measured.
 func RunMatrix(ctx context.Context, m Matrix, hooks Hooks) (*MatrixOutcome, error) {
+	label := "matrix"
+	if m.Output.Label != "" { // given, not defaulted by Validate
+		label += "-" + m.Output.Label
+	}
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
 	p, err := env.Lookup(m.Target.Provider)
 	if err != nil {
 		return nil, err
-	}
-	label := "matrix"
-	if m.Output.Label != defaultLabel(m.Workload.Strategies) {
-		label += "-" + m.Output.Label
 	}
 	o := &MatrixOutcome{Dir: report.FolderFor(m.Output.Dir, label)}
 	var samples []report.Sample

@@ -150,6 +150,9 @@ func checkRouting(w workload.Config, nodes []workload.Node) error {
 			if input.Is(err) {
 				return err
 			}
+			if len(nodes) == 1 && !w.ReadPrimary {
+				return input.Bad("standbys", "0", "a cluster without standbys has no read target: add standbys, or --read-primary")
+			}
 			return input.Bad("strategies", string(s), "%v", err)
 		}
 	}

@@ -50,7 +50,7 @@ func Open(ctx context.Context, t Target, say func(string)) (*Cluster, error) {
 	var release func()
 	switch {
 	case err == nil:
-		if t.WantStandbys > 0 && t.WantStandbys != len(c.Standbys) {
+		if t.WantStandbys != AnyStandbys && t.WantStandbys != len(c.Standbys) {
 			return nil, input.Bad("standbys", fmt.Sprint(t.WantStandbys), "env %q is up with %d standbys; use --standbys %d, another --name, or pgbenchx env down --name %s",
 				t.Env, len(c.Standbys), len(c.Standbys), t.Env)
 		}

@@ -133,13 +133,22 @@ func removeDSM(control uint32) error {
 	return nil
 }
 
-// strays lists processes working in a data folder (postgres processes
-// chdir there) that are not under a live postmaster: a postmaster killed
-// by someone else leaves its backends running, or stopped, for a while.
-// Call it only when the folder's postmaster is gone.
+// strays lists PostgreSQL processes working in a data folder (postgres
+// processes chdir there) that are not under a live postmaster: a
+// postmaster killed by someone else leaves its backends running, or
+// stopped, for a while. Only processes of the folder's owner whose
+// executable is postgres count: a user's shell that cd'd into the folder
+// to read a log is not ours to kill. Call it only when the folder's
+// postmaster is gone.
 func strays(dataDir string) []proc {
 	if dataDir == "" {
 		return nil
+	}
+	owner := -1
+	if st, err := os.Stat(dataDir); err == nil {
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			owner = int(sys.Uid)
+		}
 	}
 	if r, err := filepath.EvalSymlinks(dataDir); err == nil {
 		dataDir = r // what /proc/PID/cwd shows
@@ -154,11 +163,30 @@ func strays(dataDir string) []proc {
 		if err != nil {
 			continue
 		}
-		if cwd, err := os.Readlink("/proc/" + e.Name() + "/cwd"); err == nil && cwd == dataDir {
+		if cwd, err := os.Readlink("/proc/" + e.Name() + "/cwd"); err == nil && cwd == dataDir && isPostgres(pid, owner) {
 			if p, ok := procOf(pid); ok && p.alive() {
 				out = append(out, p)
 			}
 		}
 	}
 	return out
+}
+
+// isPostgres says whether process pid runs as uid (when known, >= 0) and
+// its executable is a postgres server binary.
+func isPostgres(pid, uid int) bool {
+	if uid >= 0 {
+		st, err := os.Stat("/proc/" + strconv.Itoa(pid))
+		if err != nil {
+			return false
+		}
+		if sys, ok := st.Sys().(*syscall.Stat_t); !ok || int(sys.Uid) != uid {
+			return false
+		}
+	}
+	exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+	if err != nil {
+		return false
+	}
+	return filepath.Base(strings.TrimSuffix(exe, " (deleted)")) == "postgres"
 }

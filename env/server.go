@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -177,7 +178,9 @@ func postmasterAlive(pid int, dataDir string) bool {
 	if err != nil {
 		return false
 	}
-	if !bytes.Contains(cmdline, []byte(dataDir)) {
+	// The data folder as an argument of its own: a substring match would
+	// take .../standby10's postmaster for .../standby1's.
+	if !slices.ContainsFunc(bytes.Split(cmdline, []byte{0}), func(arg []byte) bool { return string(arg) == dataDir }) {
 		return false
 	}
 	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))

@@ -63,7 +63,7 @@ var (
 // names and process titles, so it is kept short and plain.
 func ValidateName(name string) error {
 	if !nameRE.MatchString(name) {
-		return input.Bad("name", strconv.Quote(name), "want 1-32 characters of a-z, 0-9, '-' or '_', starting with a letter or digit")
+		return input.Bad("name", name, "want 1-32 characters of a-z, 0-9, '-' or '_', starting with a letter or digit")
 	}
 	return nil
 }

@@ -69,7 +69,7 @@ func Merge(results ...*Result) (*Result, error) {
 			continue
 		}
 		if f := overlap(results, st.Strategy); f < fullOverlap {
-			out.Warnings = append(out.Warnings, fmt.Sprintf("%s: the runs measured together for %.0f%% of the time any of them measured: its rates are over that whole span, so they understate the load while all ran", st.Strategy, 100*f))
+			out.Warnings = append(out.Warnings, fmt.Sprintf("%s: the runs measured together for %.0f%% of the time any of them measured: its rates are the sum of each run's own, which holds only while all ran", st.Strategy, 100*f))
 		}
 	}
 	out.Write = mergeWrite(results)
@@ -341,9 +341,7 @@ func mergeStrategy(results []*Result, parts []*StrategyResult) *StrategyResult {
 	}
 	out.ScheduleLag = schedule
 	out.EndToEnd = e2e
-	if !out.MeasuredFrom.IsZero() {
-		out.Seconds = max(out.Seconds, out.MeasuredTo.Sub(out.MeasuredFrom).Seconds())
-	}
+	out.Seconds = mergedSeconds(parts)
 	for _, n := range first.Nodes {
 		if n == nil {
 			continue
@@ -359,17 +357,53 @@ func mergeStrategy(results []*Result, parts []*StrategyResult) *StrategyResult {
 		out.Nodes = append(out.Nodes, merged)
 	}
 	out.Ticks = mergeTicks(results, parts, from)
-	for _, p := range parts {
-		out.Events = addEvents(out.Events, p.Events)
+	for i, p := range parts {
+		// Times in the merged phase count from the earliest start.
+		shift := 0.0
+		if f, _ := window(results[i], p); !p.MeasuredFrom.IsZero() && !from.IsZero() {
+			shift = f.Sub(from).Seconds()
+		}
+		evs := slices.Clone(p.Events)
+		for k := range evs {
+			evs[k].T += shift
+		}
+		out.Events = addEvents(out.Events, evs)
 	}
 	return out
 }
 
+// mergedSeconds is the measured time that makes the merged rates the sum
+// of each generator's own rate (its reads over its own window): the
+// generators loaded the cluster at once (overlapping checked that), so
+// their rates add up, whereas dividing every read by the span of all
+// windows would understate the load by their start skew.
+func mergedSeconds(parts []*StrategyResult) float64 {
+	var reads, rate, longest float64
+	for _, p := range parts {
+		longest = max(longest, p.Seconds)
+		n := float64(p.Reads().TotalCount())
+		if p.Seconds > 0 {
+			reads += n
+			rate += n / p.Seconds
+		}
+	}
+	if rate <= 0 {
+		return longest
+	}
+	return reads / rate
+}
+
 // addEvents adds the events of one run that another has not reported
-// already: whoever injected a fault, every generator may have been told.
+// already: whoever injected a fault, every generator may have been told,
+// each stamping it on its own clock, so the same kind on the same node
+// within a second is one event.
 func addEvents(list, more []Event) []Event {
+	same := func(a, b Event) bool {
+		d := a.At.Sub(b.At)
+		return a.Kind == b.Kind && a.Node == b.Node && d < time.Second && d > -time.Second
+	}
 	for _, e := range more {
-		if !slices.ContainsFunc(list, func(x Event) bool { return x.Kind == e.Kind && x.Node == e.Node && x.At.Equal(e.At) }) {
+		if !slices.ContainsFunc(list, func(x Event) bool { return same(x, e) }) {
 			list = append(list, e)
 		}
 	}

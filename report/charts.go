@@ -164,9 +164,10 @@ func lagSeries(r *metrics.Result, get func(metrics.LagSample) (float64, bool)) (
 		}
 		marks = append(marks, phaseMark{at: end, name: s.Strategy})
 		for _, e := range s.Events {
-			if e.T >= 0 {
-				marks = append(marks, phaseMark{at: end + e.T, name: e.String(), event: true})
-			}
+			// The warmup and the time after the end are not on the axis:
+			// such an event sits at the edge of its strategy's stretch.
+			t := min(max(e.T, 0), max(s.Seconds, 0))
+			marks = append(marks, phaseMark{at: end + t, name: e.String(), event: true})
 		}
 		open := map[string]bool{}
 		length := max(s.Seconds, 0)

@@ -140,11 +140,19 @@ func WriteTimeseriesCSV(w io.Writer, r *metrics.Result) error {
 }
 
 // eventsIn names the events of second sec of a strategy's measured time
-// (an event at 2.3 s is in second 3; one during the warmup, in second 1).
+// (an event at 2.3 s is in second 3); one during the warmup is in the
+// first second, one after the last second in the last, marked so.
 func eventsIn(s *metrics.StrategyResult, sec int) []string {
+	last := len(s.Ticks)
 	var out []string
 	for _, e := range s.Events {
-		if max(1, int(math.Ceil(e.T))) == sec {
+		at := int(math.Ceil(e.T))
+		switch {
+		case at < 1 && sec == 1:
+			out = append(out, e.String()+" (in the warmup)")
+		case at > last && sec == last:
+			out = append(out, e.String()+" (after the last second)")
+		case at == sec:
 			out = append(out, e.String())
 		}
 	}

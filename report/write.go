@@ -189,9 +189,8 @@ func WriteComparison(dir string, c *Comparison) ([]string, error) {
 	}
 	var written, charts []string
 	var errs []error
-	if svg, err := ScalingChart(c.Points()); err != nil {
-		errs = append(errs, err)
-	} else if len(svg) > 0 {
+	// A chart that cannot be drawn is left out, not a failed comparison.
+	if svg, err := ScalingChart(c.Points()); err == nil && len(svg) > 0 {
 		path := filepath.Join(dir, "scaling.svg")
 		if err := writeAtomic(path, func(w io.Writer) error { _, err := w.Write(svg); return err }); err != nil {
 			errs = append(errs, fmt.Errorf("write %s: %w", path, err))

@@ -63,19 +63,33 @@ type phase struct {
 	start time.Time
 
 	mu     sync.Mutex
+	closed bool // its events were taken: later ones are the run's
 	events []metrics.Event
 }
 
-// event files e in the phase, timed from its measured start.
-func (ph *phase) event(e metrics.Event) {
+// event files e in the phase, timed from its measured start; false when
+// the phase has closed and e belongs to the run.
+func (ph *phase) event(e metrics.Event) bool {
 	from := ph.start.Add(ph.s.Config.Warmup) // during the warmup: when measuring is due to start
 	if ns := ph.measureFrom.Load(); ns != 0 {
 		from = time.Unix(0, ns)
 	}
 	e.T = e.At.Sub(from).Seconds()
 	ph.mu.Lock()
+	defer ph.mu.Unlock()
+	if ph.closed {
+		return false
+	}
 	ph.events = append(ph.events, e)
-	ph.mu.Unlock()
+	return true
+}
+
+// takeEvents closes the phase's timeline and returns it.
+func (ph *phase) takeEvents() []metrics.Event {
+	ph.mu.Lock()
+	defer ph.mu.Unlock()
+	ph.closed = true
+	return ph.events
 }
 
 // readPhase runs one strategy: warmup, then cfg.Duration measured, with
@@ -98,7 +112,14 @@ func (s *Scenario) readPhase(ctx context.Context, strategy routing.Strategy, liv
 	ph.observer, _ = bal.(routing.ReplayObserver)
 	ph.start = time.Now()
 	s.current.Store(ph)
-	defer s.current.Store(nil)
+	defer func() {
+		// Events of a phase that ends without a result (interrupted in
+		// its warmup) are the run's.
+		s.current.Store(nil)
+		for _, e := range ph.takeEvents() {
+			s.runEvent(e)
+		}
+	}()
 	if ph.sessionEvery == 0 && strategy == routing.Causal {
 		ph.sessionEvery = 10
 	}
@@ -198,9 +219,8 @@ func (s *Scenario) readPhase(ctx context.Context, strategy routing.Strategy, liv
 	}
 	res.Lag = s.lag.Samples(measureStart, end)
 	res.TimeLagResolution = metrics.Duration(cfg.Heartbeat)
-	ph.mu.Lock()
-	res.Events = ph.events
-	ph.mu.Unlock()
+	s.current.Store(nil)
+	res.Events = ph.takeEvents()
 	res.RYWChecks, res.RYWViolation = ph.ryw.Load(), ph.rywBad.Load()
 	res.BackgroundWrites = bgRows.Load() - bgAtStart
 	if res.Unsent > 0 {

@@ -59,10 +59,15 @@ type Scenario struct {
 // on the time series and charts. Safe to call from any goroutine.
 func (s *Scenario) Event(kind, node, detail string) {
 	e := metrics.Event{At: time.Now().UTC(), Kind: kind, Node: node, Detail: detail}
-	if ph := s.current.Load(); ph != nil {
-		ph.event(e)
+	if ph := s.current.Load(); ph != nil && ph.event(e) {
 		return
 	}
+	s.runEvent(e)
+}
+
+// runEvent files an event outside every read phase.
+func (s *Scenario) runEvent(e metrics.Event) {
+	e.T = 0
 	s.mu.Lock()
 	s.events = append(s.events, e)
 	s.mu.Unlock()
@@ -187,7 +192,7 @@ func (s *Scenario) findPrimary(ctx context.Context) error {
 			s.primary = i
 		}
 		if n.Role != "" && n.Role != role {
-			return input.Bad(flagFor(n), n.Name, "given as the %s, but the server says it is a %s (pg_is_in_recovery() is %v)", n.Role, role, inRecovery)
+			return input.Bad(flagFor(n), n.Name, "given (or recorded in the env's state) as the %s, but the server says it is a %s (pg_is_in_recovery() is %v): check the DSNs, or pgbenchx env status", n.Role, role, inRecovery)
 		}
 		s.nodes[i].Role = role
 	}

@@ -25,7 +25,7 @@ var nameFlag = &cli.StringFlag{
 func envCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "env",
-		Usage: "build, inspect and remove a replicated PostgreSQL lab",
+		Usage: "build, inspect and remove an env: a PostgreSQL primary and its streaming standbys",
 		Description: `An env is a primary plus N streaming standbys, built by a provider
 (providers: ` + strings.Join(env.Providers(), ", ") + `). The default, local, runs the PostgreSQL server
 binaries already installed on this machine. An env keeps running between
@@ -270,16 +270,25 @@ Examples:
   pgbench -n -S -T 10 "$(pgbenchx env dsn --node primary)"`,
 		Flags: []cli.Flag{
 			nameFlag,
-			&cli.StringFlag{Name: "node", Value: "primary", Usage: "primary, standby1, standby2, ..."},
+			&cli.StringFlag{Name: "node", Usage: "primary, standby1, standby2, ... (default: whichever node is the primary now, also after a failover)"},
 		},
 		Action: func(_ context.Context, cmd *cli.Command) error {
 			c, err := loadEnv(cmd)
 			if err != nil {
 				return err
 			}
-			n, err := c.Node(cmd.String("node"))
+			name := cmd.String("node")
+			if name == "" {
+				name = c.Primary.Name
+			}
+			n, err := c.Node(name)
 			if err != nil {
 				return err
+			}
+			if n.Role == env.RoleDetached {
+				// The old primary after a failover may still take writes:
+				// a script must not reach it thinking it is the primary.
+				return input.Bad("node", name, "%s left replication (the old primary after a failover); the primary is now %s", name, c.Primary.Name)
 			}
 			fmt.Fprintln(cmd.Root().Writer, n.DSN())
 			return nil

@@ -1,9 +1,11 @@
-// Command pgbenchx builds a replicated PostgreSQL lab (a primary plus N
-// streaming standbys), benchmarks reads routed across it, and reports
-// latency, throughput, replica lag and stale reads.
+// Command pgbenchx builds an env (a PostgreSQL primary plus N streaming
+// standbys), benchmarks reads routed across it, and reports latency,
+// throughput, replica lag and stale reads.
 //
-// This package turns flags into plans and prints results; the work is done
-// by the env, workload, routing, metrics and report packages.
+// This package maps flags to package bench's Config and prints results:
+// one file per subcommand, no logic of its own. The work is done by
+// bench (the library) over env, workload, routing, probe, metrics and
+// report.
 package main
 
 import (
@@ -87,7 +89,7 @@ func isBadInput(err error) bool {
 func rootCommand(stdout, stderr io.Writer) *cli.Command {
 	root := &cli.Command{
 		Name:  "pgbenchx",
-		Usage: "a replicated PostgreSQL lab in seconds, and honest numbers on reads spread across standbys",
+		Usage: "a replicated PostgreSQL env in seconds, and honest numbers on reads spread across standbys",
 		Description: `pgbenchx provisions a PostgreSQL primary plus N streaming standbys (or uses
 an existing cluster), drives writes on the primary and reads through routing
 strategies, and reports latency, throughput, replica lag and stale reads.

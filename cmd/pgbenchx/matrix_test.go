@@ -78,6 +78,3 @@ func TestMatrixCompareMerge(t *testing.T) {
 		t.Errorf("merged count %d, want %d", got, want)
 	}
 }
-
-// TestStrategyOrder: repeat r runs the strategies rotated by r-1, so each
-// goes first (on a fresh env's cold cache) in turn.

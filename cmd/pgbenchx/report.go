@@ -46,7 +46,7 @@ Examples:
 
 ` + thresholdHelp(false),
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "format", Value: "md,csv", Usage: "files to write: md, csv, json or all"},
+			formatFlag("md,csv"),
 			thresholdFlag("re-judge the run: conditions that must hold, exit 3 when one fails, e.g. \"p99<5ms,stale<1%,errors=0\" (see below)"),
 		},
 		Action: func(_ context.Context, cmd *cli.Command) error {

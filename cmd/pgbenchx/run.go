@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/urfave/cli/v3"
@@ -132,15 +130,9 @@ func parseConfig(cmd *cli.Command) (bench.Config, error) {
 		return c, err
 	}
 	if f := cmd.String("query-file"); f != "" {
-		if w.Custom, err = workload.ParseQueryFile(f); err != nil {
+		// The file replaces the built-in reads, unless --mix asks for both.
+		if err := c.UseQueryFile(f, cmd.IsSet("mix")); err != nil {
 			return c, err
-		}
-		w.QueryFile = f
-		if b, err := os.ReadFile(f); err == nil {
-			w.QueryFileSHA256 = fmt.Sprintf("%x", sha256.Sum256(b))
-		}
-		if !cmd.IsSet("mix") {
-			w.Mix = nil // the file replaces the built-in reads
 		}
 	}
 	w.Scale, w.WriteRows, w.WriteBatch = int(cmd.Int("scale")), int(cmd.Int("write-rows")), int(cmd.Int("write-batch"))
