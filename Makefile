@@ -26,8 +26,18 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
+# Three kinds of benchmarks, one line each:
+# - micro-benchmarks (routing, metrics, workload, ...: no cluster) need a
+#   real b.N, so the testing package picks it;
+# - env's times `env up` averaged over -benchtime ups;
+# - cmd/pgbenchx's start a cluster and measure once per call whatever b.N
+#   (pgbenchx vs pgbench closed loop and open loop, RSS at 16/256 clients)
+#   and print their figures. PGBENCHX_SOAK=1 make bench adds the 10-minute
+#   RSS soak at 64 clients.
 bench: deps
-	$(GO) test -p 1 -run '^$$' -bench . -benchtime 5x ./...
+	$(GO) test -p 1 -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v -e '/cmd/' -e '/env$$' -e '/env/')
+	$(GO) test -p 1 -run '^$$' -bench . -benchtime 3x ./env/...
+	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./cmd/...
 
 clean:
 	rm -rf bin

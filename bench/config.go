@@ -27,6 +27,9 @@ type Config struct {
 	Target     Target
 	Output     Output
 	Thresholds []report.Gate
+	// Faults are injected on the env's nodes while the reads are
+	// measured (ParseFault reads --fault's AT:ACTION:NODE).
+	Faults []Fault
 }
 
 // Output says where a run's folder goes and what it holds.
@@ -70,7 +73,7 @@ func Default() Config {
 			Clients: 16, Mix: mix, Scale: 100000, WriteRows: 10000, WriteBatch: 100, WriteRate: 200,
 			MaxTries: 2, EjectFor: 5 * time.Second, MaxLagBytes: 1 << 20, MaxLagTime: 500 * time.Millisecond,
 			LagFallback: routing.FallbackPrimary, LagInterval: 100 * time.Millisecond, QueryTimeout: 10 * time.Second,
-			Heartbeat: 10 * time.Millisecond, Settle: 30 * time.Second,
+			Heartbeat: 10 * time.Millisecond, Settle: 30 * time.Second, Commit: "on",
 		},
 		Target: Target{Env: env.DefaultName, Provider: "local", Spec: env.Spec{Standbys: 2}, WantStandbys: AnyStandbys},
 		Output: Output{Dir: "results", Formats: []string{report.FormatJSON, report.FormatCSV, report.FormatMD}},
@@ -106,6 +109,7 @@ func (c *Config) Validate() error {
 		{w.LagInterval < 10*time.Millisecond || w.LagInterval > 10*time.Second, "lag-interval", w.LagInterval.String(), "want 10ms to 10s"},
 		{w.EjectFor < 0 || w.EjectFor > time.Hour, "eject-for", w.EjectFor.String(), "want 0 to 1h"},
 		{w.Heartbeat < time.Millisecond || w.Heartbeat > 10*time.Second, "heartbeat", w.Heartbeat.String(), "want 1ms to 10s"},
+		{w.Commit != "" && !slices.Contains(workload.CommitLevels, w.Commit), "commit", w.Commit, "want on, remote_write, remote_apply, local or off (synchronous_commit)"},
 		{len(c.Output.Formats) == 0, "format", "", "name at least one of md, csv, json, or all"},
 		{c.Output.Label != "" && !labelRE.MatchString(c.Output.Label), "label", c.Output.Label, "want 1-64 characters of letters, digits, '.', '-', '_' or '+'"},
 	}
@@ -135,7 +139,7 @@ func (c *Config) Validate() error {
 		return input.Bad("standby", "", "needs --primary too")
 	}
 	if t.External() {
-		return nil
+		return checkFaults(c.Faults, *t, *w, nil)
 	}
 	if t.Env == "" {
 		t.Env = env.DefaultName
@@ -154,7 +158,21 @@ func (c *Config) Validate() error {
 	if _, err := env.Lookup(t.Provider); err != nil {
 		return err
 	}
-	return checkRouting(*w, specNodes(t.Spec))
+	if err := checkRouting(*w, specNodes(t.Spec)); err != nil {
+		return err
+	}
+	// An env that is up may have another standby count than the spec:
+	// Measure checks the faults again on the nodes it has.
+	if t.WantStandbys != AnyStandbys || !envUp(t.Env) {
+		return checkFaults(c.Faults, *t, *w, specNodes(t.Spec))
+	}
+	return checkFaults(c.Faults, *t, *w, nil)
+}
+
+// envUp says whether a state file for the env exists.
+func envUp(name string) bool {
+	_, err := (env.Store{Dir: env.DefaultStateDir()}).Load(name)
+	return err == nil
 }
 
 // UseQueryFile makes the reads those of a --query-file: parsed, recorded

@@ -47,6 +47,15 @@ func TestValidate(t *testing.T) {
 		}},
 		{"apply-delay", func(c *Config) { c.Target.Spec.ApplyDelay = map[string]time.Duration{"standby9": time.Second} }},
 		{"provider", func(c *Config) { c.Target.Provider = "nosuch" }},
+		{"commit", func(c *Config) { c.Workload.Commit = "sometimes" }},
+		// 30s measured: a fault at 30s would never happen.
+		{"fault", func(c *Config) { c.Faults = []Fault{{At: 30 * time.Second, Action: Kill, Node: "standby2"}} }},
+		{"fault", func(c *Config) { c.Faults = []Fault{{At: time.Second, Action: Kill, Node: "standby3"}} }},
+		{"fault", func(c *Config) { c.Faults = []Fault{{At: time.Second, Action: Failover, Node: "primary"}} }},
+		{"fault", func(c *Config) {
+			c.Target.PrimaryDSN = "postgres://x@h/db"
+			c.Faults = []Fault{{At: time.Second, Action: Kill, Node: "standby1"}}
+		}},
 	}
 	for _, tt := range tests {
 		c := Default()
@@ -55,5 +64,34 @@ func TestValidate(t *testing.T) {
 		if err := c.Validate(); !errors.As(err, &bad) || bad.Flag != tt.flag {
 			t.Errorf("%s: err %v, want bad input on --%s", tt.flag, err, tt.flag)
 		}
+	}
+}
+
+func TestFaults(t *testing.T) {
+	for _, s := range []string{"5s:kill:standby2", "0s:failover:standby1", "1m30s:freeze:primary", "250ms:thaw:standby1"} {
+		f, err := ParseFault(s)
+		if err != nil {
+			t.Errorf("%s: %v", s, err)
+		} else if f.String() != s && s != "1m30s:freeze:primary" {
+			t.Errorf("%s reads back as %s", s, f)
+		}
+	}
+	for _, s := range []string{"5s:kill", "5:kill:standby2", "-1s:kill:standby1", "5s:explode:standby1", "5s:kill:", "a:b:c:d"} {
+		var bad *input.Error
+		if _, err := ParseFault(s); !errors.As(err, &bad) || bad.Flag != "fault" {
+			t.Errorf("%s: err %v, want bad input on --fault", s, err)
+		}
+	}
+	// With two strategies the measured time spans both and the warmup
+	// between: 2 x 30s + 2s.
+	c := Default()
+	c.Workload.Strategies = []routing.Strategy{routing.RoundRobin, routing.LagAware}
+	c.Faults = []Fault{{At: 61 * time.Second, Action: Restart, Node: "standby1"}}
+	if err := c.Validate(); err != nil {
+		t.Errorf("a fault in the second strategy: %v", err)
+	}
+	c.Faults[0].At = 62 * time.Second
+	if err := c.Validate(); !input.Is(err) {
+		t.Errorf("a fault at the end of the second strategy: %v, want bad input", err)
 	}
 }

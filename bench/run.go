@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/pgbenchx/pgbenchx/env"
@@ -105,6 +107,9 @@ func Measure(ctx context.Context, cl *Cluster, cfg Config, hooks Hooks) (*metric
 		Schema: metrics.SchemaVersion, Tool: "pgbenchx", Label: cfg.Output.Label, StartedAt: time.Now().UTC(),
 		Config: cfg.Workload.Record(), Environment: cl.Environment,
 	}
+	for _, f := range cfg.Faults {
+		res.Config.Faults = append(res.Config.Faults, f.String())
+	}
 	if err := checkRouting(cfg.Workload, cl.Nodes); err != nil {
 		return res, err
 	}
@@ -112,7 +117,11 @@ func Measure(ctx context.Context, cl *Cluster, cfg Config, hooks Hooks) (*metric
 	if c := cl.Env; c != nil {
 		w.LocalProcesses = c.Provider == "local"
 		if len(env.CPUCaps(c)) > 0 {
-			w.Throttled = func() map[string]float64 { return env.Throttled(c) }
+			// A fault changes c while the run reads the cgroups: read
+			// them through a copy.
+			snap := *c
+			snap.Standbys = slices.Clone(c.Standbys)
+			w.Throttled = func() map[string]float64 { return env.Throttled(&snap) }
 		}
 	}
 	sc, err := workload.New(ctx, cl.Nodes, w)
@@ -121,10 +130,40 @@ func Measure(ctx context.Context, cl *Cluster, cfg Config, hooks Hooks) (*metric
 	}
 	defer sc.Close()
 	sc.MaxApplyDelay = cl.MaxApplyDelay
+	var faults *faultRunner
+	if len(cfg.Faults) > 0 {
+		if faults, err = startFaults(ctx, cl, cfg, sc, &hooks); err != nil {
+			return res, err
+		}
+	}
 	if hooks.Started != nil {
 		hooks.Started(sc)
 	}
+	fctx, stopFaults := context.WithCancel(ctx)
+	if faults != nil {
+		m := hooks.Measuring
+		start := faults.measuring(fctx)
+		hooks.Measuring = func(s routing.Strategy, t time.Time) {
+			start(s, t)
+			if m != nil {
+				m(s, t)
+			}
+		}
+	}
 	err = sc.Run(ctx, res, hooks.Hooks)
+	stopFaults()
+	if faults != nil {
+		// A fault that could not be done leaves a run that did not
+		// measure what was asked: it is written, and the run fails.
+		fos, errs := faults.wait()
+		res.Failovers = fos
+		if len(errs) > 0 {
+			res.Warnings = append(res.Warnings, errs...)
+			if err == nil {
+				err = errors.New(strings.Join(errs, "; "))
+			}
+		}
+	}
 	res.EndedAt = time.Now().UTC()
 	if errors.Is(err, context.Canceled) || ctx.Err() != nil {
 		res.Interrupted = true

@@ -36,6 +36,10 @@ type Node struct {
 	// ApplyDelay is the standby's recovery_min_apply_delay.
 	ApplyDelay time.Duration `json:"apply_delay,omitempty"`
 
+	// SocketDir is the folder of the node's Unix socket, for SocketDSN:
+	// the env's Cluster.SocketDir (local provider only).
+	SocketDir string `json:"socket_dir,omitempty"`
+
 	// Local provider only.
 	DataDir string `json:"data_dir,omitempty"`
 	LogFile string `json:"log_file,omitempty"`
@@ -59,7 +63,33 @@ func (n *Node) RedactedDSN() string {
 	return n.dsn(redacted)
 }
 
-func (n *Node) dsn(password string) string {
+// SocketDSN reaches the node through its Unix socket (SocketDir) with the
+// user, password and database of DSN: for a client on the same host, it
+// skips the TCP stack. The socket takes scram-sha-256 passwords as TCP
+// does. Empty when the node has no socket folder (not the local provider).
+func (n *Node) SocketDSN() string { return n.socketDSN(n.Password) }
+
+// RedactedSocketDSN is SocketDSN safe to print, log and store in reports.
+func (n *Node) RedactedSocketDSN() string {
+	if n.Password == "" {
+		return n.socketDSN("")
+	}
+	return n.socketDSN(redacted)
+}
+
+func (n *Node) socketDSN(password string) string {
+	if n.SocketDir == "" {
+		return ""
+	}
+	u := n.url(password)
+	u.Host = ""
+	u.RawQuery = url.Values{"host": {n.SocketDir}, "port": {strconv.Itoa(n.Port)}, "sslmode": {"disable"}}.Encode()
+	return u.String()
+}
+
+func (n *Node) dsn(password string) string { return n.url(password).String() }
+
+func (n *Node) url(password string) *url.URL {
 	u := url.URL{
 		Scheme:   "postgres",
 		Host:     net.JoinHostPort(n.Host, strconv.Itoa(n.Port)),
@@ -71,7 +101,7 @@ func (n *Node) dsn(password string) string {
 	} else {
 		u.User = url.User(n.User)
 	}
-	return u.String()
+	return &u
 }
 
 // Cluster is a primary and its standbys, as a provider built them. It is
@@ -105,6 +135,10 @@ type Cluster struct {
 	SocketDir    string `json:"socket_dir,omitempty"`
 	ReplUser     string `json:"repl_user,omitempty"`
 	ReplPassword string `json:"repl_password,omitempty"`
+	// AdminUser is the superuser pgbenchx manages nodes as, over the
+	// socket by peer identity; empty for envs built before it existed
+	// (they let postgres in that way).
+	AdminUser string `json:"admin_user,omitempty"`
 
 	// stateDir is the Store the cluster was loaded from or saved to, so a
 	// provider found by ProviderOf, and its Controller, save it there.

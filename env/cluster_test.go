@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 )
 
 func TestDSNRedaction(t *testing.T) {
@@ -19,6 +21,48 @@ func TestDSNRedaction(t *testing.T) {
 	n.Password = ""
 	if r := n.RedactedDSN(); strings.Contains(r, "xxxxx") {
 		t.Errorf("no password yet a redaction mark: %q", r)
+	}
+}
+
+func TestSocketDSNFormat(t *testing.T) {
+	n := Node{Host: "127.0.0.1", Port: 5433, User: "postgres", Password: "s3cretPW", Database: "postgres", SocketDir: "/tmp/pgbx123"}
+	got := n.SocketDSN()
+	if want := "postgres://postgres:s3cretPW@/postgres?host=%2Ftmp%2Fpgbx123&port=5433&sslmode=disable"; got != want {
+		t.Errorf("SocketDSN %q, want %q", got, want)
+	}
+	cfg, err := pgx.ParseConfig(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Host != n.SocketDir || cfg.Port != 5433 || cfg.User != "postgres" || cfg.Password != "s3cretPW" || cfg.Database != "postgres" {
+		t.Errorf("pgx reads %q as host %q port %d user %q password %q database %q", got, cfg.Host, cfg.Port, cfg.User, cfg.Password, cfg.Database)
+	}
+	if r := n.RedactedSocketDSN(); strings.Contains(r, "s3cretPW") || !strings.Contains(r, "postgres:xxxxx@/") {
+		t.Errorf("redacted socket DSN %q", r)
+	}
+	n.SocketDir = ""
+	if got := n.SocketDSN(); got != "" {
+		t.Errorf("a node without a socket folder: SocketDSN %q, want empty", got)
+	}
+}
+
+func TestLoadFillsNodeSocketDir(t *testing.T) {
+	s := Store{Dir: t.TempDir()}
+	// A state file written before Node.SocketDir existed.
+	old := `{"name": "old", "provider": "local", "status": "ready", "socket_dir": "/tmp/pgbxold",
+		"primary": {"name": "primary", "port": 5432}, "standbys": [{"name": "standby1", "port": 5433}],
+		"detached": [{"name": "oldprimary", "port": 5434}]}`
+	if err := os.WriteFile(filepath.Join(s.Dir, "old.json"), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.Load("old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.AllNodes() {
+		if n.SocketDir != "/tmp/pgbxold" {
+			t.Errorf("%s: SocketDir %q, want the env's", n.Name, n.SocketDir)
+		}
 	}
 }
 

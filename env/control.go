@@ -61,8 +61,17 @@ type Controller interface {
 	// restart, and a wait until the upstream's pg_stat_replication shows it
 	// streaming. Its slot on the old upstream is dropped when that node
 	// runs. A standby that replayed past the new upstream's timeline fork
-	// cannot follow it: Repoint then fails, naming the fork.
+	// cannot follow it: Repoint then fails, naming the fork, with an error
+	// that wraps ErrForked.
 	Repoint(ctx context.Context, standby, upstream string) error
+	// Rewind makes a standby that cannot follow upstream (Repoint failed
+	// with ErrForked) follow it: pg_rewind from upstream, its own settings
+	// kept, a slot on upstream, a start, a wait until it streams.
+	Rewind(ctx context.Context, standby, upstream string) error
+	// Rebuild replaces a standby's data folder with a pg_basebackup of
+	// upstream, keeping its own settings, and waits until it streams:
+	// what is left when a rewind is not possible.
+	Rebuild(ctx context.Context, standby, upstream string) error
 	// State says whether the node's server runs, is frozen or is stopped.
 	State(ctx context.Context, node string) (NodeState, error)
 }

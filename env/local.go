@@ -97,7 +97,7 @@ func (l *Local) Up(ctx context.Context, spec Spec) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	version, err := ServerVersion(ctx, bin)
+	version, err := cachedServerVersion(ctx, l.CacheDir, bin)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +119,7 @@ func (l *Local) Up(ctx context.Context, spec Spec) (_ *Cluster, err error) {
 			}
 		}
 	}()
-	b := &builder{l: l, c: c, u: u, spec: spec}
+	b := &builder{l: l, c: c, u: u}
 	if err := b.build(ctx); err != nil {
 		return nil, err
 	}
@@ -142,7 +142,7 @@ func (l *Local) newCluster(spec Spec, u osUser, bin, version string) (*Cluster, 
 		SchemaVersion: stateSchema, Name: spec.Name, Provider: l.Name(), Status: statusBuilding,
 		OwnerPID: os.Getpid(), CreatedAt: time.Now().UTC(), ServerVersion: version,
 		Topology: spec.Topology, Fast: spec.Fast, Settings: spec.Settings,
-		PgBin: bin, OSUser: u.Name, UID: u.UID, GID: u.GID, BaseDir: base, ReplUser: "replicator",
+		PgBin: bin, OSUser: u.Name, UID: u.UID, GID: u.GID, BaseDir: base, ReplUser: "replicator", AdminUser: adminUser,
 	}
 	fail := func(err error) (*Cluster, error) {
 		os.RemoveAll(base)
@@ -151,6 +151,7 @@ func (l *Local) newCluster(spec Spec, u osUser, bin, version string) (*Cluster, 
 	if err := u.chown(base); err != nil {
 		return fail(err)
 	}
+	spreadSubdirs(base)
 	// A Unix socket path is limited to 107 bytes; TMPDIR can be long.
 	c.SocketDir = filepath.Join(base, "s")
 	if len(c.SocketDir)+len("/.s.PGSQL.65535.lock") > 100 {
@@ -175,7 +176,7 @@ func (l *Local) newCluster(spec Spec, u osUser, bin, version string) (*Cluster, 
 	node := func(name string, role Role) Node {
 		return Node{
 			Name: name, Role: role, Host: "127.0.0.1", User: "postgres", Password: c.Primary.Password, Database: "postgres",
-			DataDir: filepath.Join(base, name), LogFile: filepath.Join(base, "log", name+".log"),
+			SocketDir: c.SocketDir, DataDir: filepath.Join(base, name), LogFile: filepath.Join(base, "log", name+".log"),
 		}
 	}
 	c.Primary = node("primary", RolePrimary)
@@ -384,8 +385,13 @@ func dropSlots(ctx context.Context, c *Cluster) error {
 	return err
 }
 
-// socketDSN reaches a node over its Unix socket with peer authentication:
-// how we set passwords before any exist, and manage slots without them.
+// socketDSN reaches a node as the env's admin user over its Unix socket
+// with peer authentication: how we set passwords before any exist, and
+// manage nodes without them (see adminUser).
 func socketDSN(c *Cluster, n *Node) string {
-	return fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres sslmode=disable application_name=pgbenchx-env", c.SocketDir, n.Port)
+	user := c.AdminUser
+	if user == "" {
+		user = "postgres" // an env built before the admin role
+	}
+	return fmt.Sprintf("host=%s port=%d user=%s dbname=postgres sslmode=disable application_name=pgbenchx-env", c.SocketDir, n.Port, user)
 }

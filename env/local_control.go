@@ -283,7 +283,7 @@ func (lc *localControl) waitStreaming(ctx context.Context, n Node, logStart int6
 		}
 		if i%20 == 0 {
 			if line := forkLine(logFrom(n.LogFile, logStart)); line != "" {
-				return fmt.Errorf("%s cannot stream from %s: %s", n.Name, up.Name, line)
+				return fmt.Errorf("%s cannot stream from %s: %s: %w", n.Name, up.Name, line, ErrForked)
 			}
 		}
 		select {
@@ -548,5 +548,14 @@ func writeUpstream(c *Cluster, n *Node, upPort int) error {
 		fmt.Sprintf("primary_conninfo = '%s'", standbyConninfo(c, n, upPort)),
 		fmt.Sprintf("primary_slot_name = '%s'", n.Slot))
 	// In place: the file keeps its owner (the servers' OS user) and mode.
-	return os.WriteFile(auto, []byte(strings.Join(keep, "\n")+"\n"), 0o600)
+	// Synced: a durable env's standby must find its upstream after a crash.
+	f, err := os.OpenFile(auto, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(strings.Join(keep, "\n") + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	return errors.Join(err, f.Close())
 }

@@ -16,9 +16,9 @@ import (
 	"github.com/pgbenchx/pgbenchx/input"
 )
 
-// osUser is who runs initdb, pg_basebackup and the servers. PostgreSQL
-// refuses to run as root, so as root we switch to an unprivileged user who
-// owns the data folders; otherwise it is the current user.
+// osUser is who runs initdb and the servers. PostgreSQL refuses to run as
+// root, so as root we switch to an unprivileged user who owns the data
+// folders; otherwise it is the current user.
 type osUser struct {
 	Name     string
 	UID, GID int
@@ -80,11 +80,21 @@ func (u osUser) mkdir(path string) error {
 // run runs a tool as the user, killing it when ctx ends. extraEnv carries
 // secrets (PGPASSWORD) so they never appear in argv, which ps shows.
 func (u osUser) run(ctx context.Context, dir string, extraEnv []string, name string, args ...string) error {
+	_, err := u.runInput(ctx, dir, extraEnv, "", name, args...)
+	return err
+}
+
+// runInput is run with text on the tool's standard input; it returns
+// what the tool printed.
+func (u osUser) runInput(ctx context.Context, dir string, extraEnv []string, stdin, name string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
 	cmd.Dir = dir
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "LC_ALL=C", "HOME=" + dir}, extraEnv...)
 	cmd.SysProcAttr = u.sysProcAttr(false)
-	// pg_basebackup -X stream forks a WAL streamer: kill the whole group,
+	// A tool may fork (pg_basebackup -X stream does): kill the whole group,
 	// and do not wait forever on a pipe a grandchild still holds.
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
@@ -92,15 +102,15 @@ func (u osUser) run(ctx context.Context, dir string, extraEnv []string, name str
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return "", ctx.Err()
 		}
 		msg := strings.TrimSpace(out.String())
 		if len(msg) > 2000 {
 			msg = "..." + msg[len(msg)-2000:]
 		}
-		return fmt.Errorf("%s: %w: %s", filepath.Base(name), err, msg)
+		return "", fmt.Errorf("%s: %w: %s", filepath.Base(name), err, msg)
 	}
-	return nil
+	return out.String(), nil
 }
 
 func lookupCurrent() (string, error) {

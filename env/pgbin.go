@@ -2,6 +2,8 @@ package env
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,7 +17,7 @@ import (
 )
 
 // serverTools are the binaries the local provider runs.
-var serverTools = []string{"initdb", "postgres", "pg_basebackup"}
+var serverTools = []string{"initdb", "postgres", "pg_basebackup", "pg_rewind"}
 
 // FindPgBin picks the PostgreSQL server binaries: the explicit folder, else
 // `pg_config --bindir`, else the newest /usr/lib/postgresql/*/bin. The error
@@ -24,7 +26,7 @@ var serverTools = []string{"initdb", "postgres", "pg_basebackup"}
 func FindPgBin(ctx context.Context, explicit string) (string, error) {
 	if explicit != "" {
 		if err := hasServerTools(explicit); err != nil {
-			return "", input.Bad("pg-bin", explicit, "%v; want the folder holding initdb, postgres and pg_basebackup", err)
+			return "", input.Bad("pg-bin", explicit, "%v; want the folder holding initdb, postgres, pg_basebackup and pg_rewind", err)
 		}
 		return explicit, nil
 	}
@@ -88,4 +90,33 @@ func ServerVersion(ctx context.Context, bin string) (string, error) {
 		return "", fmt.Errorf("%s/postgres --version: unexpected output %q", bin, out)
 	}
 	return m, nil
+}
+
+// cachedServerVersion is ServerVersion remembered in cacheDir for this
+// binary (its path, size and modification time): running postgres
+// --version costs ~25 ms here, a tenth of a --fast `up`.
+func cachedServerVersion(ctx context.Context, cacheDir, bin string) (string, error) {
+	exe := filepath.Join(bin, "postgres")
+	st, err := os.Stat(exe)
+	if err != nil {
+		return ServerVersion(ctx, bin)
+	}
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d\x00%d", exe, st.Size(), st.ModTime().UnixNano()))
+	memo := filepath.Join(cacheDir, "versions", hex.EncodeToString(sum[:8]))
+	if b, err := os.ReadFile(memo); err == nil && len(b) > 0 && versionRE.FindString(string(b)) == string(b) {
+		return string(b), nil
+	}
+	v, err := ServerVersion(ctx, bin)
+	if err != nil {
+		return "", err
+	}
+	// A memo not written is only a memo.
+	if os.MkdirAll(filepath.Dir(memo), 0o700) == nil {
+		tmp := fmt.Sprintf("%s.%d.tmp", memo, os.Getpid())
+		if os.WriteFile(tmp, []byte(v), 0o600) == nil {
+			_ = os.Rename(tmp, memo)
+		}
+		os.Remove(tmp)
+	}
+	return v, nil
 }

@@ -17,9 +17,16 @@ import (
 	"time"
 )
 
-// pollEvery is how often we look for a condition (server ready, standby
-// streaming). Short, because `up` is measured in fractions of a second.
-const pollEvery = 10 * time.Millisecond
+// pollEvery is how often we look for a condition (standby streaming, a
+// process gone). Short, because `up` is measured in fractions of a second.
+// upPollEvery is shorter still for the waits of `up`, one query each;
+// readyEvery is how often a starting server's postmaster.pid is read: a
+// file read costs next to nothing, and every start waits for it.
+const (
+	pollEvery   = 10 * time.Millisecond
+	upPollEvery = 5 * time.Millisecond
+	readyEvery  = 2 * time.Millisecond
+)
 
 // freePort asks the kernel for a free loopback port. Another process may
 // take it before postgres binds it, so startServer retries once on
@@ -34,7 +41,8 @@ func freePort() (int, error) {
 }
 
 // serverArgs are the node-specific settings, given on the command line so
-// that a basebackup never carries the primary's port or name to a standby.
+// that nodes can share one postgresql.conf (every node is a copy of the
+// same template, configured alike).
 func serverArgs(c *Cluster, n *Node) []string {
 	args := []string{
 		"-D", n.DataDir,
@@ -43,7 +51,10 @@ func serverArgs(c *Cluster, n *Node) []string {
 		"-c", "unix_socket_directories=" + c.SocketDir,
 		"-c", "cluster_name=pgbx-" + c.Name + "-" + n.Name,
 	}
-	if n.Role == RoleStandby {
+	// A delay on the command line cannot be changed by a reload: `up`
+	// starts a standby without it and sets it once the standby has the
+	// env's roles (setApplyDelay); later starts give it here.
+	if n.Role == RoleStandby && n.ApplyDelay > 0 {
 		args = append(args, "-c", fmt.Sprintf("recovery_min_apply_delay=%dms", n.ApplyDelay.Milliseconds()))
 	}
 	return args
@@ -115,7 +126,7 @@ func startOnce(ctx context.Context, c *Cluster, u osUser, n *Node) error {
 	}
 	deadline := time.NewTimer(90 * time.Second)
 	defer deadline.Stop()
-	tick := time.NewTicker(pollEvery)
+	tick := time.NewTicker(readyEvery)
 	defer tick.Stop()
 	for {
 		if pidFileStatus(n.DataDir) == "ready" {

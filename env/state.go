@@ -55,6 +55,12 @@ func (s Store) Load(name string) (*Cluster, error) {
 		return nil, fmt.Errorf("env %q: state file %s is corrupt: %w", name, s.path(name), err)
 	}
 	c.stateDir = s.Dir
+	// Nodes of envs built before Node.SocketDir existed.
+	for _, n := range c.AllNodes() {
+		if n.SocketDir == "" {
+			n.SocketDir = c.SocketDir
+		}
+	}
 	return &c, nil
 }
 

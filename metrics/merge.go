@@ -393,6 +393,17 @@ func mergedSeconds(parts []*StrategyResult) float64 {
 	return reads / rate
 }
 
+// addCounts adds per-node counts into dst (made when needed).
+func addCounts(dst, src map[string]int64) map[string]int64 {
+	for k, v := range src {
+		if dst == nil {
+			dst = map[string]int64{}
+		}
+		dst[k] += v
+	}
+	return dst
+}
+
 // addEvents adds the events of one run that another has not reported
 // already: whoever injected a fault, every generator may have been told,
 // each stamping it on its own clock, so the same kind on the same node
@@ -463,6 +474,8 @@ func mergeTicks(results []*Result, parts []*StrategyResult, from time.Time) []Ti
 			m.Queries += t.Queries
 			m.Errors += t.Errors
 			m.Failed += t.Failed
+			m.NodeQueries = addCounts(m.NodeQueries, t.NodeQueries)
+			m.NodeErrors = addCounts(m.NodeErrors, t.NodeErrors)
 			m.P50MS = max(m.P50MS, t.P50MS)
 			m.P99MS = max(m.P99MS, t.P99MS)
 			// Lag is the cluster's: the first run's view, else whoever saw it.

@@ -22,6 +22,7 @@ type Recorder struct {
 
 	// Rare events: counted with atomics or under errMu, off the hot path.
 	failed, unfinished, noTarget, unsent, errTotal atomic.Int64
+	nodeErrs                                       []atomic.Int64 // failed attempts by node, for the per-second series
 	errMu                                          sync.Mutex
 	errs                                           []map[string]int64  // by node: label -> count
 	samples                                        []map[string]string // by node: label -> one message
@@ -31,10 +32,13 @@ type Recorder struct {
 	ok          []*Hist // successful attempts [node*len(kinds)+kind]
 	failedLat   []*Hist // failed attempts by node, allocated when first needed
 	retries     []int64
+	tickOK      []int64 // successful attempts by node since the last tick
+	lastNodeErr []int64
 	stale       []int64
 	checked     []int64
 	e2e         *Hist
 	scheduleLag *Hist
+	commit      *Hist // writes' commit latency, nil until one
 	interval    *Hist // one second's reads, reused
 	clipped     int64
 	ticks       []Tick
@@ -53,6 +57,7 @@ func NewRecorder(nodes []string, roles []Role, kinds []string, openLoop bool) *R
 		errs: make([]map[string]int64, n), samples: make([]map[string]string, n),
 		ok: make([]*Hist, n*len(kinds)), failedLat: make([]*Hist, n),
 		retries: make([]int64, n), stale: make([]int64, n), checked: make([]int64, n),
+		nodeErrs: make([]atomic.Int64, n), tickOK: make([]int64, n), lastNodeErr: make([]int64, n),
 		e2e: NewHist(), interval: NewHist(),
 	}
 	for i := range r.ok {
@@ -188,6 +193,7 @@ func (r *Recorder) Error(node int, label string, message func() string) {
 		return
 	}
 	r.errTotal.Add(1)
+	r.nodeErrs[node].Add(1)
 	r.errMu.Lock()
 	defer r.errMu.Unlock()
 	if r.errs[node] == nil {
@@ -210,6 +216,22 @@ func (r *Recorder) Failed(noTarget bool) {
 		r.noTarget.Add(1)
 		r.errTotal.Add(1)
 	}
+}
+
+// Commit records one write's commit latency on the primary (a background
+// batch, a session write). Writes are few next to reads: a lock is fine.
+func (r *Recorder) Commit(d time.Duration) {
+	if !r.measuring.Load() {
+		return
+	}
+	r.mu.Lock()
+	if r.commit == nil {
+		r.commit = NewHist()
+	}
+	if r.commit.RecordUS(d.Microseconds()) {
+		r.clipped++
+	}
+	r.mu.Unlock()
 }
 
 // Unfinished counts a read still running when the phase ended.
@@ -260,6 +282,7 @@ func (r *Recorder) fold(buf []uint64, interval bool) (okCount int64) {
 		switch rec >> typeShift & 7 {
 		case recAttemptOK:
 			okCount++
+			r.tickOK[node]++
 			clipped = r.ok[node*nk+kind].RecordUS(us)
 			if rec&flagChecked != 0 {
 				r.checked[node]++
@@ -302,10 +325,20 @@ func (r *Recorder) Tick(now time.Time, lagBytes map[string]int64, lagMS map[stri
 	ok := r.drain(true)
 	errs, failed := r.errTotal.Load(), r.failed.Load()
 	s := r.interval.Summary()
-	r.ticks = append(r.ticks, Tick{
+	t := Tick{
 		Second: len(r.ticks) + 1, Queries: ok, Errors: errs - r.lastErrs, Failed: failed - r.lastFailed,
 		P50MS: s.P50, P99MS: s.P99, LagBytes: lagBytes, LagMS: lagMS,
-	})
+		NodeQueries: make(map[string]int64, len(r.nodes)), NodeErrors: map[string]int64{},
+	}
+	for n, name := range r.nodes {
+		t.NodeQueries[name] = r.tickOK[n]
+		r.tickOK[n] = 0
+		if e := r.nodeErrs[n].Load(); e != r.lastNodeErr[n] {
+			t.NodeErrors[name] = e - r.lastNodeErr[n]
+			r.lastNodeErr[n] = e
+		}
+	}
+	r.ticks = append(r.ticks, t)
 	r.lastErrs, r.lastFailed = errs, failed
 }
 
@@ -327,7 +360,7 @@ func (r *Recorder) Finish(strategy string, end time.Time) *StrategyResult {
 	r.drain(false)
 	r.measuring.Store(false)
 	res := &StrategyResult{
-		Strategy: strategy, Ticks: r.ticks, ScheduleLag: r.scheduleLag, EndToEnd: r.e2e,
+		Strategy: strategy, Ticks: r.ticks, ScheduleLag: r.scheduleLag, EndToEnd: r.e2e, CommitLatency: r.commit,
 		Failed: r.failed.Load(), Unfinished: r.unfinished.Load(), NoTarget: r.noTarget.Load(),
 		Unsent: r.unsent.Load(), Clipped: r.clipped,
 	}

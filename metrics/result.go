@@ -34,8 +34,62 @@ type Result struct {
 	Strategies  []*StrategyResult `json:"strategies"`
 	// Events outside every read phase (during the write phase, between
 	// strategies); those inside one are the strategy's.
-	Events   []Event  `json:"events,omitempty"`
-	Warnings []string `json:"warnings,omitempty"`
+	Events []Event `json:"events,omitempty"`
+	// Durability is what became of the writes the primary acknowledged,
+	// across failovers. Nil when the run wrote nothing of its own.
+	Durability *Durability `json:"durability,omitempty"`
+	// Failovers are the failovers the run injected, as the env did them.
+	Failovers []Failover `json:"failovers,omitempty"`
+	Warnings  []string   `json:"warnings,omitempty"`
+}
+
+// Failover is one failover as the env did it: the old primary killed,
+// a standby promoted, every other standby made to follow it.
+type Failover struct {
+	At         time.Time `json:"at"`
+	OldPrimary string    `json:"old_primary"`
+	NewPrimary string    `json:"new_primary"`
+	// PromoteMS is how long the promoted standby took to leave recovery.
+	PromoteMS float64    `json:"promote_ms"`
+	Followers []Follower `json:"followers,omitempty"`
+	// AllStreamingMS is from the kill until every remaining standby
+	// streamed from the new primary; -1 when one never did.
+	AllStreamingMS float64 `json:"all_streaming_ms"`
+	// SynchronousStandbyNames is the rule the new primary was given (the
+	// old one's with the promoted node replaced), empty when none.
+	SynchronousStandbyNames string `json:"synchronous_standby_names,omitempty"`
+}
+
+// Follower is a remaining standby after a failover: how it came to follow
+// the new primary (repointed, rewound, rebuilt, followed as a cascade) and
+// when it streamed again, ms after the kill (-1: never; Error says why).
+type Follower struct {
+	Node        string  `json:"node"`
+	How         string  `json:"how"`
+	StreamingMS float64 `json:"streaming_ms"`
+	Error       string  `json:"error,omitempty"`
+}
+
+// Durability is what became of acknowledged writes: the rows the
+// background writer and the clients' session writes saw committed, how
+// many of them the primary at the end of the run holds, and each time
+// writes moved to another primary.
+type Durability struct {
+	AcknowledgedRows int64    `json:"acknowledged_rows"`
+	RowsLost         int64    `json:"rows_lost"`
+	CheckedOn        string   `json:"checked_on"` // the node counted: the primary at the end
+	Outages          []Outage `json:"outages,omitempty"`
+}
+
+// Outage is a change of primary as the writers saw it: writes were
+// unavailable from the last commit the old primary acknowledged to the
+// first the new one did.
+type Outage struct {
+	OldPrimary string    `json:"old_primary"`
+	NewPrimary string    `json:"new_primary"`
+	LastAck    time.Time `json:"last_ack,omitzero"`
+	FirstAck   time.Time `json:"first_ack,omitzero"` // zero: none within a minute
+	Seconds    float64   `json:"seconds"`            // write unavailability; 0 when not measured
 }
 
 // Event is something that happened to the cluster while it was measured:
@@ -90,6 +144,10 @@ type Config struct {
 	Heartbeat       Duration           `json:"heartbeat_interval"`
 	StaleSample     int                `json:"stale_sample_every"`       // 1 = every read checks staleness
 	SessionWrites   int                `json:"session_writes,omitempty"` // each client writes a row every N ops and reads it back next
+	// Commit is the writers' synchronous_commit; empty: the server's.
+	Commit string `json:"synchronous_commit,omitempty"`
+	// Faults are the faults injected, AT:ACTION:NODE.
+	Faults []string `json:"faults,omitempty"`
 }
 
 // Environment describes the cluster measured.
@@ -109,6 +167,9 @@ type Environment struct {
 	// Settings are the postgresql.conf settings the env applied to every
 	// node (env up --pg-setting), key=value.
 	Settings []string `json:"settings,omitempty"`
+	// SynchronousStandbyNames is the primary's synchronous_standby_names
+	// when the run began (empty: asynchronous replication).
+	SynchronousStandbyNames string `json:"synchronous_standby_names,omitempty"`
 }
 
 // StandbyCost is one standby's cost to the primary: the WAL sent to it
@@ -147,6 +208,8 @@ type WritePhase struct {
 	RowCounts   map[string]int64 `json:"row_counts"`
 	CountsEqual bool             `json:"counts_equal"`
 	Errors      int64            `json:"errors"`
+	// CommitLatency holds every batch's commit, us.
+	CommitLatency *Hist `json:"commit_latency_us,omitempty"`
 }
 
 // CatchUp is one standby's view of the write phase.
@@ -175,13 +238,17 @@ type StrategyResult struct {
 	// schema 1 files (then the nodes' successful reads stand in).
 	EndToEnd *Hist `json:"end_to_end_us,omitempty"`
 	// Failed reads failed on every try (NoTarget included).
-	Failed       int64       `json:"failed"`
-	ScheduleLag  *Hist       `json:"schedule_lag,omitempty"` // open loop: start minus due, us
-	Ticks        []Tick      `json:"ticks"`
-	Lag          []LagSample `json:"lag"`
-	RYWChecks    int64       `json:"ryw_checks,omitempty"`     // causal: reads of the client's own last write
-	RYWViolation int64       `json:"ryw_violations,omitempty"` // ... that did not find it
-	CPU          CPU         `json:"cpu"`
+	Failed int64 `json:"failed"`
+	// CommitLatency holds the commits of the writes made while this
+	// strategy was measured (background batches, session writes), on the
+	// primary: what synchronous replication costs shows here.
+	CommitLatency *Hist       `json:"commit_latency_us,omitempty"`
+	ScheduleLag   *Hist       `json:"schedule_lag,omitempty"` // open loop: start minus due, us
+	Ticks         []Tick      `json:"ticks"`
+	Lag           []LagSample `json:"lag"`
+	RYWChecks     int64       `json:"ryw_checks,omitempty"`     // causal: reads of the client's own last write
+	RYWViolation  int64       `json:"ryw_violations,omitempty"` // ... that did not find it
+	CPU           CPU         `json:"cpu"`
 	// PrimaryCost is what each standby cost the primary during the phase.
 	PrimaryCost []StandbyCost `json:"primary_cost,omitempty"`
 	// ThrottledSec is, per capped node, how long its CPU quota held it back
@@ -243,6 +310,10 @@ type Tick struct {
 	P99MS    float64            `json:"p99_ms"`
 	LagBytes map[string]int64   `json:"lag_bytes,omitempty"`
 	LagMS    map[string]float64 `json:"lag_ms,omitempty"`
+	// NodeQueries and NodeErrors are each node's successful attempts and
+	// failed ones in this second: a node leaving and coming back shows.
+	NodeQueries map[string]int64 `json:"node_queries,omitempty"`
+	NodeErrors  map[string]int64 `json:"node_errors,omitempty"`
 }
 
 // LagSample is one sample of one standby's lag.

@@ -63,9 +63,12 @@ type LagSampler struct {
 	// HBTable is the heartbeat table the standbys are asked about.
 	HBTable string
 
-	snap  atomic.Pointer[LagSnapshot]
-	seq   atomic.Uint64
-	once  sync.Once
+	snap atomic.Pointer[LagSnapshot]
+	seq  atomic.Uint64
+
+	// cfgMu guards Primary, Standbys and nodes, which Retarget changes
+	// after a failover; a round works on the set it started with.
+	cfgMu sync.Mutex
 	nodes []nodeProbe // 0 the primary, i the standby i-1
 
 	mu      sync.Mutex
@@ -166,8 +169,8 @@ type standbyAnswer struct {
 // longer deadline of its own than the round's wait, and files its answer
 // itself (in its round, or as late). It returns false when node i was not
 // asked.
-func (l *LagSampler) ask(ctx context.Context, i int, wg *sync.WaitGroup, q func(context.Context) error) bool {
-	n := &l.nodes[i]
+func (l *LagSampler) ask(ctx context.Context, nodes []nodeProbe, i int, wg *sync.WaitGroup, q func(context.Context) error) bool {
+	n := &nodes[i]
 	if !n.busy.CompareAndSwap(false, true) {
 		return false
 	}
@@ -182,13 +185,28 @@ func (l *LagSampler) ask(ctx context.Context, i int, wg *sync.WaitGroup, q func(
 	return true
 }
 
+// Retarget makes the sampler watch another set of nodes from its next
+// round on: after a failover, the new primary and the standbys that
+// follow it.
+func (l *LagSampler) Retarget(primary *pgxpool.Pool, standbys []LagTarget) {
+	l.cfgMu.Lock()
+	defer l.cfgMu.Unlock()
+	l.Primary, l.Standbys = primary, standbys
+	l.nodes = make([]nodeProbe, 1+len(standbys))
+}
+
 // sample takes one round now.
 func (l *LagSampler) sample(ctx context.Context) {
-	l.once.Do(func() { l.nodes = make([]nodeProbe, 1+len(l.Standbys)) })
-	rd := &round{at: time.Now(), answers: make([]*standbyAnswer, len(l.Standbys))}
+	l.cfgMu.Lock()
+	if len(l.nodes) != 1+len(l.Standbys) {
+		l.nodes = make([]nodeProbe, 1+len(l.Standbys))
+	}
+	primary, standbys, nodes := l.Primary, l.Standbys, l.nodes
+	l.cfgMu.Unlock()
+	rd := &round{at: time.Now(), answers: make([]*standbyAnswer, len(standbys))}
 	var wg sync.WaitGroup
-	l.ask(ctx, 0, &wg, func(ctx context.Context) error {
-		rows, err := l.Primary.Query(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint,
+	l.ask(ctx, nodes, 0, &wg, func(ctx context.Context) error {
+		rows, err := primary.Query(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint,
 			r.application_name, pg_wal_lsn_diff(r.replay_lsn, '0/0')::bigint, extract(epoch FROM r.replay_lag) * 1000
 			FROM (SELECT 1) one LEFT JOIN pg_stat_replication r ON true`)
 		if err != nil {
@@ -213,8 +231,8 @@ func (l *LagSampler) sample(ctx context.Context) {
 		rd.mu.Unlock()
 		return nil
 	})
-	for i, s := range l.Standbys {
-		l.ask(ctx, i+1, &wg, func(ctx context.Context) error {
+	for i, s := range standbys {
+		l.ask(ctx, nodes, i+1, &wg, func(ctx context.Context) error {
 			var a standbyAnswer
 			a.send = time.Now()
 			if l.HB != nil {
@@ -228,7 +246,7 @@ func (l *LagSampler) sample(ctx context.Context) {
 			}
 			rd.mu.Lock()
 			if rd.closed {
-				l.nodes[i+1].late.Store(&lateAnswer{a, rd})
+				nodes[i+1].late.Store(&lateAnswer{a, rd})
 			} else {
 				rd.answers[i] = &a
 			}
@@ -248,7 +266,7 @@ func (l *LagSampler) sample(ctx context.Context) {
 	rd.mu.Lock()
 	rd.closed = true
 	rd.mu.Unlock()
-	l.publish(rd)
+	l.publish(rd, standbys, nodes)
 }
 
 // figures turns a standby's answer into its lag, against the primary
@@ -288,16 +306,16 @@ func (l *LagSampler) figures(name string, a standbyAnswer, of *round) (NodeLag, 
 // publish makes a closed round what routing and the reports see: each
 // standby's answer of this round, else a late answer of an earlier one,
 // else unknown.
-func (l *LagSampler) publish(rd *round) {
-	snap := &LagSnapshot{At: rd.at, Nodes: make(map[string]NodeLag, len(l.Standbys))}
+func (l *LagSampler) publish(rd *round, standbys []LagTarget, nodes []nodeProbe) {
+	snap := &LagSnapshot{At: rd.at, Nodes: make(map[string]NodeLag, len(standbys))}
 	l.mu.Lock()
-	for i, s := range l.Standbys {
+	for i, s := range standbys {
 		var nl NodeLag
 		sample := metrics.LagSample{Node: s.Name}
 		at := rd.at
 		if a := rd.answers[i]; a != nil {
 			nl, sample = l.figures(s.Name, *a, rd)
-		} else if la := l.nodes[i+1].late.Swap(nil); la != nil {
+		} else if la := nodes[i+1].late.Swap(nil); la != nil {
 			nl, sample = l.figures(s.Name, la.a, la.round)
 			at = la.round.at
 		} else {

@@ -108,6 +108,10 @@ func WriteTimeseriesCSV(w io.Writer, r *metrics.Result) error {
 		header = append(header, "lag_bytes_"+n, "lag_ms_"+n)
 	}
 	header = append(header, "errors", "failed", "events")
+	nodes := mentioned(r, true)
+	for _, n := range nodes {
+		header = append(header, "qps_"+n, "errors_"+n)
+	}
 	cw := csv.NewWriter(w)
 	if err := cw.Write(header); err != nil {
 		return err
@@ -130,6 +134,14 @@ func WriteTimeseriesCSV(w io.Writer, r *metrics.Result) error {
 				rec = append(rec, b, ms)
 			}
 			rec = append(rec, intCSV(t.Errors), intCSV(t.Failed), strings.Join(eventsIn(s, t.Second), "; "))
+			for _, n := range nodes {
+				// Runs of schema 1 kept no per-node counts: empty, not 0.
+				q, e := "", ""
+				if t.NodeQueries != nil {
+					q, e = intCSV(t.NodeQueries[n]), intCSV(t.NodeErrors[n])
+				}
+				rec = append(rec, q, e)
+			}
 			if err := cw.Write(rec); err != nil {
 				return err
 			}

@@ -71,8 +71,10 @@ func fixture() *metrics.Result {
 		ScheduleLag:  hist(700, 10, 210),
 		Ticks: []metrics.Tick{
 			{Second: 1, Queries: 230, Failed: 1, P50MS: 0.71, P99MS: 3.9,
+				NodeQueries: map[string]int64{"primary": 0, "standby1": 120, "standby2": 110}, NodeErrors: map[string]int64{},
 				LagBytes: map[string]int64{"standby1": 0, "standby2": 4096}, LagMS: map[string]float64{"standby1": 0.4, "standby2": 21.5}},
 			{Second: 2, Queries: 240, Errors: 3, P50MS: 0.69, P99MS: 4.1,
+				NodeQueries: map[string]int64{"primary": 0, "standby1": 130, "standby2": 110}, NodeErrors: map[string]int64{"standby2": 3},
 				LagBytes: map[string]int64{"standby1": 512}, LagMS: map[string]float64{"standby1": 0.6, "standby2": 20.25}},
 			{Second: 3, Queries: 230, P50MS: 0.7, P99MS: 4.0,
 				LagBytes: map[string]int64{"standby1": 0, "standby2": 2048}, LagMS: map[string]float64{"standby1": 0.5, "standby2": 20.0}},
@@ -87,6 +89,7 @@ func fixture() *metrics.Result {
 		},
 		CPU:              metrics.CPU{Cores: 4, LoadGenCores: 0.82, HostBusyCores: 2.4},
 		BackgroundWrites: 150,
+		CommitLatency:    hist(60, 900, 2500),
 	}
 	la := &metrics.StrategyResult{
 		Strategy: "lag-aware",
@@ -129,11 +132,13 @@ func fixture() *metrics.Result {
 			Scale: 1, WriteRows: 10000, WriteBatch: 500, WriteRate: 50,
 			MaxLagBytes: 1 << 20, MaxLagTime: mdur(500 * time.Millisecond), LagFallback: "primary",
 			MaxTries: 2, EjectFor: mdur(5 * time.Second), LagInterval: mdur(100 * time.Millisecond),
-			Heartbeat: mdur(10 * time.Millisecond), StaleSample: 1,
+			Heartbeat: mdur(10 * time.Millisecond), StaleSample: 1, Commit: "on",
+			Faults: []string{"2s:failover:standby1"},
 		},
 		Environment: metrics.Environment{
 			Provider: "local", Name: "default", ServerVersion: "17.2", Standbys: 2, Topology: "star",
 			ApplyDelays: map[string]string{"standby2": "20ms"}, Fast: true, Cores: 4, Nodes: nodes,
+			SynchronousStandbyNames: "ANY 1 (standby1, standby2)",
 		},
 		Write: &metrics.WritePhase{
 			Rows: 10000, Batch: 500, Seconds: 2.5, RowsPerSec: 4000,
@@ -141,9 +146,16 @@ func fixture() *metrics.Result {
 				{Node: "standby1", CatchUpMS: 3.2, PeakLagBytes: 180 * 1024, PeakLagMS: 4.5},
 				{Node: "standby2", CatchUpMS: 27.9, PeakLagBytes: 2*1024*1024 + 300*1024, PeakLagMS: 31.2},
 			},
-			RowCounts:   map[string]int64{"primary": 10000, "standby1": 10000, "standby2": 10000},
-			CountsEqual: true,
+			RowCounts:     map[string]int64{"primary": 10000, "standby1": 10000, "standby2": 10000},
+			CountsEqual:   true,
+			CommitLatency: hist(20, 3000, 9000),
 		},
+		Durability: &metrics.Durability{AcknowledgedRows: 10301, RowsLost: 7, CheckedOn: "standby1",
+			Outages: []metrics.Outage{{OldPrimary: "primary", NewPrimary: "standby1",
+				LastAck: start.Add(7100 * time.Millisecond), FirstAck: start.Add(7412500 * time.Microsecond), Seconds: 0.3125}}},
+		Failovers: []metrics.Failover{{At: start.Add(7150 * time.Millisecond), OldPrimary: "primary", NewPrimary: "standby1",
+			PromoteMS: 180.5, AllStreamingMS: 1250, SynchronousStandbyNames: "ANY 1 (standby2)",
+			Followers: []metrics.Follower{{Node: "standby2", How: "repointed", StreamingMS: 1250}}}},
 		Strategies: []*metrics.StrategyResult{rr, la},
 		Warnings: []string{
 			"standby2: 1 lag sample unanswered during round-robin",

@@ -80,6 +80,8 @@ func WriteMarkdownWithCharts(w io.Writer, r *metrics.Result, charts []string) er
 			writeStrategy(m, r, s)
 		}
 	}
+	writeCommitLatency(m, r)
+	writeFailovers(m, r)
 	writeLag(m, r)
 	writeEvents(m, r)
 	writeChartLinks(m, charts)

@@ -60,6 +60,9 @@ func WriteTable(w io.Writer, r *metrics.Result) error {
 			fmt.Fprintln(w, "  warning: "+saturated(r))
 		}
 	}
+	if line := failoverLine(r); line != "" {
+		fmt.Fprintf(w, "\nfailover: %s\n", line)
+	}
 	return nil
 }
 

@@ -22,13 +22,14 @@ const unknownBytes = math.MinInt64
 // base holds what all strategies share: node states, ejections and the
 // rotation counter. The strategies embed it and add only Pick.
 type base struct {
-	names    []string
-	nodes    []node
-	all      uint64 // every node
-	primary  int    // index of the primary
-	pbit     uint64 // its bit
-	standbys uint64 // every node but the primary
-	targets  uint64 // the nodes reads normally go to
+	names       []string
+	nodes       []node
+	all         uint64 // every node
+	readPrimary bool   // the primary is a read target too
+	never       uint64 // nodes never read from (a zero weight)
+	// roles is who is primary, standby and read target now: swapped
+	// whole when a failover changes them (SetRoles), read once per pick.
+	roles    atomic.Pointer[roles]
 	ejected  atomic.Uint64
 	turn     atomic.Uint64
 	ejectFor time.Duration
@@ -36,6 +37,38 @@ type base struct {
 	// start anchors ejection deadlines: durations since it use the monotonic
 	// clock, so a wall-clock step cannot eject a node for an hour.
 	start time.Time
+}
+
+// roles is one assignment of the nodes.
+type roles struct {
+	primary  int    // index of the primary
+	pbit     uint64 // its bit
+	standbys uint64 // every node in service but the primary
+	targets  uint64 // the nodes reads normally go to
+}
+
+// setRoles makes primary the primary and takes the nodes of gone out of
+// service (neither standbys nor targets).
+func (b *base) setRoles(primary int, gone uint64) {
+	r := &roles{primary: primary, pbit: 1 << primary}
+	r.standbys = b.all &^ r.pbit &^ gone
+	r.targets = r.standbys
+	if b.readPrimary {
+		r.targets |= r.pbit
+	}
+	r.targets &^= b.never
+	b.roles.Store(r)
+}
+
+// SetRoles tells the balancer that node primary is the primary now and
+// that the nodes in gone (a bitmask of indexes, e.g. the old primary
+// after a failover) are out of service until told otherwise. Picks made
+// after it return use the new roles; a pick in flight finishes as it
+// began.
+func (b *base) SetRoles(primary int, gone uint64) {
+	if primary >= 0 && primary < len(b.nodes) {
+		b.setRoles(primary, gone)
+	}
 }
 
 // ReplayObserver learns a standby's replay position from the reads
@@ -51,7 +84,7 @@ var _ ReplayObserver = (*base)(nil)
 
 // ObserveReplay raises the node's known replay LSN to lsn.
 func (b *base) ObserveReplay(i int, lsn uint64) {
-	if i != b.primary && i >= 0 && i < len(b.nodes) {
+	if i != b.roles.Load().primary && i >= 0 && i < len(b.nodes) {
 		raise(&b.nodes[i].replayLSN, lsn)
 	}
 }

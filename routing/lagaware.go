@@ -40,7 +40,7 @@ func (c *lagCache) read() {
 		return // another goroutine read this round while we waited for mu
 	}
 	var in uint64
-	for m := c.b.standbys; m != 0; m &= m - 1 {
+	for m := c.b.roles.Load().standbys; m != 0; m &= m - 1 {
 		i := lowest(m)
 		l, ok := c.view.Lag(c.b.names[i])
 		n := &c.b.nodes[i]
@@ -166,22 +166,23 @@ func newLagCache(b *base, v LagView, h *hysteresis) *lagCache {
 
 func (l *lagAware) Pick(req Request) (int, error) {
 	l.lags.sync()
+	rs := l.roles.Load()
 	h := l.healthy(req.Exclude)
-	if i := l.leastLoaded(h & (l.lags.in.Load() | l.targets&l.pbit)); i >= 0 {
+	if i := l.leastLoaded(h & (l.lags.in.Load()&rs.standbys | rs.targets&rs.pbit)); i >= 0 {
 		return l.take(i)
 	}
 	switch l.fallback {
 	case FallbackError:
 		return -1, ErrNoTarget
 	case FallbackLeastLagged:
-		if i := l.leastLagged(h & l.standbys); i >= 0 {
+		if i := l.leastLagged(h & rs.standbys); i >= 0 {
 			return l.take(i)
 		}
 	}
-	if h&l.pbit == 0 {
+	if h&rs.pbit == 0 {
 		return -1, ErrNoTarget
 	}
-	return l.take(l.primary)
+	return l.take(rs.primary)
 }
 
 // leastLagged returns the standby of m with the smallest known byte lag
@@ -218,8 +219,9 @@ func newCausal(b *base, cfg Config) (Balancer, error) {
 }
 
 func (c *causal) Pick(req Request) (int, error) {
+	rs := c.roles.Load()
 	h := c.healthy(req.Exclude)
-	m := h & c.standbys
+	m := h & rs.standbys
 	if req.MinLSN != 0 {
 		// A client that has not written yet can read anywhere; one that has
 		// needs a standby known to have replayed its write. Unknown replay
@@ -233,11 +235,11 @@ func (c *causal) Pick(req Request) (int, error) {
 		}
 		m = ok
 	}
-	if i := c.leastLoaded(m | h&c.targets&c.pbit); i >= 0 {
+	if i := c.leastLoaded(m | h&rs.targets&rs.pbit); i >= 0 {
 		return c.take(i)
 	}
-	if h&c.pbit == 0 {
+	if h&rs.pbit == 0 {
 		return -1, ErrNoTarget
 	}
-	return c.take(c.primary)
+	return c.take(rs.primary)
 }

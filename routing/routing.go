@@ -115,6 +115,9 @@ type Balancer interface {
 	Done(node int, o Outcome)
 	// InFlight returns the node's current number of picked-but-not-done queries (for tests and reports).
 	InFlight(node int) int64
+	// SetRoles makes node primary the primary and takes the nodes of the
+	// bitmask gone out of service: how a balancer learns of a failover.
+	SetRoles(primary int, gone uint64)
 }
 
 var (
@@ -174,19 +177,14 @@ func newBase(cfg Config) (*base, error) {
 		}
 	}
 	b := &base{
-		names:    cfg.Nodes,
-		nodes:    make([]node, n),
-		all:      lowBits(n),
-		primary:  cfg.Primary,
-		pbit:     1 << cfg.Primary,
-		ejectFor: cfg.EjectFor,
-		now:      cfg.Now,
+		names:       cfg.Nodes,
+		nodes:       make([]node, n),
+		all:         lowBits(n),
+		readPrimary: cfg.ReadPrimary,
+		ejectFor:    cfg.EjectFor,
+		now:         cfg.Now,
 	}
-	b.standbys = b.all &^ b.pbit
-	b.targets = b.standbys
-	if cfg.ReadPrimary {
-		b.targets |= b.pbit
-	}
+	b.setRoles(cfg.Primary, 0)
 	if b.ejectFor == 0 {
 		b.ejectFor = DefaultEjectFor
 	}
@@ -208,7 +206,7 @@ func newRandom(b *base, cfg Config) (Balancer, error) {
 		case i < 0:
 			bad.Reason = "no node " + quoteIfNeeded(name)
 			return nil, bad
-		case b.targets&(1<<i) == 0:
+		case b.roles.Load().targets&(1<<i) == 0:
 			bad.Reason = "the primary takes no reads unless reads on the primary are enabled"
 			return nil, bad
 		case !(w >= 0) || math.IsInf(w, 0):
@@ -223,10 +221,11 @@ func newRandom(b *base, cfg Config) (Balancer, error) {
 		} else {
 			// A zero weight means never: dropping the node from the targets
 			// is what keeps it out even when every other target is ejected.
-			b.targets &^= 1 << i
+			b.never |= 1 << i
 		}
 	}
-	if b.targets == 0 {
+	b.setRoles(cfg.Primary, 0)
+	if b.roles.Load().targets == 0 {
 		return nil, &input.Error{Flag: "weights", Value: formatWeights(cfg.Weights),
 			Reason: "no read target has a weight > 0", Accepted: weightsAccepted(b)}
 	}
@@ -236,7 +235,7 @@ func newRandom(b *base, cfg Config) (Balancer, error) {
 // weightsAccepted names the nodes --weights may set, for error messages.
 func weightsAccepted(b *base) string {
 	var names []string
-	for m := b.targets; m != 0; m &= m - 1 {
+	for m := b.roles.Load().targets; m != 0; m &= m - 1 {
 		names = append(names, b.names[lowest(m)])
 	}
 	return "accepted: name=weight for the read targets (" + strings.Join(names, ", ") + "), weights >= 0, at least one > 0"

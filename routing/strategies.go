@@ -14,7 +14,7 @@ type random struct {
 }
 
 func (r *random) Pick(req Request) (int, error) {
-	m := r.healthy(req.Exclude) & r.targets
+	m := r.healthy(req.Exclude) & r.roles.Load().targets
 	if m == 0 {
 		return -1, ErrNoTarget
 	}
@@ -46,7 +46,7 @@ func (r *random) Pick(req Request) (int, error) {
 type roundRobin struct{ *base }
 
 func (r *roundRobin) Pick(req Request) (int, error) {
-	m := r.healthy(req.Exclude) & r.targets
+	m := r.healthy(req.Exclude) & r.roles.Load().targets
 	k := bits.OnesCount64(m)
 	if k == 0 {
 		return -1, ErrNoTarget
@@ -59,7 +59,7 @@ func (r *roundRobin) Pick(req Request) (int, error) {
 type leastConn struct{ *base }
 
 func (l *leastConn) Pick(req Request) (int, error) {
-	i := l.leastLoaded(l.healthy(req.Exclude) & l.targets)
+	i := l.leastLoaded(l.healthy(req.Exclude) & l.roles.Load().targets)
 	if i < 0 {
 		return -1, ErrNoTarget
 	}

@@ -230,3 +230,33 @@ func TestPrimaryAnywhere(t *testing.T) {
 		t.Error("an unknown strategy built a balancer")
 	}
 }
+
+// TestSetRolesAfterFailover: standby1 promoted, the old primary gone:
+// reads go to the remaining standby, fallbacks to the new primary.
+func TestSetRolesAfterFailover(t *testing.T) {
+	nodes := []string{"primary", "standby1", "standby2"}
+	for _, s := range All {
+		t.Run(string(s), func(t *testing.T) {
+			view := viewOf(map[string]Lag{"standby1": {}, "standby2": {Bytes: 1 << 30}})
+			b, err := New(s, Config{Nodes: nodes, MaxLagBytes: 1 << 20, Lag: view, Hysteresis: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.SetRoles(standby1, bit(primary))
+			view.publish(map[string]Lag{"standby2": {Bytes: 1 << 30}})
+			got := eligible(t, b, Request{})
+			want := []int{standby2}
+			if s == LagAware {
+				want = []int{standby1} // standby2 is over the limit: the new primary
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("picked %v, want %v", got, want)
+			}
+			if s == Causal {
+				if got := eligible(t, b, Request{MinLSN: 1}); !slices.Equal(got, []int{standby1}) {
+					t.Errorf("causal with a write to read back picked %v, want the new primary", got)
+				}
+			}
+		})
+	}
+}

@@ -57,12 +57,27 @@ type Config struct {
 	// SessionWrites makes each client write a row every N operations and
 	// read it back next (read-your-writes); 0 = only under causal, every 10.
 	SessionWrites int
+	// Commit is the writers' synchronous_commit (on, remote_write,
+	// remote_apply, local, off): what a commit waits for when the
+	// primary has synchronous standbys. Empty leaves the server's.
+	Commit string
 	// LocalProcesses says the servers run on this host, so walsender CPU
 	// can be read from /proc.
 	LocalProcesses bool
 	// Throttled, when set, returns each CPU-capped node's cumulative
 	// throttled seconds; a phase reports the difference.
 	Throttled func() map[string]float64
+}
+
+// CommitLevels are synchronous_commit's values.
+var CommitLevels = []string{"on", "remote_write", "remote_apply", "local", "off"}
+
+// ParseCommit reads --commit.
+func ParseCommit(s string) (string, error) {
+	if !contains(CommitLevels, s) {
+		return "", input.Bad("commit", s, "want one of %s (synchronous_commit)", strings.Join(CommitLevels, ", "))
+	}
+	return s, nil
 }
 
 // Weighted is one query kind of the mix.
@@ -203,7 +218,7 @@ func (c *Config) Record() metrics.Config {
 		MaxLagBytes: c.MaxLagBytes, MaxLagTime: metrics.Duration(c.MaxLagTime), LagFallback: string(c.LagFallback),
 		Weights: c.Weights, ReadPrimary: c.ReadPrimary, MaxTries: c.MaxTries, EjectFor: metrics.Duration(c.EjectFor),
 		LagInterval: metrics.Duration(c.LagInterval), Heartbeat: metrics.Duration(c.Heartbeat), StaleSample: 1,
-		SessionWrites: c.SessionWrites, QueryTimeout: metrics.Duration(c.QueryTimeout),
+		SessionWrites: c.SessionWrites, QueryTimeout: metrics.Duration(c.QueryTimeout), Commit: c.Commit,
 	}
 }
 

@@ -10,9 +10,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pgbenchx/pgbenchx/routing"
 )
@@ -36,13 +34,19 @@ var builtinSQL = map[string]string{
 		WHERE h.id = $HB`,
 }
 
-// query is one prepared read: pgx prepares and caches each statement per
-// connection on first use, so the hot path sends only Bind/Execute.
+// query is one read of the mix, prepared once on each client's
+// connection (readConn), so the hot path sends only Bind/Execute/Sync.
 type query struct {
 	kind    string
 	sql     string
 	builtin bool
-	arg     func(r *rand.Rand) any
+	// arg draws the read's $1, nil when it takes none: an int64, never
+	// boxed in an interface on the hot path.
+	arg func(r *rand.Rand) int64
+	// formats are the result columns' formats: binary for what a built-in
+	// read reports ahead of its rows (parsed by builtinResult), text for
+	// the rest, which is read and dropped.
+	formats []int16
 }
 
 // readResult is what a built-in read reports besides its rows.
@@ -50,39 +54,6 @@ type readResult struct {
 	seq    int64  // heartbeat seq seen, -1 if the query does not report it
 	replay uint64 // the node's replay LSN during the read, 0 if unknown
 	found  bool   // point read: the row exists
-}
-
-// run executes q.
-func (q *query) run(ctx context.Context, pool *pgxpool.Pool, arg any) (res readResult, err error) {
-	var rows pgx.Rows
-	if arg != nil {
-		rows, err = pool.Query(ctx, q.sql, arg)
-	} else {
-		rows, err = pool.Query(ctx, q.sql)
-	}
-	res.seq = -1
-	if err != nil {
-		return res, err
-	}
-	first := true
-	for rows.Next() {
-		if first && q.builtin {
-			var s, r int64
-			var f bool
-			var scanErr error
-			if q.kind == "point" {
-				scanErr = rows.Scan(&s, &r, &f)
-			} else {
-				scanErr = rows.Scan(&s, &r, nil, nil)
-			}
-			if scanErr == nil {
-				res = readResult{seq: s, replay: uint64(r), found: f}
-			}
-		}
-		first = false
-	}
-	rows.Close()
-	return res, rows.Err()
 }
 
 // querySet is the mix, ready to draw from.
@@ -116,20 +87,21 @@ func (s *Scenario) queries() *querySet {
 		// The heartbeat row is fixed for the run: a literal, not a second
 		// bind parameter on every read.
 		sql := strings.ReplaceAll(builtinSQL[m.Kind], "$HB", strconv.FormatInt(s.hbID, 10))
-		q := &query{kind: m.Kind, sql: sql, builtin: true}
+		q := &query{kind: m.Kind, sql: sql, builtin: true, formats: []int16{1, 1, 0, 0}}
 		switch m.Kind {
 		case "point":
-			q.arg = func(r *rand.Rand) any { return 1 + r.Int64N(max(1, s.maxID.Load())) }
+			q.arg = func(r *rand.Rand) int64 { return 1 + r.Int64N(max(1, s.maxID.Load())) }
+			q.formats = []int16{1, 1, 1}
 			qs.point, qs.pointKind = q, len(qs.list)
 		case "range":
-			q.arg = func(r *rand.Rand) any { return 1 + r.IntN(customers(s.Config.Scale)) }
+			q.arg = func(r *rand.Rand) int64 { return int64(1 + r.IntN(customers(s.Config.Scale))) }
 		}
 		add(q, m.Weight)
 	}
 	for _, c := range s.Config.Custom {
 		q := &query{kind: c.Name, sql: c.SQL}
 		if usesParam(c.SQL) {
-			q.arg = func(r *rand.Rand) any { return 1 + r.Int64N(max(1, s.maxID.Load())) }
+			q.arg = func(r *rand.Rand) int64 { return 1 + r.Int64N(max(1, s.maxID.Load())) }
 		}
 		add(q, c.Weight)
 	}

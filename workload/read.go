@@ -65,6 +65,24 @@ type phase struct {
 	mu     sync.Mutex
 	closed bool // its events were taken: later ones are the run's
 	events []metrics.Event
+
+	clients []*client
+}
+
+// abort cuts every client's read or wait short: the phase has ended
+// (its end is stored, the clients' context cancelled). A read in flight
+// fails at once and is recorded as cut off at the end.
+func (ph *phase) abort() {
+	for _, c := range ph.clients {
+		for _, rc := range c.conns {
+			if rc != nil {
+				rc.abort()
+			}
+		}
+		if c.timer != nil {
+			c.timer.wake()
+		}
+	}
 }
 
 // event files e in the phase, timed from its measured start; false when
@@ -96,18 +114,21 @@ func (ph *phase) takeEvents() []metrics.Event {
 // background writes on the primary throughout. Whatever the nodes do, it
 // returns promptly after the measured time: every read in flight then is
 // cut off and recorded as unfinished.
-func (s *Scenario) readPhase(ctx context.Context, strategy routing.Strategy, live LiveFunc) (*metrics.StrategyResult, error) {
-	cfg := s.Config
+func (s *Scenario) readPhase(ctx context.Context, strategy routing.Strategy, hooks Hooks) (*metrics.StrategyResult, error) {
+	cfg, live := s.Config, hooks.Live
 	names := make([]string, len(s.nodes))
 	roles := make([]metrics.Role, len(s.nodes))
 	for i, n := range s.nodes {
 		names[i], roles[i] = n.Name, n.Role
 	}
-	bal, err := routing.New(strategy, cfg.Routing(names, s.primary, lagView{s.lag}))
+	bal, err := routing.New(strategy, cfg.Routing(names, s.prim(), lagView{s.lag}))
 	if err != nil {
 		return nil, err
 	}
-	ph := &phase{s: s, bal: bal, r: metrics.NewRecorder(names, roles, cfg.kinds(), cfg.Rate > 0), queries: s.queries(),
+	if gone := s.outOfService(); gone != 0 {
+		bal.SetRoles(s.prim(), gone)
+	}
+	ph := &phase{s: s, bal: bal, r: metrics.NewRecorder(names, roles, cfg.kinds(), cfg.Rate > 0), queries: s.qs,
 		sessionEvery: cfg.SessionWrites}
 	ph.observer, _ = bal.(routing.ReplayObserver)
 	ph.start = time.Now()
@@ -134,12 +155,22 @@ func (s *Scenario) readPhase(ctx context.Context, strategy routing.Strategy, liv
 	defer stopClients()
 	var wg sync.WaitGroup
 	var bgRows atomic.Int64
-	start := time.Now()
+	// The clients wait for ready: an open loop's schedule starts once they
+	// all run (and, without a warmup, once measuring is set up), or the
+	// phase's own start-up would be charged to its first slots.
+	ready := make(chan struct{})
+	var start time.Time
 	for c := 0; c < cfg.Clients; c++ {
-		cl := &client{ph: ph, rec: ph.r.NewClient(), rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(c)))}
+		cl := &client{ph: ph, rec: ph.r.NewClient(), rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(c))),
+			conns: s.conns[c]}
+		if cfg.Rate > 0 {
+			cl.timer = newWaiter()
+		}
+		ph.clients = append(ph.clients, cl)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			<-ready
 			if cfg.Rate > 0 {
 				cl.openLoop(cctx, start, c)
 			} else {
@@ -149,33 +180,57 @@ func (s *Scenario) readPhase(ctx context.Context, strategy routing.Strategy, liv
 	}
 	if cfg.WriteRate > 0 {
 		wg.Add(1)
-		go func() { defer wg.Done(); s.backgroundWrites(cctx, &bgRows) }()
+		go func() { defer wg.Done(); <-ready; s.backgroundWrites(cctx, &bgRows, ph.r) }()
 	}
 
-	// Warmup, then measure: nothing before Start reaches a histogram.
+	// Warmup, then measure: nothing before Start reaches a histogram. The
+	// meters read the servers before the measured time starts, so their
+	// round trips are not in it.
 	var cpu *probe.CPUMeter
 	var cost *probe.CostMeter
 	var throttled0 map[string]float64
-	interrupted := false
-	select {
-	case <-ctx.Done():
-		interrupted = true
-	case <-time.After(cfg.Warmup):
-	}
-	measureStart := time.Now()
-	bgAtStart := bgRows.Load()
-	if !interrupted {
-		ph.r.Start(measureStart)
-		ph.measureFrom.Store(measureStart.UnixNano())
-		t := time.NewTicker(time.Second)
-		end := time.After(cfg.Duration)
-		cpu = probe.StartCPU()
+	startMeters := func() {
 		bctx, bcancel := context.WithTimeout(ctx, s.brief())
-		cost = probe.StartCost(bctx, s.probes[s.primary], cfg.LocalProcesses)
+		cost = probe.StartCost(bctx, s.probes[s.prim()], cfg.LocalProcesses)
 		bcancel()
 		if cfg.Throttled != nil {
 			throttled0 = cfg.Throttled()
 		}
+		cpu = probe.StartCPU()
+	}
+	interrupted := false
+	measure := func() time.Time {
+		startMeters()
+		now := time.Now()
+		ph.r.Start(now)
+		ph.measureFrom.Store(now.UnixNano())
+		if hooks.Measuring != nil {
+			hooks.Measuring(strategy, now)
+		}
+		return now
+	}
+	var measureStart time.Time
+	if cfg.Warmup <= 0 {
+		measureStart = measure()
+		start = measureStart
+	} else {
+		start = time.Now()
+	}
+	close(ready)
+	if cfg.Warmup > 0 {
+		select {
+		case <-ctx.Done():
+			interrupted = true
+		case <-time.After(cfg.Warmup):
+		}
+		if !interrupted {
+			measureStart = measure()
+		}
+	}
+	bgAtStart := bgRows.Load()
+	if !interrupted {
+		t := time.NewTicker(time.Second)
+		end := time.After(cfg.Duration - time.Since(measureStart))
 	loop:
 		for {
 			select {
@@ -202,7 +257,13 @@ func (s *Scenario) readPhase(ctx context.Context, strategy routing.Strategy, liv
 	// the latency it had reached at end, then stops. Nothing waits for a
 	// node that does not answer.
 	stopClients()
+	ph.abort()
 	wg.Wait()
+	for _, c := range ph.clients {
+		if c.timer != nil {
+			c.timer.close()
+		}
+	}
 	res := ph.r.Finish(string(strategy), end)
 	if cpu == nil { // interrupted during warmup: nothing was measured
 		return nil, context.Canceled
@@ -240,6 +301,8 @@ type client struct {
 	ph        *phase
 	rec       *metrics.ClientRecorder
 	rng       *rand.Rand
+	conns     []*readConn // to each node, by index
+	timer     *waiter     // open loop: how it waits for a slot
 	ops       int
 	lastWrite int64  // id of this session's last written row (0 = none)
 	lastLSN   uint64 // commit LSN of that write
@@ -267,15 +330,9 @@ func (c *client) openLoop(ctx context.Context, start time.Time, id int) {
 	k := int64(id)
 	for ; ctx.Err() == nil; k += stride {
 		due := start.Add(time.Duration(k) * interval)
-		if wait := time.Until(due); wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				c.unsent(start, interval, k, stride)
-				return
-			case <-t.C:
-			}
+		if !c.timer.until(ctx, due) {
+			c.unsent(start, interval, k, stride)
+			return
 		}
 		if _, over := c.ph.cutOff(); over {
 			break // the phase ended before this slot was sent
@@ -324,7 +381,7 @@ func (c *client) op(ctx context.Context, due time.Time) {
 		return
 	}
 	q, kind := ph.queries.pick(c.rng)
-	var arg any
+	var arg int64
 	checkRYW := false
 	if c.lastWrite > 0 && ph.queries.point != nil {
 		q, kind, arg, checkRYW = ph.queries.point, ph.queries.pointKind, c.lastWrite, true
@@ -352,15 +409,21 @@ func (c *client) op(ctx context.Context, due time.Time) {
 			return
 		}
 		c.backoff = 0
-		hbAtStart, hbFresh := hb.Latest(), hb.Fresh(time.Now())
-		actx, cancel := ctx, context.CancelFunc(func() {})
+		start := time.Now()
+		hbAtStart, hbFresh := hb.Latest(), hb.Fresh(start)
+		var deadline time.Time
 		if timeout > 0 {
-			actx, cancel = context.WithTimeout(ctx, timeout)
+			deadline = start.Add(timeout)
 		}
-		rr, qerr := q.run(actx, ph.s.reads[node], arg)
-		timedOut := qerr != nil && errors.Is(actx.Err(), context.DeadlineExceeded)
-		cancel()
+		var rr readResult
+		var qerr error
+		if _, over := ph.cutOff(); over {
+			qerr = errNotConnected // the phase ended before this try began
+		} else {
+			rr, qerr = c.conns[node].run(ctx, q, kind, arg, deadline)
+		}
 		now := time.Now()
+		timedOut := qerr != nil && !deadline.IsZero() && !now.Before(deadline)
 		if qerr == nil {
 			ph.bal.Done(node, routing.OK)
 			st := metrics.Unchecked
@@ -438,16 +501,23 @@ func (c *client) sessionWrite(ctx context.Context) {
 	}
 	defer cancel()
 	var id int64
-	err := s.writer.QueryRow(wctx, `INSERT INTO `+OrdersTable+` (customer_id, amount, status) VALUES ($1, 1, 'session') RETURNING id`,
+	w := s.w()
+	t0 := time.Now()
+	err := w.QueryRow(wctx, `INSERT INTO `+OrdersTable+` (customer_id, amount, status) VALUES ($1, 1, 'session') RETURNING id`,
 		1+c.rng.IntN(customers(s.Config.Scale))).Scan(&id)
+	if err == nil {
+		c.ph.r.Commit(time.Since(t0))
+		s.ack([]int64{id})
+	}
 	var lsn uint64
 	if err == nil {
-		lsn, err = insertLSN(wctx, s.writer)
+		lsn, err = insertLSN(wctx, w)
 	}
 	if err != nil {
 		if ctx.Err() == nil {
 			_, label := classify(err, errors.Is(wctx.Err(), context.DeadlineExceeded))
-			c.ph.r.Error(s.primary, "session_write "+label, func() string { return s.sampleMessage(err) })
+			c.ph.r.Error(s.prim(), "session_write "+label, func() string { return s.sampleMessage(err) })
+			s.writeFailed(ctx, err)
 		}
 		return
 	}
@@ -456,7 +526,7 @@ func (c *client) sessionWrite(ctx context.Context) {
 
 // backgroundWrites inserts WriteRate rows/s on the primary in small
 // batches every 50 ms, so lag exists while reads run.
-func (s *Scenario) backgroundWrites(ctx context.Context, rows *atomic.Int64) {
+func (s *Scenario) backgroundWrites(ctx context.Context, rows *atomic.Int64, rec *metrics.Recorder) {
 	const every = 50 * time.Millisecond
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -474,12 +544,38 @@ func (s *Scenario) backgroundWrites(ctx context.Context, rows *atomic.Int64) {
 		}
 		owed -= float64(n)
 		wctx, cancel := context.WithTimeout(ctx, controlTimeout)
-		_, err := s.writer.Exec(wctx, insertSQL, n, customers(s.Config.Scale))
+		t0 := time.Now()
+		ids, err := s.insertReturning(wctx, n)
 		cancel()
 		if err == nil {
+			if rec != nil {
+				rec.Commit(time.Since(t0))
+			}
 			rows.Add(int64(n))
+			s.ack(ids)
 		} else if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
 			s.bgErrors.Add(1)
+			s.writeFailed(ctx, err)
 		}
 	}
+}
+
+// insertReturning inserts n orders on the primary and returns their ids,
+// the acknowledged rows a failover must not lose.
+func (s *Scenario) insertReturning(ctx context.Context, n int) ([]int64, error) {
+	rows, err := s.w().Query(ctx, insertSQL+` RETURNING id`, n, customers(s.Config.Scale))
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int64, 0, n)
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	return ids, rows.Err()
 }

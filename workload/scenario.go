@@ -28,13 +28,25 @@ type Scenario struct {
 	MaxApplyDelay time.Duration
 
 	nodes []Node
-	// reads is one pool per node for the reads, with statement_timeout.
-	reads []*pgxpool.Pool
+	// conns are the clients' read connections, [client][node], with the
+	// reads' statement_timeout and the reads of qs prepared on each.
+	conns [][]*readConn
+	qs    *querySet
 	// probes is one small pool per node for the lag sampler, waits and
 	// counts: a read pool stuck on a frozen node must not stall them.
 	probes []*pgxpool.Pool
-	// primary is the index of the node that said it is not in recovery.
+	// primary is the index of the node that said it is not in recovery;
+	// gone are the nodes out of service (an old primary). pmu guards them
+	// and writer: a failover changes them during the run (failover.go).
+	pmu     sync.RWMutex
 	primary int
+	gone    uint64
+	redisc  sync.Mutex // one rediscovery at a time
+	// What the writers saw acknowledged, for the durability check.
+	lastWriteAck   atomic.Int64
+	lastRediscover atomic.Int64
+	ackMu          sync.Mutex
+	acked          []int64
 	// writer reaches the primary for schema, writes and heartbeat, without
 	// the reads' statement_timeout.
 	writer   *pgxpool.Pool
@@ -51,6 +63,7 @@ type Scenario struct {
 	mu       sync.Mutex
 	warnings []string
 	events   []metrics.Event // outside read phases
+	outages  []metrics.Outage
 }
 
 // Event tells the scenario that something happened to the cluster (a
@@ -78,6 +91,9 @@ type Hooks struct {
 	Phase func(msg string)
 	Write WriteProgress
 	Live  LiveFunc
+	// Measuring is told when a read phase's measured time starts (after
+	// its warmup): fault schedules count from the first.
+	Measuring func(strategy routing.Strategy, start time.Time)
 }
 
 // controlTimeout bounds every query that is not a read (schema checks,
@@ -209,215 +225,17 @@ func flagFor(n Node) string {
 	return "standby"
 }
 
-// standbys are the indexes of every node but the primary.
+// standbys are the indexes of every node in service but the primary.
 func (s *Scenario) standbys() []int {
+	p, gone := s.prim(), s.outOfService()
 	var out []int
 	for i := range s.nodes {
-		if i != s.primary {
+		if i != p && gone&(1<<i) == 0 {
 			out = append(out, i)
 		}
 	}
 	return out
 }
-
-// fill opens every connection node i's read pool will hold, a few at a
-// time, before anything is measured: hundreds of clients connecting at
-// once when a phase starts would queue behind each other's scram
-// handshakes, time out and eject a healthy node, and charge that to it.
-func (s *Scenario) fill(ctx context.Context, i int) error {
-	const atOnce = 8
-	pool := s.reads[i]
-	conns := make(chan *pgxpool.Conn, s.Config.Clients)
-	sem := make(chan struct{}, atOnce)
-	errs := make(chan error, s.Config.Clients)
-	var wg sync.WaitGroup
-	for range s.Config.Clients {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			actx, cancel := context.WithTimeout(ctx, controlTimeout)
-			defer cancel()
-			c, err := pool.Acquire(actx)
-			if err != nil {
-				errs <- err
-				return
-			}
-			conns <- c
-		}()
-	}
-	wg.Wait()
-	close(conns)
-	close(errs)
-	for c := range conns {
-		c.Release()
-	}
-	if err := <-errs; err != nil {
-		return fmt.Errorf("%s: opening %d connections for the clients: %s", s.nodes[i].Name, s.Config.Clients, s.redact(err.Error()))
-	}
-	return nil
-}
-
-func hasKind(mix []Weighted, kind string) bool {
-	for _, m := range mix {
-		if m.Kind == kind {
-			return true
-		}
-	}
-	return false
-}
-
-// The pools' sizes: a read pool holds a connection per client (a client
-// has one read in flight at a time), a probe pool two (the lag sampler
-// and a wait or count), the writer one per client when clients write
-// (session writes) plus the heartbeat, the background writer and the cost
-// meter.
-const probeConns = 2
-
-func (s *Scenario) writerConns() int {
-	n := 4
-	if s.sessionWrites() {
-		n += s.Config.Clients
-	}
-	return n
-}
-
-func (s *Scenario) sessionWrites() bool {
-	return s.Config.SessionWrites > 0 || slices.Contains(s.Config.Strategies, routing.Causal)
-}
-
-// readsPrimary says whether any strategy of the run may send reads to the
-// primary: as a target, or as lag-aware's or causal's fallback.
-func (s *Scenario) readsPrimary() bool {
-	if s.Config.ReadPrimary || slices.Contains(s.Config.Strategies, routing.Causal) {
-		return true
-	}
-	return slices.Contains(s.Config.Strategies, routing.LagAware) && s.Config.LagFallback != routing.FallbackError
-}
-
-// connBudget is how many connections the run may open on each node.
-func (s *Scenario) connBudget() []int {
-	out := make([]int, len(s.nodes))
-	for i := range s.nodes {
-		out[i] = probeConns
-		if i != s.primary || s.readsPrimary() {
-			out[i] += s.Config.Clients
-		}
-		if i == s.primary {
-			out[i] += s.writerConns()
-		}
-	}
-	return out
-}
-
-func (s *Scenario) poolConfig(n Node, conns int, statementTimeout time.Duration) (*pgxpool.Config, error) {
-	pc, err := pgxpool.ParseConfig(n.DSN)
-	if err != nil {
-		return nil, fmt.Errorf("%s: not a valid connection string", n.Name)
-	}
-	pc.MaxConns = int32(max(1, conns))
-	rp := pc.ConnConfig.RuntimeParams
-	rp["application_name"] = "pgbenchx"
-	// Our statements only ever wait on our own tables' locks: a session
-	// holding them (a DBA's open transaction) fails a write in seconds
-	// instead of hanging the run.
-	rp["lock_timeout"] = "10s"
-	// Unqualified names in --query-file reads resolve to our schema, never
-	// to a user's table of the same name; our own SQL names its schema.
-	rp["search_path"] = Schema
-	if statementTimeout > 0 {
-		// Set on the session, not per query: no round trip on the hot path.
-		rp["statement_timeout"] = fmt.Sprint(max(1, statementTimeout.Milliseconds()))
-	}
-	// A node that went away must fail fast on reconnect, not hang a
-	// client for the kernel's TCP timeout.
-	if pc.ConnConfig.ConnectTimeout == 0 || pc.ConnConfig.ConnectTimeout > controlTimeout {
-		pc.ConnConfig.ConnectTimeout = controlTimeout
-	}
-	return pc, nil
-}
-
-// serverTimeout is the reads' statement_timeout: a little under the
-// client's deadline, so that a slow but live server cancels the read
-// itself (57014, the connection kept) before the client gives up on it
-// and discards the connection, which only a node that stopped answering
-// should cost.
-func serverTimeout(qt time.Duration) time.Duration {
-	if qt <= 0 {
-		return 0
-	}
-	// A quarter of a short timeout, so the server's answer can still
-	// arrive on a busy host; 100 ms of a long one.
-	return qt - min(qt/4, 100*time.Millisecond)
-}
-
-func (s *Scenario) pool(n Node, conns int, statementTimeout time.Duration) (*pgxpool.Pool, error) {
-	pc, err := s.poolConfig(n, conns, statementTimeout)
-	if err != nil {
-		return nil, err
-	}
-	return pgxpool.NewWithConfig(context.Background(), pc)
-}
-
-// openProbe opens node n's probe pool and checks it answers.
-func (s *Scenario) openProbe(ctx context.Context, n Node) error {
-	p, err := s.pool(n, probeConns, 0)
-	if err != nil {
-		return err
-	}
-	s.probes = append(s.probes, p)
-	pctx, cancel := context.WithTimeout(ctx, controlTimeout)
-	defer cancel()
-	if err := p.Ping(pctx); err != nil {
-		return fmt.Errorf("%s: connect: %s", n.Name, s.redact(err.Error()))
-	}
-	return nil
-}
-
-// open opens node i's read pool, and the writer on the primary.
-func (s *Scenario) open(_ context.Context, i int, n Node) error {
-	read, err := s.pool(n, s.Config.Clients, serverTimeout(s.Config.QueryTimeout))
-	if err != nil {
-		return err
-	}
-	s.reads = append(s.reads, read)
-	if i == s.primary {
-		if s.writer, err = s.pool(n, s.writerConns(), 0); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// preflight checks that node i can take the connections the run will
-// open on it: its max_connections minus the reserved ones minus those in
-// use (ours, the one asking, included) must cover them.
-func (s *Scenario) preflight(ctx context.Context, i, need int) error {
-	ctx, cancel := context.WithTimeout(ctx, controlTimeout)
-	defer cancel()
-	var maxConns, reserved, inUse int
-	err := s.probes[i].QueryRow(ctx, `SELECT current_setting('max_connections')::int,
-		current_setting('superuser_reserved_connections')::int + coalesce(current_setting('reserved_connections', true)::int, 0),
-		(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int`).Scan(&maxConns, &reserved, &inUse)
-	if err != nil {
-		return fmt.Errorf("%s: preflight: %s", s.nodes[i].Name, s.redact(err.Error()))
-	}
-	// The connection asking is the probe pool's first: it is in use and in need.
-	free := maxConns - reserved - inUse + 1
-	if need <= free {
-		return nil
-	}
-	per := "per client on each standby"
-	if i == s.primary {
-		per = "for the primary's reads, session writes and heartbeat"
-	}
-	return &input.Error{Flag: "clients", Value: fmt.Sprint(s.Config.Clients), Accepted: fmt.Sprintf(
-		"%s takes %d more connections (max_connections %d, %d reserved, %d in use) but this run opens up to %d there (one %s, plus probes): use fewer --clients, or raise max_connections (for an env: pgbenchx env up --pg-setting max_connections=%d)",
-		s.nodes[i].Name, max(0, free), maxConns, reserved, inUse-1, need, per, roundUp(maxConns+need-free+10, 50))}
-}
-
-func roundUp(n, to int) int { return (n + to - 1) / to * to }
 
 // closeWait bounds Close: pgx closes a connection whose read was
 // abandoned by sending the server a cancel request and waiting up to 15 s
@@ -425,16 +243,27 @@ func roundUp(n, to int) int { return (n + to - 1) / to * to }
 // never hangs up, and the run must not wait for it.
 const closeWait = time.Second
 
-// Close closes the pools, waiting at most closeWait for their connections
-// to go; the rest go in the background.
+// Close closes the connections, waiting at most closeWait for them to
+// go; the rest go in the background.
 func (s *Scenario) Close() {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	for _, list := range [][]*pgxpool.Pool{s.reads, s.probes, {s.writer}} {
-		for _, p := range list {
-			if p != nil {
+	for _, p := range append(slices.Clone(s.probes), s.w()) {
+		if p != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); p.Close() }()
+		}
+	}
+	for _, row := range s.conns {
+		for _, rc := range row {
+			if rc != nil {
 				wg.Add(1)
-				go func() { defer wg.Done(); p.Close() }()
+				go func() {
+					defer wg.Done()
+					ctx, cancel := context.WithTimeout(context.Background(), closeWait)
+					defer cancel()
+					rc.close(ctx)
+				}()
 			}
 		}
 	}
@@ -473,7 +302,10 @@ func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (e
 			res.Warnings = append(res.Warnings, fmt.Sprintf("%d background write batches failed on the primary", n))
 		}
 	}()
-	notes, err := PrepareSchema(ctx, s.writer)
+	if err := s.syncNames(ctx, res); err != nil {
+		return err
+	}
+	notes, err := PrepareSchema(ctx, s.w())
 	if err != nil {
 		return err
 	}
@@ -487,14 +319,17 @@ func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (e
 	if err := s.refreshMaxID(ctx); err != nil {
 		return err
 	}
+	if err := s.prepareReads(ctx); err != nil {
+		return err
+	}
 	defer func() {
 		// The row was this run's alone.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.brief())
 		defer cancel()
-		_, _ = s.writer.Exec(cctx, `DELETE FROM `+HeartbeatTable+` WHERE id = $1`, s.hbID)
+		_, _ = s.w().Exec(cctx, `DELETE FROM `+HeartbeatTable+` WHERE id = $1`, s.hbID)
 	}()
 	hctx, cancel := context.WithTimeout(ctx, controlTimeout)
-	s.hb, err = probe.NewHeartbeat(hctx, s.writer, HeartbeatTable, s.Config.Heartbeat, s.hbID)
+	s.hb, err = probe.NewHeartbeat(hctx, s.w(), HeartbeatTable, s.Config.Heartbeat, s.hbID)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("primary: heartbeat: %s", s.redact(err.Error()))
@@ -502,11 +337,14 @@ func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (e
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 	go s.hb.Run(bg)
-	s.lag = &probe.LagSampler{Primary: s.probes[s.primary], Interval: s.Config.LagInterval, HB: s.hb, HBTable: HeartbeatTable}
+	s.lag = &probe.LagSampler{Primary: s.probes[s.prim()], Interval: s.Config.LagInterval, HB: s.hb, HBTable: HeartbeatTable}
 	for _, i := range s.standbys() {
 		s.lag.Standbys = append(s.lag.Standbys, probe.LagTarget{Name: s.nodes[i].Name, Pool: s.probes[i]})
 	}
 	go s.lag.Run(bg)
+	// The first round's connections and answers come before anything is
+	// measured.
+	s.lag.WaitRound(ctx, time.Time{}, 2*time.Second)
 
 	if s.Config.WriteRows > 0 {
 		phase(fmt.Sprintf("write phase: %d rows in batches of %d on the primary", s.Config.WriteRows, s.Config.WriteBatch))
@@ -519,13 +357,27 @@ func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (e
 			return err
 		}
 	}
+	defer func() {
+		// What became of the acknowledged writes, whatever happened: a
+		// failover may have lost some.
+		if s.ackCount() == 0 {
+			return
+		}
+		d, derr := s.durability(context.WithoutCancel(ctx))
+		res.Durability = d
+		if derr != nil {
+			s.warn("%v", derr)
+		} else if d.RowsLost > 0 {
+			s.warn("%d of %d acknowledged rows are missing on %s, the primary at the end: lost in a failover", d.RowsLost, d.AcknowledgedRows, d.CheckedOn)
+		}
+	}()
 	for i, strategy := range s.Config.Strategies {
 		if i > 0 {
 			phase("settle: standbys catch up before the next strategy")
 			s.settle(ctx)
 		}
 		phase(fmt.Sprintf("read phase: %s, %d clients, %s warmup + %s", strategy, s.Config.Clients, s.Config.Warmup, s.Config.Duration))
-		sr, err := s.readPhase(ctx, strategy, hooks.Live)
+		sr, err := s.readPhase(ctx, strategy, hooks)
 		if sr != nil {
 			res.Strategies = append(res.Strategies, sr)
 			if sr.CPU.LoadGenBound {
@@ -545,11 +397,22 @@ func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (e
 	return nil
 }
 
+// syncNames records the primary's synchronous_standby_names: whether
+// its commits wait for standbys is part of what was measured.
+func (s *Scenario) syncNames(ctx context.Context, res *metrics.Result) error {
+	ctx, cancel := context.WithTimeout(ctx, controlTimeout)
+	defer cancel()
+	if err := s.w().QueryRow(ctx, `SHOW synchronous_standby_names`).Scan(&res.Environment.SynchronousStandbyNames); err != nil {
+		return fmt.Errorf("%s: %s", s.nodes[s.prim()].Name, s.redact(err.Error()))
+	}
+	return nil
+}
+
 func (s *Scenario) refreshMaxID(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.brief())
 	defer cancel()
 	var id int64
-	if err := s.writer.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM `+OrdersTable).Scan(&id); err != nil {
+	if err := s.w().QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM `+OrdersTable).Scan(&id); err != nil {
 		if errors.Is(err, context.Canceled) {
 			return err
 		}

@@ -27,20 +27,20 @@ func customers(scale int) int { return max(1, scale/10) }
 // answer fails the run here, before anything is measured.
 func (s *Scenario) seed(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, controlTimeout)
-	_, err := s.writer.Exec(cctx, `INSERT INTO `+HeartbeatTable+` VALUES ($1, 0, now()) ON CONFLICT (id) DO NOTHING`, s.hbID)
+	_, err := s.w().Exec(cctx, `INSERT INTO `+HeartbeatTable+` VALUES ($1, 0, now()) ON CONFLICT (id) DO NOTHING`, s.hbID)
 	var n int64
 	if err == nil {
-		err = s.writer.QueryRow(cctx, `SELECT count(*) FROM `+OrdersTable).Scan(&n)
+		err = s.w().QueryRow(cctx, `SELECT count(*) FROM `+OrdersTable).Scan(&n)
 	}
 	cancel()
 	if err != nil {
 		return fmt.Errorf("primary: %s", s.redact(err.Error()))
 	}
 	if missing := int64(s.Config.Scale) - n; missing > 0 {
-		if _, err := s.writer.Exec(ctx, insertSQL, missing, customers(s.Config.Scale)); err != nil {
+		if _, err := s.w().Exec(ctx, insertSQL, missing, customers(s.Config.Scale)); err != nil {
 			return fmt.Errorf("primary: seed %s: %s", OrdersTable, s.redact(err.Error()))
 		}
-		if _, err := s.writer.Exec(ctx, `ANALYZE `+OrdersTable); err != nil {
+		if _, err := s.w().Exec(ctx, `ANALYZE `+OrdersTable); err != nil {
 			return fmt.Errorf("primary: analyze: %s", s.redact(err.Error()))
 		}
 	}
@@ -61,7 +61,7 @@ func insertLSN(ctx context.Context, primary *pgxpool.Pool) (uint64, error) {
 // waitCaughtUp waits until every standby has replayed the primary's
 // current position and returns when each did, measured from the call.
 func (s *Scenario) waitCaughtUp(ctx context.Context, limit time.Duration) ([]time.Duration, error) {
-	lsn, err := insertLSN(ctx, s.writer)
+	lsn, err := insertLSN(ctx, s.w())
 	if err != nil {
 		return nil, fmt.Errorf("primary: %s", s.redact(err.Error()))
 	}

@@ -15,15 +15,19 @@ type WriteProgress func(done, total int)
 // measures each standby's catch-up and checks row counts everywhere.
 func (s *Scenario) writePhase(ctx context.Context, progress WriteProgress) (*metrics.WritePhase, error) {
 	cfg := s.Config
-	wp := &metrics.WritePhase{Batch: cfg.WriteBatch, RowCounts: map[string]int64{}}
+	wp := &metrics.WritePhase{Batch: cfg.WriteBatch, RowCounts: map[string]int64{}, CommitLatency: metrics.NewHist()}
 	start := time.Now()
 	lastReport := start
 	var lastCommit time.Time
 	for done := 0; done < cfg.WriteRows; {
 		n := min(cfg.WriteBatch, cfg.WriteRows-done)
 		wctx, cancel := context.WithTimeout(ctx, controlTimeout)
-		_, err := s.writer.Exec(wctx, insertSQL, n, customers(cfg.Scale))
+		t0 := time.Now()
+		_, err := s.w().Exec(wctx, insertSQL, n, customers(cfg.Scale))
 		cancel()
+		if err == nil {
+			wp.CommitLatency.RecordUS(time.Since(t0).Microseconds())
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -50,7 +54,7 @@ func (s *Scenario) writePhase(ctx context.Context, progress WriteProgress) (*met
 		wp.RowsPerSec = float64(wp.Rows) / wp.Seconds
 	}
 	// Catch-up counts from the last commit; its LSN is read right after.
-	lsn, err := insertLSN(ctx, s.writer)
+	lsn, err := insertLSN(ctx, s.w())
 	if err != nil {
 		return wp, fmt.Errorf("primary: %s", s.redact(err.Error()))
 	}

@@ -30,8 +30,12 @@ func envCommand() *cli.Command {
 (providers: ` + strings.Join(env.Providers(), ", ") + `). The default, local, runs the PostgreSQL server
 binaries already installed on this machine. An env keeps running between
 commands until 'env down'; its provider and passwords live in a state file
-of mode 0600, so status, verify and down find it by --name alone.`,
-		Commands: []*cli.Command{envUpCommand(), envStatusCommand(), envVerifyCommand(), envDSNCommand(), envDownCommand(), envListCommand()},
+of mode 0600, so status, verify and down find it by --name alone.
+
+Bad days by hand: env kill|stop|start|restart|freeze|thaw --node N acts on
+one node, env failover --to N loses the primary and promotes N (run --fault
+does the same while measuring).`,
+		Commands: append([]*cli.Command{envUpCommand(), envStatusCommand(), envVerifyCommand(), envDSNCommand(), envDownCommand(), envListCommand(), envFailoverCommand()}, nodeCommands()...),
 	}
 }
 
@@ -39,9 +43,11 @@ func envUpCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "up",
 		Usage: "build a primary plus N streaming standbys",
-		Description: `Builds the primary from a cached initdb template, then each standby with its
-own physical slot (standbyN_slot) and pg_basebackup -X stream, and waits
-until the primary's pg_stat_replication shows every standby streaming.
+		Description: `Builds every node at once from a cached, cleanly shut down initdb template
+(what a basebackup of a fresh primary holds, without its checkpoint and
+copy): each standby gets its own physical slot (standbyN_slot) on its
+upstream and application_name=standbyN, and up waits until the upstream's
+pg_stat_replication shows every standby streaming.
 Servers listen on 127.0.0.1 only with scram-sha-256 passwords made for this
 env. As root, the servers run as --os-user. Ctrl-C removes what was half built.
 
@@ -59,7 +65,7 @@ Examples:
 			applyDelayFlag(),
 			&cli.StringSliceFlag{Name: "pg-setting", Usage: "a postgresql.conf setting for every node, e.g. shared_buffers=256MB (repeatable)"},
 			fastFlag(),
-			&cli.StringFlag{Name: "pg-bin", Usage: "folder of initdb/postgres/pg_basebackup (default: pg_config --bindir, else newest /usr/lib/postgresql/*/bin)"},
+			&cli.StringFlag{Name: "pg-bin", Usage: "folder of initdb, postgres, pg_basebackup and pg_rewind (default: pg_config --bindir, else newest /usr/lib/postgresql/*/bin)"},
 			cpusFlag(),
 			&cli.StringFlag{Name: "os-user", Usage: "when run as root, the unprivileged OS user who runs the servers and owns their folders (default postgres)"},
 		},

@@ -16,6 +16,8 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"syscall"
 
@@ -46,6 +48,24 @@ func (e usageError) Unwrap() error { return e.err }
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// PGBENCHX_CPUPROFILE=file writes a CPU profile of the whole command,
+	// for `go tool pprof`: where the load generator's time goes.
+	if path := os.Getenv("PGBENCHX_TRACE"); path != "" {
+		if f, err := os.Create(path); err == nil && trace.Start(f) == nil {
+			code := run(ctx, os.Args, os.Stdout, os.Stderr)
+			trace.Stop()
+			f.Close()
+			os.Exit(code)
+		}
+	}
+	if path := os.Getenv("PGBENCHX_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			code := run(ctx, os.Args, os.Stdout, os.Stderr)
+			pprof.StopCPUProfile()
+			f.Close()
+			os.Exit(code)
+		}
+	}
 	os.Exit(run(ctx, os.Args, os.Stdout, os.Stderr))
 }
 

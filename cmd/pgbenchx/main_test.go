@@ -47,6 +47,14 @@ func TestBadInputExitsTwoWithOneLine(t *testing.T) {
 		{[]string{"run", "--weights", "standby1=-1"}, "--weights"},
 		{[]string{"run", "--query-file", "/nonexistent/q.sql"}, "--query-file"},
 		{[]string{"run", "--standby", "postgres://x@127.0.0.1/db"}, "--standby"},
+		{[]string{"run", "--duration", "30s", "--fault", "40s:kill:standby2"}, "--fault 40s:kill:standby2"},
+		{[]string{"run", "--fault", "5s:explode:standby2"}, "--fault"},
+		{[]string{"run", "--fault", "5s:kill:standby7"}, "--fault 5s:kill:standby7"},
+		{[]string{"run", "--fault", "5s:failover:primary"}, "--fault"},
+		{[]string{"run", "--primary", "postgres://x@127.0.0.1/db", "--fault", "1s:kill:standby1"}, "--fault"},
+		{[]string{"run", "--commit", "maybe"}, "--commit maybe"},
+		{[]string{"env", "kill"}, "--node"},
+		{[]string{"env", "failover"}, "--to"},
 		{[]string{"report", "/nonexistent/run"}, "/nonexistent/run"},
 		{[]string{"report"}, "RUN_FOLDER"},
 	}
@@ -123,7 +131,7 @@ func TestEnvLifecycle(t *testing.T) {
 	if strings.Contains(out, c.Primary.Password) || !strings.Contains(out, "xxxxx") {
 		t.Errorf("env up printed a password or no redacted DSN:\n%s", out)
 	}
-	for _, step := range []string{"primary start", "standby1 basebackup", "standby1 streaming"} {
+	for _, step := range []string{"primary start", "standby1 data folder", "standby1 streaming"} {
 		if !strings.Contains(out, step) {
 			t.Errorf("env up does not time step %q:\n%s", step, out)
 		}

@@ -46,11 +46,20 @@ to within --heartbeat. Results go to --out/<time>-<label>/: run.json,
 summary.csv, totals.csv, timeseries.csv, report.md. Ctrl-C stops early and
 still writes them.
 
+Faults (--fault, on an env) happen on schedule while reads are measured,
+and are marked in every report. A failover kills the primary, promotes
+NODE and re-points every other standby to it: the writers find the new
+primary by asking the nodes, the report gives the write unavailability
+(last commit the old primary acknowledged to the first the new one did),
+the acknowledged rows and how many the new primary lacks (rows lost), and
+the env is left with NODE as its primary (pgbenchx env status).
+
 Examples:
   pgbenchx run --standbys 2 --strategy lag-aware
   pgbenchx run --strategies all --duration 10s --clients 8
   pgbenchx run --name lab2 --strategy lag-aware --rate 2000 --max-lag 256kB,200ms
   pgbenchx run --strategies round-robin,lag-aware --threshold "p99<5ms,stale<1%,errors=0"
+  pgbenchx run --fault 5s:kill:standby2 --fault 12s:restart:standby2 --fault 20s:failover:standby1 --duration 30s
   pgbenchx run --primary "$P" --standby "$S1" --standby "$S2" --strategies round-robin,least-conn
 
 ` + thresholdHelp(false),
@@ -63,6 +72,8 @@ Examples:
 			&cli.StringFlag{Name: "primary", Usage: "DSN of an existing primary (with --standby): run there instead of an env"},
 			&cli.StringSliceFlag{Name: "standby", Usage: "DSN of an existing standby (repeatable, in order: standby1, standby2, ...)"},
 			cpusFlag(),
+			&cli.StringSliceFlag{Name: "fault", Usage: "AT:ACTION:NODE (repeatable): at AT after the first measured second, ACTION (kill, stop, restart, freeze, thaw, or failover: the primary dies and NODE is promoted) on NODE of the env, e.g. 5s:kill:standby2"},
+			&cli.StringFlag{Name: "commit", Value: "on", Usage: "the writers' synchronous_commit: on, remote_write, remote_apply, local or off (what a commit waits for on an env built with --sync)"},
 			thresholdFlag("conditions that must hold, exit 3 when one fails, e.g. \"p99<5ms,stale<1%,errors=0\" (see below)"),
 		}, workloadFlags()...),
 		Action: runAction,
@@ -167,6 +178,16 @@ func parseConfig(cmd *cli.Command) (bench.Config, error) {
 	}
 	if cmd.Name == "run" {
 		t.Spec.Standbys = int(cmd.Int("standbys"))
+		for _, f := range cmd.StringSlice("fault") {
+			fault, err := bench.ParseFault(f)
+			if err != nil {
+				return c, err
+			}
+			c.Faults = append(c.Faults, fault)
+		}
+		if w.Commit, err = workload.ParseCommit(cmd.String("commit")); err != nil {
+			return c, err
+		}
 	}
 	if t.Spec.ApplyDelay, err = env.ParseApplyDelays(cmd.StringSlice("apply-delay")); err != nil {
 		return c, err

@@ -1,0 +1,166 @@
+package workload
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// readConn is one client's connection to one node for its reads: a bare
+// pgconn, no pool in between (a client has one read in flight at a time,
+// so there is nothing to share), the reads prepared on it once, and no
+// context per read: a read's deadline is the socket's, set once per try.
+// That is what keeps the client's cost per read near pgbench's: one
+// Bind/Execute/Sync out, the rows in, no allocation, no goroutine.
+type readConn struct {
+	cfg     *pgconn.Config
+	queries []*query                      // by kind: prepared when the connection is made
+	conn    atomic.Pointer[pgconn.PgConn] // nil until connected, and after the connection broke
+	// stmts are the reads prepared on conn, by query kind; reset when the
+	// connection is replaced.
+	stmts  []*pgconn.StatementDescription
+	params [1][]byte
+	argBuf []byte
+}
+
+func newReadConn(cfg *pgconn.Config, queries []*query) *readConn {
+	return &readConn{cfg: cfg, queries: queries, stmts: make([]*pgconn.StatementDescription, len(queries)), argBuf: make([]byte, 0, 24)}
+}
+
+// connect opens the connection if there is none; ctx bounds the attempt.
+func (rc *readConn) connect(ctx context.Context) (*pgconn.PgConn, error) {
+	if c := rc.conn.Load(); c != nil && !c.IsClosed() {
+		return c, nil
+	}
+	c, err := pgconn.ConnectConfig(ctx, rc.cfg)
+	if err != nil {
+		return nil, err
+	}
+	clear(rc.stmts)
+	rc.conn.Store(c)
+	return c, nil
+}
+
+// prepare prepares every read on the connection (connecting if needed),
+// so that no read pays a Prepare round trip: the scenario calls it once
+// the schema exists, before the read phases.
+func (rc *readConn) prepare(ctx context.Context) error {
+	c, err := rc.connect(ctx)
+	if err != nil {
+		return err
+	}
+	for kind, q := range rc.queries {
+		if rc.stmts[kind] == nil {
+			if rc.stmts[kind], err = c.Prepare(ctx, "q"+strconv.Itoa(kind), q.sql, nil); err != nil {
+				return fmt.Errorf("prepare %s: %w", q.kind, err)
+			}
+		}
+		// Run it once too: the server's first executions of a statement
+		// (plan choice, caches) and the client's first pass are not the
+		// measured ones, even without a warmup.
+		// Its result does not matter: a read that fails here (a query that
+		// always times out) fails in the phase too, where it is counted.
+		deadline, _ := ctx.Deadline()
+		_, _ = rc.run(ctx, q, kind, 1, deadline)
+	}
+	return nil
+}
+
+// abort cuts short whatever the connection is doing: the phase has ended.
+func (rc *readConn) abort() {
+	if c := rc.conn.Load(); c != nil {
+		_ = c.Conn().SetDeadline(time.Now())
+	}
+}
+
+// close drops the connection, waiting at most until ctx ends.
+func (rc *readConn) close(ctx context.Context) {
+	if c := rc.conn.Swap(nil); c != nil {
+		_ = c.Close(ctx)
+	}
+}
+
+// errNotConnected stands for a read that never reached the node because
+// the phase ended while it connected.
+var errNotConnected = errors.New("not connected")
+
+// run executes q (query kind kind) with arg when q takes one, by the
+// deadline (zero: none). A connection that broke, or whose read passed
+// the deadline, is dropped; the next read connects again. ctx bounds
+// only a connection attempt.
+func (rc *readConn) run(ctx context.Context, q *query, kind int, arg int64, deadline time.Time) (res readResult, err error) {
+	res.seq = -1
+	c := rc.conn.Load()
+	if c == nil || c.IsClosed() {
+		// A new connection is part of this try: it gets the try's deadline.
+		cctx := ctx
+		if !deadline.IsZero() {
+			var cancel context.CancelFunc
+			cctx, cancel = context.WithDeadline(ctx, deadline)
+			defer cancel()
+		}
+		if c, err = rc.connect(cctx); err != nil {
+			return res, err
+		}
+	}
+	if err := c.Conn().SetDeadline(deadline); err != nil {
+		return res, err
+	}
+	if ctx.Err() != nil {
+		// The phase ended after the client looked, and its abort may have
+		// come before the deadline above replaced it: do not start.
+		return res, errNotConnected
+	}
+	defer func() {
+		if err != nil && c.IsClosed() {
+			rc.conn.CompareAndSwap(c, nil)
+		}
+	}()
+	sd := rc.stmts[kind]
+	if sd == nil {
+		if sd, err = c.Prepare(context.Background(), "q"+strconv.Itoa(kind), q.sql, nil); err != nil {
+			return res, err
+		}
+		rc.stmts[kind] = sd
+	}
+	var params [][]byte
+	if len(sd.ParamOIDs) > 0 {
+		// Text format: the server reads the id into whatever type the
+		// query compares it with.
+		rc.argBuf = strconv.AppendInt(rc.argBuf[:0], arg, 10)
+		rc.params[0] = rc.argBuf
+		params = rc.params[:]
+	}
+	rr := c.ExecStatement(context.Background(), sd, params, nil, q.formats)
+	first := true
+	for rr.NextRow() {
+		if first && q.builtin {
+			res = builtinResult(q.kind, rr.Values())
+		}
+		first = false
+	}
+	_, err = rr.Close()
+	return res, err
+}
+
+// builtinResult reads what a built-in read reports ahead of its rows: the
+// heartbeat seq and the replay position as int8 (binary), and for a point
+// read whether the row was found (bool, binary).
+func builtinResult(kind string, v [][]byte) readResult {
+	res := readResult{seq: -1}
+	if len(v) < 2 || len(v[0]) != 8 || len(v[1]) != 8 {
+		return res
+	}
+	res.seq = int64(binary.BigEndian.Uint64(v[0]))
+	res.replay = binary.BigEndian.Uint64(v[1])
+	if kind == "point" && len(v) > 2 && len(v[2]) == 1 {
+		res.found = v[2][0] == 1
+	}
+	return res
+}
