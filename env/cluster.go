@@ -118,6 +118,9 @@ type Cluster struct {
 	Topology      Topology  `json:"topology"`
 	Fast          bool      `json:"fast"`
 	Settings      []Setting `json:"settings,omitempty"`
+	// Sync is the primary's synchronous_standby_names ("" when
+	// asynchronous); a failover gives the new primary its remapped rule.
+	Sync string `json:"sync,omitempty"`
 
 	Primary  Node   `json:"primary"`
 	Standbys []Node `json:"standbys"`

@@ -72,6 +72,10 @@ type Controller interface {
 	// upstream, keeping its own settings, and waits until it streams:
 	// what is left when a rewind is not possible.
 	Rebuild(ctx context.Context, standby, upstream string) error
+	// SetSync gives the primary a synchronous_standby_names rule (the
+	// zero rule: asynchronous) and waits until enough standbys are
+	// synchronous for a commit to be acknowledged.
+	SetSync(ctx context.Context, rule SyncRule) error
 	// State says whether the node's server runs, is frozen or is stopped.
 	State(ctx context.Context, node string) (NodeState, error)
 }

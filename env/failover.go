@@ -27,6 +27,9 @@ type FailoverReport struct {
 	Failed    map[string]string
 	// Total is from the kill until every follower streamed again.
 	Total time.Duration
+	// Sync is the new primary's synchronous_standby_names ("off" when
+	// asynchronous) when the env had a rule; "" when it had none.
+	Sync string
 }
 
 // Follower is one remaining standby after a failover.
@@ -88,6 +91,25 @@ func Failover(ctx context.Context, ctl Controller, c *Cluster, to string, promot
 		r.Followers[s] = Follower{How: how, Streaming: time.Since(start)}
 	}
 	r.Total = time.Since(start)
+	if c.Sync != "" {
+		// The promoted node was maybe one the old primary waited for:
+		// the new one waits for the standbys that follow it instead.
+		rule, err := ParseSync(c.Sync)
+		if err != nil {
+			return r, fmt.Errorf("failover: the env's synchronous_standby_names %q: %w", c.Sync, err)
+		}
+		var following []string
+		for _, s := range others {
+			if _, ok := r.Followers[s]; ok {
+				following = append(following, s)
+			}
+		}
+		next := rule.AfterFailover(to, following)
+		if err := ctl.SetSync(ctx, next); err != nil {
+			return r, fmt.Errorf("failover: %w", err)
+		}
+		r.Sync = orOff(next.String())
+	}
 	if len(r.Failed) > 0 {
 		return r, fmt.Errorf("failover: %d standby(s) could not follow %s: %v", len(r.Failed), to, r.Failed)
 	}
@@ -97,7 +119,7 @@ func Failover(ctx context.Context, ctl Controller, c *Cluster, to string, promot
 // Record is the failover as run.json keeps it.
 func (r *FailoverReport) Record() metrics.Failover {
 	f := metrics.Failover{At: r.At.UTC(), OldPrimary: r.OldPrimary, NewPrimary: r.NewPrimary,
-		PromoteMS: ms(r.Promoted), AllStreamingMS: ms(r.Total)}
+		PromoteMS: ms(r.Promoted), AllStreamingMS: ms(r.Total), SynchronousStandbyNames: r.Sync}
 	for _, n := range slices.Sorted(maps.Keys(r.Followers)) {
 		fo := r.Followers[n]
 		f.Followers = append(f.Followers, metrics.Follower{Node: n, How: fo.How, StreamingMS: ms(fo.Streaming)})
@@ -148,6 +170,9 @@ func (r *FailoverReport) String() string {
 	}
 	for n, why := range r.Failed {
 		s += fmt.Sprintf("; %s could not follow: %s", n, why)
+	}
+	if r.Sync != "" {
+		s += "; synchronous_standby_names on " + r.NewPrimary + ": " + r.Sync
 	}
 	return s
 }

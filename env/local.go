@@ -123,6 +123,15 @@ func (l *Local) Up(ctx context.Context, spec Spec) (_ *Cluster, err error) {
 	if err := b.build(ctx); err != nil {
 		return nil, err
 	}
+	if rule := spec.Sync.String(); rule != "" {
+		// Only now: standbys built with the rule in place would wait for
+		// themselves.
+		err := l.timed("synchronous standbys", func() error { return setSync(ctx, socketDSN(c, &c.Primary), spec.Sync) })
+		if err != nil {
+			return nil, fmt.Errorf("primary: synchronous_standby_names %s: %w", rule, err)
+		}
+		c.Sync = rule
+	}
 	c.Status = statusReady
 	if err := l.Store.Save(c); err != nil {
 		return nil, err

@@ -271,7 +271,17 @@ func (lc *localControl) waitStreaming(ctx context.Context, n Node, logStart int6
 		err := conn.QueryRow(ctx, `SELECT state FROM pg_stat_replication WHERE application_name = $1`, n.Name).Scan(&state)
 		switch {
 		case err == nil && state == "streaming":
-			return nil
+			// A standby ahead of its upstream's timeline fork streams the
+			// old timeline up to the fork first (it restarts at its
+			// segment's start): only the upstream's own timeline counts.
+			on, err := sameTimeline(ctx, lc.c, &n, conn)
+			if err != nil {
+				return fmt.Errorf("%s: timeline: %w", n.Name, err)
+			}
+			if on {
+				return nil
+			}
+			last = "streaming an older timeline"
 		case err == nil:
 			last = state
 		case errors.Is(err, pgx.ErrNoRows):
@@ -293,6 +303,31 @@ func (lc *localControl) waitStreaming(ctx context.Context, n Node, logStart int6
 		case <-time.After(pollEvery):
 		}
 	}
+}
+
+// upstreamTimeline is the timeline a server writes (a primary) or
+// receives (a cascading standby).
+const upstreamTimeline = `SELECT CASE WHEN pg_is_in_recovery()
+	THEN (SELECT received_tli FROM pg_stat_wal_receiver)
+	ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END`
+
+// sameTimeline says whether the standby receives its upstream's
+// current timeline.
+func sameTimeline(ctx context.Context, c *Cluster, n *Node, up *pgx.Conn) (bool, error) {
+	var want *int32
+	if err := up.QueryRow(ctx, upstreamTimeline).Scan(&want); err != nil {
+		return false, err
+	}
+	sc, err := pgx.Connect(ctx, socketDSN(c, n))
+	if err != nil {
+		return false, err
+	}
+	defer sc.Close(context.WithoutCancel(ctx))
+	var got *int32
+	if err := sc.QueryRow(ctx, `SELECT received_tli FROM pg_stat_wal_receiver`).Scan(&got); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return false, err
+	}
+	return want != nil && got != nil && *want == *got, nil
 }
 
 // forkLine finds a log line saying the standby cannot follow its

@@ -51,6 +51,9 @@ type Spec struct {
 	Fast bool
 	// CPUs caps nodes' CPU in cores: "*" for every node, or by node name.
 	CPUs map[string]float64
+	// Sync is the primary's synchronous_standby_names (ParseSync), set
+	// once every standby streams; the zero rule is asynchronous.
+	Sync SyncRule
 }
 
 var (
@@ -168,6 +171,9 @@ func (s *Spec) Validate() error {
 		if i, _ := strconv.Atoi(strings.TrimPrefix(n, "standby")); i > s.Standbys {
 			return input.Bad("cpus", n, "this env has standby1..standby%d", s.Standbys)
 		}
+	}
+	if err := s.Sync.checkNames(s.Standbys); err != nil {
+		return err
 	}
 	names := make([]string, 0, len(s.ApplyDelay))
 	for n := range s.ApplyDelay {

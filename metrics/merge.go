@@ -485,6 +485,9 @@ func mergeTicks(results []*Result, parts []*StrategyResult, from time.Time) []Ti
 			if i == 0 || m.LagMS == nil {
 				m.LagMS = maps.Clone(t.LagMS)
 			}
+			if i == 0 || m.SlotBytes == nil {
+				m.SlotBytes = maps.Clone(t.SlotBytes)
+			}
 		}
 	}
 	out := make([]Tick, 0, len(bySecond))

@@ -82,7 +82,7 @@ func TestRecorderCountsEveryReadOnceWhereItHappened(t *testing.T) {
 	c2.Read(7 * time.Millisecond)
 	r.Failed(false)
 	c1.Schedule(50 * time.Microsecond)
-	r.Tick(time.Now(), map[string]int64{"standby1": 10}, nil)
+	r.Tick(time.Now(), TickLag{Bytes: map[string]int64{"standby1": 10}})
 	// After the last tick: in the totals, not in a tick.
 	r.Failed(true)
 	c2.Read(0)

@@ -315,7 +315,7 @@ func (r *Recorder) fold(buf []uint64, interval bool) (okCount int64) {
 
 // Tick folds every client's last second into the totals and appends one
 // second to the time series, with the lag last sampled.
-func (r *Recorder) Tick(now time.Time, lagBytes map[string]int64, lagMS map[string]float64) {
+func (r *Recorder) Tick(now time.Time, lag TickLag) {
 	if !r.measuring.Load() {
 		return
 	}
@@ -327,7 +327,7 @@ func (r *Recorder) Tick(now time.Time, lagBytes map[string]int64, lagMS map[stri
 	s := r.interval.Summary()
 	t := Tick{
 		Second: len(r.ticks) + 1, Queries: ok, Errors: errs - r.lastErrs, Failed: failed - r.lastFailed,
-		P50MS: s.P50, P99MS: s.P99, LagBytes: lagBytes, LagMS: lagMS,
+		P50MS: s.P50, P99MS: s.P99, LagBytes: lag.Bytes, LagMS: lag.MS, SlotBytes: lag.Slots,
 		NodeQueries: make(map[string]int64, len(r.nodes)), NodeErrors: map[string]int64{},
 	}
 	for n, name := range r.nodes {

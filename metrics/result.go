@@ -146,6 +146,8 @@ type Config struct {
 	SessionWrites   int                `json:"session_writes,omitempty"` // each client writes a row every N ops and reads it back next
 	// Commit is the writers' synchronous_commit; empty: the server's.
 	Commit string `json:"synchronous_commit,omitempty"`
+	// SlotWarnBytes is --slot-warn: a slot keeping more WAL is warned of.
+	SlotWarnBytes int64 `json:"slot_warn_bytes,omitempty"`
 	// Faults are the faults injected, AT:ACTION:NODE.
 	Faults []string `json:"faults,omitempty"`
 }
@@ -314,6 +316,18 @@ type Tick struct {
 	// failed ones in this second: a node leaving and coming back shows.
 	NodeQueries map[string]int64 `json:"node_queries,omitempty"`
 	NodeErrors  map[string]int64 `json:"node_errors,omitempty"`
+	// SlotBytes is the WAL each standby's slot makes the primary keep
+	// (its current LSN minus the slot's restart_lsn): it grows while a
+	// standby is down, frozen or far behind.
+	SlotBytes map[string]int64 `json:"slot_bytes,omitempty"`
+}
+
+// TickLag is the lag sampler's last round, as a tick records it; a
+// standby absent from a map was unknown.
+type TickLag struct {
+	Bytes map[string]int64
+	MS    map[string]float64
+	Slots map[string]int64
 }
 
 // LagSample is one sample of one standby's lag.
@@ -329,6 +343,9 @@ type LagSample struct {
 	MSUpper   *float64 `json:"ms_upper,omitempty"`
 	PSRBytes  *int64   `json:"psr_bytes,omitempty"` // same, from the primary's pg_stat_replication.replay_lsn (cross-check)
 	ReplayLag *float64 `json:"replay_lag_ms,omitempty"`
+	// SlotBytes is the WAL the standby's slot makes the primary keep;
+	// known whenever the primary answered, the standby down or not.
+	SlotBytes *int64 `json:"slot_bytes,omitempty"`
 }
 
 // CPU is what the load generator and the host used during a phase.

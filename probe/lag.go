@@ -2,7 +2,9 @@ package probe
 
 import (
 	"context"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +31,9 @@ type LagSnapshot struct {
 	At    time.Time
 	Seq   uint64
 	Nodes map[string]NodeLag
+	// Slots is the WAL each standby's slot keeps on the primary, by
+	// standby; nil when the primary did not answer.
+	Slots map[string]int64
 }
 
 // LagTarget is a standby the sampler watches, through a pool of its own
@@ -101,6 +106,7 @@ type round struct {
 	primaryOK  bool
 	primaryLSN int64
 	psrs       map[string]psr
+	slots      map[string]int64 // WAL retained per standby's slot
 	answers    []*standbyAnswer
 }
 
@@ -225,9 +231,13 @@ func (l *LagSampler) sample(ctx context.Context) {
 		if rows.Err() != nil {
 			return rows.Err()
 		}
+		slots, err := l.slots(ctx, primary)
+		if err != nil {
+			return err
+		}
 		// A late primary answer still serves its round's late standbys.
 		rd.mu.Lock()
-		rd.primaryOK, rd.primaryLSN, rd.psrs = true, lsn, got
+		rd.primaryOK, rd.primaryLSN, rd.psrs, rd.slots = true, lsn, got, slots
 		rd.mu.Unlock()
 		return nil
 	})
@@ -269,6 +279,36 @@ func (l *LagSampler) sample(ctx context.Context) {
 	l.publish(rd, standbys, nodes)
 }
 
+// slots reads the WAL each physical slot keeps on the primary, by the
+// standby it serves: the one streaming through it (pg_stat_replication),
+// else the standby whose name the slot carries (an env's standbyN_slot):
+// a slot matters most while its standby is away.
+func (l *LagSampler) slots(ctx context.Context, primary *pgxpool.Pool) (map[string]int64, error) {
+	rows, err := primary.Query(ctx, `SELECT s.slot_name, r.application_name,
+		pg_wal_lsn_diff(pg_current_wal_insert_lsn(), s.restart_lsn)::bigint
+		FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
+		WHERE s.slot_type = 'physical' AND s.restart_lsn IS NOT NULL`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var slot string
+		var app *string
+		var kept int64
+		if err := rows.Scan(&slot, &app, &kept); err != nil {
+			return nil, err
+		}
+		name := strings.TrimSuffix(slot, "_slot")
+		if app != nil && *app != "" {
+			name = *app
+		}
+		out[name] = max(0, kept)
+	}
+	return out, rows.Err()
+}
+
 // figures turns a standby's answer into its lag, against the primary
 // reading of the round it was asked in.
 func (l *LagSampler) figures(name string, a standbyAnswer, of *round) (NodeLag, metrics.LagSample) {
@@ -293,6 +333,7 @@ func (l *LagSampler) figures(name string, a standbyAnswer, of *round) (NodeLag, 
 	if hasPSR {
 		sample.ReplayLag = p.lagMS
 	}
+	sample.SlotBytes = slotOf(of, name)
 	if l.HB != nil {
 		if lo, hi, ok := l.HB.Lag(a.seq, a.latest, a.send, a.recv); ok {
 			nl.TimeKnown, nl.Time, nl.TimeUpper = true, lo, hi
@@ -324,11 +365,17 @@ func (l *LagSampler) publish(rd *round, standbys []LagTarget, nodes []nodeProbe)
 				sample.ReplayLag = p.lagMS
 			}
 			rd.mu.Unlock()
+			// A standby that does not answer still has a slot: what it
+			// costs the primary is known.
+			sample.SlotBytes = slotOf(rd, s.Name)
 		}
 		snap.Nodes[s.Name] = nl
 		l.samples = append(l.samples, timedSample{at, sample})
 	}
 	l.mu.Unlock()
+	rd.mu.Lock()
+	snap.Slots = rd.slots
+	rd.mu.Unlock()
 	snap.Seq = l.seq.Add(1)
 	l.snap.Store(snap)
 }
@@ -374,19 +421,32 @@ func (l *LagSampler) Peak(node string, from, to time.Time) (bytes int64, ms floa
 
 // Current returns the last round's lag per standby, for live lines and
 // the per-second time series.
-func (l *LagSampler) Current() (map[string]int64, map[string]float64) {
+func (l *LagSampler) Current() metrics.TickLag {
 	snap := l.Latest()
 	if snap == nil {
-		return nil, nil
+		return metrics.TickLag{}
 	}
-	b, ms := map[string]int64{}, map[string]float64{}
+	out := metrics.TickLag{Bytes: map[string]int64{}, MS: map[string]float64{}}
 	for name, n := range snap.Nodes {
 		if n.BytesKnown {
-			b[name] = n.Bytes
+			out.Bytes[name] = n.Bytes
 		}
 		if n.TimeKnown {
-			ms[name] = float64(n.Time) / float64(time.Millisecond)
+			out.MS[name] = float64(n.Time) / float64(time.Millisecond)
 		}
 	}
-	return b, ms
+	if len(snap.Slots) > 0 {
+		out.Slots = maps.Clone(snap.Slots)
+	}
+	return out
+}
+
+// slotOf is the WAL the standby's slot kept in the round, nil if unknown.
+func slotOf(rd *round, name string) *int64 {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	if v, ok := rd.slots[name]; ok {
+		return &v
+	}
+	return nil
 }

@@ -20,6 +20,8 @@ import (
 const (
 	LagBytes = "bytes"
 	LagMS    = "ms"
+	// LagSlot is the WAL each standby's slot made the primary keep.
+	LagSlot = "slot"
 )
 
 // runChart is one chart of a run folder. has decides from the Result
@@ -38,6 +40,11 @@ var runCharts = []runChart{
 	{"lag_ms.svg", "Replica lag (ms)",
 		func(r *metrics.Result) bool { return hasLag(r, LagMS) },
 		func(r *metrics.Result) ([]byte, error) { return LagChart(r, LagMS) }},
+	{"slot_bytes.svg", "WAL kept on the primary by each standby's slot",
+		func(r *metrics.Result) bool { return hasLag(r, LagSlot) },
+		func(r *metrics.Result) ([]byte, error) { return LagChart(r, LagSlot) }},
+	{"throughput.svg", "Reads per second, per node, with the events", hasTicks, ThroughputChart},
+	{"latency_time.svg", "Read latency per second, with the events", hasTicks, LatencyTimeChart},
 	{"latency.svg", "Latency percentiles per strategy", hasReads, LatencyChart},
 	{"share.svg", "Read share per node", hasReads, ShareChart},
 }
@@ -123,8 +130,15 @@ func lagValue(unit string) (func(metrics.LagSample) (float64, bool), error) {
 			}
 			return *l.MS, true
 		}, nil
+	case LagSlot:
+		return func(l metrics.LagSample) (float64, bool) {
+			if l.SlotBytes == nil {
+				return 0, false
+			}
+			return float64(*l.SlotBytes), true
+		}, nil
 	}
-	return nil, fmt.Errorf("report: lag unit %q: want %s or %s", unit, LagBytes, LagMS)
+	return nil, fmt.Errorf("report: lag unit %q: want %s, %s or %s", unit, LagBytes, LagMS, LagSlot)
 }
 
 func hasLag(r *metrics.Result, unit string) bool {
@@ -162,13 +176,7 @@ func lagSeries(r *metrics.Result, get func(metrics.LagSample) (float64, bool)) (
 		if s == nil {
 			continue
 		}
-		marks = append(marks, phaseMark{at: end, name: s.Strategy})
-		for _, e := range s.Events {
-			// The warmup and the time after the end are not on the axis:
-			// such an event sits at the edge of its strategy's stretch.
-			t := min(max(e.T, 0), max(s.Seconds, 0))
-			marks = append(marks, phaseMark{at: end + t, name: e.String(), event: true})
-		}
+		marks = append(marks, strategyMarks(s, end)...)
 		open := map[string]bool{}
 		length := max(s.Seconds, 0)
 		for _, l := range s.Lag {
@@ -215,7 +223,7 @@ func LagChart(r *metrics.Result, unit string) ([]byte, error) {
 	segs, marks, end := lagSeries(r, get)
 	div, yUnit := 1.0, "ms"
 	title := "Replica lag per standby: heartbeat time behind the primary (lower bound)"
-	if unit == LagBytes {
+	if unit == LagBytes || unit == LagSlot {
 		var top float64
 		for _, ss := range segs {
 			for _, seg := range ss {
@@ -226,8 +234,15 @@ func LagChart(r *metrics.Result, unit string) ([]byte, error) {
 		}
 		div, yUnit = byteScale(top)
 		title = "Replica lag per standby: WAL bytes behind the primary"
+		if unit == LagSlot {
+			title = "WAL each standby's slot makes the primary keep"
+		}
 	}
-	p := newPlot(title, "measured time since the first read phase began (s, warmups left out)", "lag ("+yUnit+")", true)
+	yLabel := "lag (" + yUnit + ")"
+	if unit == LagSlot {
+		yLabel = "WAL kept (" + yUnit + ")"
+	}
+	p := newPlot(title, "measured time since the first read phase began (s, warmups left out)", yLabel, true)
 	leg := newLegend()
 	var maxY float64
 	for _, node := range standbys(r) {
@@ -264,14 +279,7 @@ func LagChart(r *metrics.Result, unit string) ([]byte, error) {
 		}
 		leg.Add(node, &plotter.Line{LineStyle: style})
 	}
-	if maxY <= 0 {
-		maxY = 1
-	}
-	p.X.Min, p.X.Max = 0, max(end, p.X.Max)
-	// Headroom above the data for the strategy names.
-	p.Y.Min, p.Y.Max = 0, maxY*1.15
-	p.Add(phaseMarks(marks))
-	return svgOf(p, leg)
+	return finishTimeline(p, leg, marks, end, maxY)
 }
 
 // phaseMarks names each strategy at the top of its stretch of the time
@@ -286,13 +294,18 @@ func (m phaseMarks) Plot(c draw.Canvas, p *plot.Plot) {
 	eventLine := draw.LineStyle{Color: rgb(0xC00000), Width: vg.Points(1), Dashes: []vg.Length{vg.Points(1), vg.Points(2)}}
 	eventSty := sty
 	eventSty.Color, eventSty.YAlign = rgb(0xC00000), draw.YBottom
+	events := 0
 	for i, mk := range m {
 		x := trX(mk.at)
 		if mk.event {
 			// Events read from the bottom up, so they never cover the
-			// strategies' names at the top.
+			// strategies' names at the top; close ones (a fault, then
+			// what followed it) are stacked rather than written over
+			// each other.
 			c.StrokeLine2(eventLine, x, c.Min.Y, x, c.Max.Y)
-			c.FillText(eventSty, vg.Point{X: x + vg.Points(3), Y: c.Min.Y + vg.Points(3)}, mk.name)
+			y := c.Min.Y + vg.Points(3+12*float64(events%6))
+			c.FillText(eventSty, vg.Point{X: x + vg.Points(3), Y: y}, mk.name)
+			events++
 			continue
 		}
 		if i > 0 {

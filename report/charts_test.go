@@ -162,7 +162,7 @@ func TestLagUnknownIsAGap(t *testing.T) {
 			t.Errorf("segment %d = %v, want %v", i, flat, want[i])
 		}
 	}
-	want2 := []phaseMark{{0, "round-robin", false}, {1.5, "freeze standby2", true}, {2.9, "thaw standby2 (by hand)", true}, {3, "lag-aware", false}}
+	want2 := []phaseMark{{0, "round-robin", false}, {1.5, "freeze standby2", true}, {2.9, "thaw standby2", true}, {3, "lag-aware", false}}
 	if !slices.Equal(marks, want2) || end != 6 {
 		t.Errorf("marks %v, end %v; want %v, end at 6 s: the events in round-robin's stretch, lag-aware at 3 s", marks, end, want2)
 	}
@@ -299,7 +299,7 @@ func TestWriteCharts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"lag_bytes.svg", "lag_ms.svg", "latency.svg", "share.svg"}
+	want := []string{"lag_bytes.svg", "lag_ms.svg", "slot_bytes.svg", "throughput.svg", "latency_time.svg", "latency.svg", "share.svg"}
 	if !slices.Equal(names, want) || !slices.Equal(ChartFiles(r), want) {
 		t.Errorf("wrote %v, ChartFiles %v; want %v", names, ChartFiles(r), want)
 	}

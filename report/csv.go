@@ -98,7 +98,8 @@ func WriteTotalsCSV(w io.Writer, r *metrics.Result) error {
 // with a pair of lag columns per standby the run knows of, so every row
 // of every strategy has the same columns whichever standbys answered.
 // qps counts successful reads, p50/p99 every read that ended that second;
-// lag_ms is the lower bound of the time lag at the second's last sample.
+// lag_ms is the lower bound of the time lag at the second's last sample;
+// slot_bytes the WAL the standby's slot made the primary keep.
 func WriteTimeseriesCSV(w io.Writer, r *metrics.Result) error {
 	names := standbys(r)
 	// The columns of schema 1 first, in their order, then those added
@@ -111,6 +112,9 @@ func WriteTimeseriesCSV(w io.Writer, r *metrics.Result) error {
 	nodes := mentioned(r, true)
 	for _, n := range nodes {
 		header = append(header, "qps_"+n, "errors_"+n)
+	}
+	for _, n := range names {
+		header = append(header, "slot_bytes_"+n)
 	}
 	cw := csv.NewWriter(w)
 	if err := cw.Write(header); err != nil {
@@ -141,6 +145,14 @@ func WriteTimeseriesCSV(w io.Writer, r *metrics.Result) error {
 					q, e = intCSV(t.NodeQueries[n]), intCSV(t.NodeErrors[n])
 				}
 				rec = append(rec, q, e)
+			}
+			for _, n := range names {
+				// The WAL its slot kept on the primary; empty when unknown.
+				kept := ""
+				if v, ok := t.SlotBytes[n]; ok {
+					kept = intCSV(v)
+				}
+				rec = append(rec, kept)
 			}
 			if err := cw.Write(rec); err != nil {
 				return err

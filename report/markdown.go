@@ -129,6 +129,10 @@ func writeStrategy(m *md, r *metrics.Result, s *metrics.StrategyResult) {
 	if t.Errors > 0 || t.Retries > 0 {
 		m.p("- Errors (failed attempts): %s (%s); retries (attempts that ran again on another node): %s.\n", count(t.Errors), errorClasses(s), count(t.Retries))
 	}
+	if n := recoveryConflicts(s); n > 0 {
+		m.p("- Hot standby conflicts: %s reads cancelled by a standby's replay (\"canceling statement due to conflict with recovery\"), counted apart as %s. The knob: pgbenchx env up --pg-setting hot_standby_feedback=on (the primary then keeps the rows standbys' reads need: bloat instead of cancellations), or a longer max_standby_streaming_delay (lag instead).\n",
+			count(n), RecoveryConflictLabel)
+	}
 	if t.StaleChecked > 0 {
 		m.p("- Stale reads: %s of %s checked (%s%%): they missed a heartbeat committed before they began", count(t.StaleReads), count(t.StaleChecked), num(pct(t.StaleReads, t.StaleChecked), 2))
 		if r.Config.Heartbeat > 0 {
@@ -313,7 +317,7 @@ func writeLag(m *md, r *metrics.Result) {
 			}
 			rows = append(rows, []string{s.Strategy, n, samples,
 				humanBytes(l.BytesAvg), humanBytes(l.BytesMax), msRange(l.MSAvg, l.MSUpperAvg), msRange(l.MSMax, l.MSUpperMax),
-				humanBytes(l.PSRBytesAvg), num(l.ReplayLagAvg, 1)})
+				humanBytes(l.PSRBytesAvg), num(l.ReplayLagAvg, 1), humanBytes(l.SlotMax)})
 			if lagDisagrees(l) {
 				disagree = append(disagree, fmt.Sprintf("%s during %s: over the %d samples with both, pg_stat_replication's replay_lag averaged %s ms, the heartbeat's time lag %s ms",
 					n, s.Strategy, l.Paired, num(l.PairedReplay, 1), msRange(l.PairedLo, l.PairedHi)))
@@ -331,8 +335,8 @@ func writeLag(m *md, r *metrics.Result) {
 	} else {
 		m.p("Time lag comes from the heartbeat (a lower bound in runs of this version). ")
 	}
-	m.p("The last two columns are pg_stat_replication's own view on the primary, for a cross-check: the lag by its replay_lsn (reported by the standby every few seconds at most) and its replay_lag (unknown when the standby is idle).\n\n")
-	m.table([]string{"strategy", "standby", "samples", "avg lag", "max lag", "avg time lag ms", "max time lag ms", "avg lag (replay_lsn)", "avg replay_lag ms"}, "llrrrrrrr", rows)
+	m.p("Then pg_stat_replication's own view on the primary, for a cross-check: the lag by its replay_lsn (reported by the standby every few seconds at most) and its replay_lag (unknown when the standby is idle). The last column is the most WAL the standby's slot made the primary keep (pg_replication_slots.restart_lsn): it grows while a standby is down, frozen or far behind, and the lab guide's rule is to investigate past 1 GB.\n\n")
+	m.table([]string{"strategy", "standby", "samples", "avg lag", "max lag", "avg time lag ms", "max time lag ms", "avg lag (replay_lsn)", "avg replay_lag ms", "max WAL kept by slot"}, "llrrrrrrrr", rows)
 	for _, d := range disagree {
 		m.p("**Lag sources disagree:** %s.\n\n", d)
 	}
@@ -394,4 +398,19 @@ func warnings(r *metrics.Result) []string {
 		}
 	}
 	return out
+}
+
+// RecoveryConflictLabel is the workload's label for reads a standby's
+// replay cancelled (workload.LabelRecoveryConflict; report does not
+// import workload).
+const RecoveryConflictLabel = "40001 recovery_conflict"
+
+func recoveryConflicts(s *metrics.StrategyResult) int64 {
+	var n int64
+	for _, nr := range s.Nodes {
+		if nr != nil {
+			n += nr.Errors[RecoveryConflictLabel]
+		}
+	}
+	return n
 }

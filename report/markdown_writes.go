@@ -87,7 +87,7 @@ func writeFailovers(m *md, r *metrics.Result) {
 			case o.LastAck.IsZero():
 				m.p("- Writes moved from %s to %s: first commit on %s at %s; write unavailability unknown (no commit was acknowledged by %s before).\n", o.OldPrimary, o.NewPrimary, o.NewPrimary, stamp(o.FirstAck), o.OldPrimary)
 			default:
-				m.p("- Write unavailability: **%s ms**, from the last commit %s acknowledged (%s) to the first %s acknowledged (%s).\n",
+				m.p("- **Write unavailability: %s ms**, from the last commit %s acknowledged (%s) to the first %s acknowledged (%s).\n",
 					num(o.Seconds*1000, 1), o.OldPrimary, clock(o.LastAck), o.NewPrimary, clock(o.FirstAck))
 			}
 		}
@@ -106,7 +106,7 @@ func writeFailovers(m *md, r *metrics.Result) {
 			m.p("  - %s: %s, streaming %s ms after the kill.\n", fo.Node, fo.How, num(fo.StreamingMS, 1))
 		}
 		if f.SynchronousStandbyNames != "" {
-			m.p("  - %s was given synchronous_standby_names %s, so its commits do not wait for a standby that is gone.\n", f.NewPrimary, f.SynchronousStandbyNames)
+			m.p("  - %s was given synchronous_standby_names %s once the others followed it (the old rule with %s replaced), so its commits do not wait for a standby that is gone; commits before that were not waited for.\n", f.NewPrimary, f.SynchronousStandbyNames, f.NewPrimary)
 		}
 	}
 	if d != nil {

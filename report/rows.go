@@ -169,12 +169,14 @@ type lagStat struct {
 	// so the two are compared on the same moments.
 	PairedLo, PairedHi, PairedReplay float64
 	Paired                           int
+	// SlotMax is the most WAL the standby's slot made the primary keep.
+	SlotMax float64
 }
 
 func nanLag() lagStat {
 	n := math.NaN()
 	return lagStat{BytesAvg: n, BytesMax: n, MSAvg: n, MSMax: n, MSUpperAvg: n, MSUpperMax: n, ReplayLagAvg: n, ReplayLagMax: n,
-		PSRBytesAvg: n, PairedLo: n, PairedHi: n, PairedReplay: n}
+		PSRBytesAvg: n, PairedLo: n, PairedHi: n, PairedReplay: n, SlotMax: n}
 }
 
 // avgMax accumulates known values.
@@ -203,7 +205,7 @@ func (a avgMax) get() (avg, mx float64) {
 
 func lagOf(s *metrics.StrategyResult, node string) lagStat {
 	st := nanLag()
-	var b, ms, hi, psr, psrBytes, pLo, pHi, pReplay avgMax
+	var b, ms, hi, psr, psrBytes, pLo, pHi, pReplay, slot avgMax
 	for _, l := range s.Lag {
 		if l.Node != node {
 			continue
@@ -218,6 +220,10 @@ func lagOf(s *metrics.StrategyResult, node string) lagStat {
 		if l.PSRBytes != nil {
 			v := float64(*l.PSRBytes)
 			psrBytes.add(&v)
+		}
+		if l.SlotBytes != nil {
+			v := float64(*l.SlotBytes)
+			slot.add(&v)
 		}
 		if l.MS == nil {
 			st.UnknownMS++
@@ -245,6 +251,7 @@ func lagOf(s *metrics.StrategyResult, node string) lagStat {
 	st.PairedHi, _ = pHi.get()
 	st.PairedReplay, _ = pReplay.get()
 	st.Paired = pReplay.n
+	_, st.SlotMax = slot.get()
 	return st
 }
 

@@ -34,6 +34,8 @@ type base struct {
 	turn     atomic.Uint64
 	ejectFor time.Duration
 	now      func() time.Time
+	// ejections is told of ejections and readmissions (Config.Ejections).
+	ejections func(node int, ejected bool)
 	// start anchors ejection deadlines: durations since it use the monotonic
 	// clock, so a wall-clock step cannot eject a node for an hour.
 	start time.Time
@@ -107,7 +109,9 @@ func (b *base) Done(i int, o Outcome) {
 	if o == ConnError {
 		n.ejectUntil.Store(int64(b.now().Sub(b.start) + b.ejectFor))
 		// After the deadline, so that whoever sees the bit sees the deadline.
-		b.ejected.Or(1 << i)
+		if old := b.ejected.Or(1 << i); old&(1<<i) == 0 && b.ejections != nil {
+			b.ejections(i, true)
+		}
 	}
 }
 
@@ -142,12 +146,16 @@ func (b *base) stillEjected(hint uint64) uint64 {
 			out |= bit
 			continue
 		}
-		b.ejected.And(^bit)
+		old := b.ejected.And(^bit)
 		// A ConnError may have set a new deadline and its bit between our
 		// load and our And, and the And just erased that bit: look again.
 		if b.nodes[i].ejectUntil.Load() > now {
 			b.ejected.Or(bit)
 			out |= bit
+			continue
+		}
+		if old&bit != 0 && b.ejections != nil {
+			b.ejections(i, false)
 		}
 	}
 	return out

@@ -7,21 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/pgbenchx/pgbenchx/input"
 )
-
-// quoteIfNeeded quotes values that would otherwise be invisible, ambiguous
-// or break the line (empty, spaces, control characters).
-func quoteIfNeeded(s string) string {
-	if s == "" || strings.IndexFunc(s, func(r rune) bool {
-		return unicode.IsSpace(r) || !unicode.IsPrint(r) || r == '"'
-	}) >= 0 {
-		return strconv.Quote(s)
-	}
-	return s
-}
 
 const (
 	acceptedStrategies = "accepted: random, round-robin, least-conn, lag-aware, causal or all"
@@ -54,7 +42,7 @@ func ParseStrategies(s string) ([]Strategy, error) {
 			if len(parts) == 1 {
 				return nil, bad("")
 			}
-			return nil, bad(quoteIfNeeded(p) + " is not a strategy")
+			return nil, bad(input.Quote(p) + " is not a strategy")
 		case slices.Contains(out, st):
 			return nil, bad(p + " is given twice")
 		}
@@ -104,7 +92,7 @@ func ParseMaxLag(s string) (bytes int64, d time.Duration, err error) {
 			}
 			return bad("empty item in the list")
 		}
-		if n, isSize, reason := parseSize(p); isSize {
+		if n, isSize, reason := input.ParseSize(p); isSize {
 			switch {
 			case reason != "":
 				return bad(reason)
@@ -117,7 +105,7 @@ func ParseMaxLag(s string) (bytes int64, d time.Duration, err error) {
 		v, perr := time.ParseDuration(p)
 		switch {
 		case perr != nil:
-			return bad(quoteIfNeeded(p) + " is neither a size nor a duration")
+			return bad(input.Quote(p) + " is neither a size nor a duration")
 		case v <= 0:
 			return bad(p + ": a limit must be > 0")
 		case d != 0:
@@ -126,35 +114,6 @@ func ParseMaxLag(s string) (bytes int64, d time.Duration, err error) {
 		d = v
 	}
 	return bytes, d, nil
-}
-
-var sizeUnits = map[string]float64{
-	"b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "tb": 1 << 40,
-	"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
-}
-
-// parseSize reads "64kB" or "1.5 MB". isSize is false when the unit is not
-// a size unit (the text may be a duration); reason says what is wrong with
-// a size.
-func parseSize(p string) (n int64, isSize bool, reason string) {
-	j := strings.IndexFunc(p, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
-	if j < 0 {
-		return 0, false, ""
-	}
-	mult, ok := sizeUnits[strings.ToLower(strings.TrimSpace(p[j:]))]
-	if !ok {
-		return 0, false, ""
-	}
-	v, err := strconv.ParseFloat(p[:j], 64)
-	switch {
-	case err != nil:
-		return 0, true, quoteIfNeeded(p) + ": the size needs a number"
-	case v*mult > math.MaxInt64:
-		return 0, true, p + " is too large"
-	case math.Round(v*mult) < 1:
-		return 0, true, p + ": a limit must be > 0"
-	}
-	return int64(math.Round(v * mult)), true, ""
 }
 
 // ParseWeights reads --weights "standby1=2,standby2=1": non-negative
@@ -172,14 +131,14 @@ func ParseWeights(s string) (map[string]float64, error) {
 		name, val, found := strings.Cut(p, "=")
 		name, val = strings.TrimSpace(name), strings.TrimSpace(val)
 		if !found || name == "" {
-			return bad(fmt.Sprintf("%s is not name=weight", quoteIfNeeded(strings.TrimSpace(p))))
+			return bad(fmt.Sprintf("%s is not name=weight", input.Quote(strings.TrimSpace(p))))
 		}
 		w, err := strconv.ParseFloat(val, 64)
 		if err != nil || !(w >= 0) || math.IsInf(w, 0) {
-			return bad(fmt.Sprintf("weight of %s: %s is not a number >= 0", quoteIfNeeded(name), quoteIfNeeded(val)))
+			return bad(fmt.Sprintf("weight of %s: %s is not a number >= 0", input.Quote(name), input.Quote(val)))
 		}
 		if _, dup := out[name]; dup {
-			return bad(quoteIfNeeded(name) + " is given twice")
+			return bad(input.Quote(name) + " is given twice")
 		}
 		out[name] = w
 		positive = positive || w > 0

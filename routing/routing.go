@@ -105,6 +105,10 @@ type Config struct {
 	EjectFor    time.Duration      // default 5s
 	Lag         LagView            // required for lag-aware and causal
 	Now         func() time.Time   // for tests; default time.Now
+	// Ejections, when set, is told when a node is ejected (a connection
+	// error while it was in service) and when its ejection has run out
+	// and it is tried again: transitions only, off the hot path.
+	Ejections func(node int, ejected bool)
 }
 
 // Balancer picks a node for each read and learns how it went. Its methods
@@ -183,6 +187,7 @@ func newBase(cfg Config) (*base, error) {
 		readPrimary: cfg.ReadPrimary,
 		ejectFor:    cfg.EjectFor,
 		now:         cfg.Now,
+		ejections:   cfg.Ejections,
 	}
 	b.setRoles(cfg.Primary, 0)
 	if b.ejectFor == 0 {
@@ -204,7 +209,7 @@ func newRandom(b *base, cfg Config) (Balancer, error) {
 		bad := &input.Error{Flag: "weights", Value: fmt.Sprintf("%s=%g", name, w), Accepted: weightsAccepted(b)}
 		switch {
 		case i < 0:
-			bad.Reason = "no node " + quoteIfNeeded(name)
+			bad.Reason = "no node " + input.Quote(name)
 			return nil, bad
 		case b.roles.Load().targets&(1<<i) == 0:
 			bad.Reason = "the primary takes no reads unless reads on the primary are enabled"

@@ -2,6 +2,7 @@ package routing
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -44,8 +45,10 @@ func TestEjection(t *testing.T) {
 	for _, s := range All {
 		t.Run(string(s), func(t *testing.T) {
 			clock := newClock()
+			var told []string
 			b := mustNew(t, s, Config{Nodes: nodes2, EjectFor: 2 * time.Second, Now: clock.now,
-				MaxLagBytes: 1 << 20, Lag: viewOf(allWithin())})
+				MaxLagBytes: 1 << 20, Lag: viewOf(allWithin()),
+				Ejections: func(i int, ejected bool) { told = append(told, fmt.Sprint(nodes2[i], " ", ejected)) }})
 			only1 := Request{Exclude: bit(standby2)}
 
 			load(t, b, standby1, 1)
@@ -54,8 +57,9 @@ func TestEjection(t *testing.T) {
 				t.Fatalf("after Failed picked %d, want standby1 still in", got)
 			}
 
-			load(t, b, standby1, 1)
+			load(t, b, standby1, 2)
 			b.Done(standby1, ConnError)
+			b.Done(standby1, ConnError) // a second read's error: still one ejection
 			for range 100 {
 				if got := pickOnce(t, b, Request{}); got == standby1 {
 					t.Fatal("picked the ejected standby1")
@@ -68,6 +72,9 @@ func TestEjection(t *testing.T) {
 			clock.advance(1)
 			if got := pickOnce(t, b, only1); got != standby1 {
 				t.Fatalf("after EjectFor picked %d, want standby1 back", got)
+			}
+			if want := []string{"standby1 true", "standby1 false"}; !slices.Equal(told, want) {
+				t.Errorf("ejections told %q, want %q", told, want)
 			}
 		})
 	}

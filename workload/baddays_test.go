@@ -164,9 +164,12 @@ func TestFrozenStandby(t *testing.T) {
 	if len(res.Strategies) != 2 {
 		t.Fatalf("%d strategies measured, want 2", len(res.Strategies))
 	}
-	// The freeze is in round-robin's timeline, about a second in.
-	if ev := res.Strategies[0].Events; len(ev) != 1 || ev[0].Kind != "freeze" || ev[0].Node != "standby2" || ev[0].T < 0.5 || ev[0].T > 2 {
+	// The freeze is in round-robin's timeline, about a second in, and
+	// standby2's ejection follows it (the first read to time out).
+	if ev := res.Strategies[0].Events; len(ev) < 1 || ev[0].Kind != "freeze" || ev[0].Node != "standby2" || ev[0].T < 0.5 || ev[0].T > 2 {
 		t.Errorf("round-robin's events %+v, want the freeze about 1 s into its measured time", ev)
+	} else if len(ev) < 2 || ev[1].Kind != "ejected" || ev[1].Node != "standby2" || ev[1].T < ev[0].T {
+		t.Errorf("round-robin's events %+v, want standby2 ejected after the freeze", ev)
 	}
 	for _, sr := range res.Strategies {
 		s1, s2 := node(sr, "standby1"), node(sr, "standby2")

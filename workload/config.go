@@ -61,6 +61,9 @@ type Config struct {
 	// remote_apply, local, off): what a commit waits for when the
 	// primary has synchronous standbys. Empty leaves the server's.
 	Commit string
+	// SlotWarn warns when a standby's slot makes the primary keep more
+	// WAL than this many bytes; 0: never.
+	SlotWarn int64
 	// LocalProcesses says the servers run on this host, so walsender CPU
 	// can be read from /proc.
 	LocalProcesses bool
@@ -219,6 +222,7 @@ func (c *Config) Record() metrics.Config {
 		Weights: c.Weights, ReadPrimary: c.ReadPrimary, MaxTries: c.MaxTries, EjectFor: metrics.Duration(c.EjectFor),
 		LagInterval: metrics.Duration(c.LagInterval), Heartbeat: metrics.Duration(c.Heartbeat), StaleSample: 1,
 		SessionWrites: c.SessionWrites, QueryTimeout: metrics.Duration(c.QueryTimeout), Commit: c.Commit,
+		SlotWarnBytes: c.SlotWarn,
 	}
 }
 

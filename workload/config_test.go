@@ -17,7 +17,7 @@ func TestRecordKeepsEverySetting(t *testing.T) {
 		Mix: []Weighted{{"point", 1}}, QueryFile: "q.sql", QueryFileSHA256: "abc", Scale: 100, WriteRows: 1, WriteBatch: 1,
 		WriteRate: 1, ReadPrimary: true, MaxTries: 2, EjectFor: time.Second, MaxLagBytes: 1, MaxLagTime: time.Second,
 		LagFallback: routing.FallbackError, Weights: map[string]float64{"standby1": 1}, LagInterval: time.Second,
-		QueryTimeout: time.Second, Heartbeat: time.Second, SessionWrites: 3, Commit: "remote_apply",
+		QueryTimeout: time.Second, Heartbeat: time.Second, SessionWrites: 3, Commit: "remote_apply", SlotWarn: 1 << 30,
 	}
 	r := reflect.ValueOf(c.Record())
 	for i := range r.NumField() {

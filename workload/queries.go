@@ -126,7 +126,20 @@ const (
 	LabelConnectionLost    = "connection_lost"    // the connection broke mid-read
 	LabelNetworkTimeout    = "network_timeout"    // a network deadline other than ours
 	LabelConnectionError   = "connection_error"   // any other failure to reach the node
+	// LabelRecoveryConflict is a read a standby cancelled because its
+	// replay needed what the read held: SQLSTATE 40001 (or 40P01) with
+	// "conflict with recovery" in the message.
+	LabelRecoveryConflict = "40001 recovery_conflict"
 )
+
+// recoveryConflict tells a hot standby conflict from other errors of the
+// same SQLSTATE: the server says so only in the message and its detail.
+func recoveryConflict(e *pgconn.PgError) bool {
+	if e.Code != "40001" && e.Code != "40P01" {
+		return false
+	}
+	return strings.Contains(e.Message, "conflict with recovery") || strings.Contains(e.Detail, "recovery")
+}
 
 // classify maps a failed attempt's error to routing's outcome and the
 // label it is counted under: "SQLSTATE name" when the server answered
@@ -136,6 +149,12 @@ func classify(err error, attemptTimedOut bool) (routing.Outcome, string) {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		label := sqlstateLabel(pgErr.Code)
+		if recoveryConflict(pgErr) {
+			// Counted apart from other 40001s: it is the standby's
+			// replay cancelling the read (hot_standby_feedback, or
+			// max_standby_streaming_delay, is the knob).
+			label = LabelRecoveryConflict
+		}
 		switch class := pgErr.Code[:min(2, len(pgErr.Code))]; {
 		case class == "08", class == "28", class == "3D", class == "53",
 			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03":

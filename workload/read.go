@@ -2,7 +2,7 @@ package workload
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -121,7 +121,21 @@ func (s *Scenario) readPhase(ctx context.Context, strategy routing.Strategy, hoo
 	for i, n := range s.nodes {
 		names[i], roles[i] = n.Name, n.Role
 	}
-	bal, err := routing.New(strategy, cfg.Routing(names, s.prim(), lagView{s.lag}))
+	rc := cfg.Routing(names, s.prim(), lagView{s.lag})
+	// Ejections and readmissions are events: a reader sees when a node
+	// left the read targets and when it was tried again.
+	ejectFor := cfg.EjectFor
+	if ejectFor == 0 {
+		ejectFor = routing.DefaultEjectFor
+	}
+	rc.Ejections = func(i int, ejected bool) {
+		if ejected {
+			s.Event("ejected", names[i], fmt.Sprintf("a connection error: no reads for %s", ejectFor))
+		} else {
+			s.Event("readmitted", names[i], "its ejection ran out: tried again")
+		}
+	}
+	bal, err := routing.New(strategy, rc)
 	if err != nil {
 		return nil, err
 	}
@@ -240,8 +254,7 @@ func (s *Scenario) readPhase(ctx context.Context, strategy routing.Strategy, hoo
 			case <-end:
 				break loop
 			case now := <-t.C:
-				b, ms := s.lag.Current()
-				ph.r.Tick(now, b, ms)
+				ph.r.Tick(now, s.lag.Current())
 				if live != nil {
 					if ticks := ph.r.Ticks(); len(ticks) > 0 {
 						live(strategy, now.Sub(measureStart), ticks[len(ticks)-1])
@@ -287,6 +300,7 @@ func (s *Scenario) readPhase(ctx context.Context, strategy routing.Strategy, hoo
 	if res.Unsent > 0 {
 		s.warn("%s: %d open-loop reads fell due but were never sent (every client was busy): they are in the end-to-end latency with the time they had waited at the end", strategy, res.Unsent)
 	}
+	s.warnSlots(strategy, res.Lag)
 	if n := res.NoTarget; n > 0 {
 		s.warn("%s: %d reads found no node to run on (every target ejected, or lag-aware with --lag-fallback error)", strategy, n)
 	}
@@ -488,94 +502,26 @@ func (c *client) pause(ctx context.Context) {
 	}
 }
 
-// sessionWrite inserts one row on the primary and remembers its commit
-// LSN (read after the commit) for causal routing of the next read. It has
-// the reads' time limit; a failure is counted on the primary under
-// "session_write" and its label, so a slow primary shows where the
-// clients' time went.
-func (c *client) sessionWrite(ctx context.Context) {
-	s := c.ph.s
-	wctx, cancel := ctx, context.CancelFunc(func() {})
-	if qt := s.Config.QueryTimeout; qt > 0 {
-		wctx, cancel = context.WithTimeout(ctx, qt)
-	}
-	defer cancel()
-	var id int64
-	w := s.w()
-	t0 := time.Now()
-	err := w.QueryRow(wctx, `INSERT INTO `+OrdersTable+` (customer_id, amount, status) VALUES ($1, 1, 'session') RETURNING id`,
-		1+c.rng.IntN(customers(s.Config.Scale))).Scan(&id)
-	if err == nil {
-		c.ph.r.Commit(time.Since(t0))
-		s.ack([]int64{id})
-	}
-	var lsn uint64
-	if err == nil {
-		lsn, err = insertLSN(wctx, w)
-	}
-	if err != nil {
-		if ctx.Err() == nil {
-			_, label := classify(err, errors.Is(wctx.Err(), context.DeadlineExceeded))
-			c.ph.r.Error(s.prim(), "session_write "+label, func() string { return s.sampleMessage(err) })
-			s.writeFailed(ctx, err)
-		}
+// warnSlots warns of each standby whose slot kept more WAL on the primary
+// than --slot-warn during the phase: the lab guide's "> 1 GB retained:
+// INVESTIGATE".
+func (s *Scenario) warnSlots(strategy routing.Strategy, lag []metrics.LagSample) {
+	if s.Config.SlotWarn <= 0 {
 		return
 	}
-	c.lastWrite, c.lastLSN = id, lsn
-}
-
-// backgroundWrites inserts WriteRate rows/s on the primary in small
-// batches every 50 ms, so lag exists while reads run.
-func (s *Scenario) backgroundWrites(ctx context.Context, rows *atomic.Int64, rec *metrics.Recorder) {
-	const every = 50 * time.Millisecond
-	t := time.NewTicker(every)
-	defer t.Stop()
-	var owed float64
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		owed += s.Config.WriteRate * every.Seconds()
-		n := int(owed)
-		if n == 0 {
+	most := map[string]int64{}
+	var names []string
+	for _, l := range lag {
+		if l.SlotBytes == nil || *l.SlotBytes <= s.Config.SlotWarn {
 			continue
 		}
-		owed -= float64(n)
-		wctx, cancel := context.WithTimeout(ctx, controlTimeout)
-		t0 := time.Now()
-		ids, err := s.insertReturning(wctx, n)
-		cancel()
-		if err == nil {
-			if rec != nil {
-				rec.Commit(time.Since(t0))
-			}
-			rows.Add(int64(n))
-			s.ack(ids)
-		} else if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
-			s.bgErrors.Add(1)
-			s.writeFailed(ctx, err)
+		if _, seen := most[l.Node]; !seen {
+			names = append(names, l.Node)
 		}
+		most[l.Node] = max(most[l.Node], *l.SlotBytes)
 	}
-}
-
-// insertReturning inserts n orders on the primary and returns their ids,
-// the acknowledged rows a failover must not lose.
-func (s *Scenario) insertReturning(ctx context.Context, n int) ([]int64, error) {
-	rows, err := s.w().Query(ctx, insertSQL+` RETURNING id`, n, customers(s.Config.Scale))
-	if err != nil {
-		return nil, err
+	for _, n := range names {
+		s.warn("%s: %s's slot made the primary keep up to %.2f GiB of WAL, over --slot-warn %.2f GiB: a standby down, frozen or far behind costs the primary disk (the lab guide: investigate)",
+			strategy, n, float64(most[n])/(1<<30), float64(s.Config.SlotWarn)/(1<<30))
 	}
-	ids := make([]int64, 0, n)
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	return ids, rows.Err()
 }

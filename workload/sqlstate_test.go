@@ -1,6 +1,10 @@
 package workload
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
 
 func TestSqlstateLabel(t *testing.T) {
 	for _, c := range []struct{ code, want string }{
@@ -52,6 +56,26 @@ func TestSqlstateTables(t *testing.T) {
 	for class, name := range sqlstateClasses {
 		if len(class) != 2 || name == "" {
 			t.Errorf("class %q -> %q", class, name)
+		}
+	}
+}
+
+// TestRecoveryConflictCountedApart: a standby cancelling a read for its
+// replay is not counted with other serialization failures.
+func TestRecoveryConflictCountedApart(t *testing.T) {
+	tests := []struct {
+		err  *pgconn.PgError
+		want string
+	}{
+		{&pgconn.PgError{Code: "40001", Message: "canceling statement due to conflict with recovery",
+			Detail: "User query might have needed to see row versions that must be removed."}, LabelRecoveryConflict},
+		{&pgconn.PgError{Code: "40P01", Message: "canceling statement due to conflict with recovery",
+			Detail: "User transaction caused buffer deadlock with recovery."}, LabelRecoveryConflict},
+		{&pgconn.PgError{Code: "40001", Message: "could not serialize access due to concurrent update"}, "40001 serialization_failure"},
+	}
+	for _, tt := range tests {
+		if _, label := classify(tt.err, false); label != tt.want {
+			t.Errorf("%s %q: label %q, want %q", tt.err.Code, tt.err.Message, label, tt.want)
 		}
 	}
 }

@@ -2,7 +2,9 @@ package workload
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/pgbenchx/pgbenchx/metrics"
@@ -117,4 +119,96 @@ func (s *Scenario) countRows(ctx context.Context, wp *metrics.WritePhase) {
 	if counted == len(s.nodes) && !equal {
 		s.warn("%s row counts differ between nodes after the write phase: %v", OrdersTable, wp.RowCounts)
 	}
+}
+
+// sessionWrite inserts one row on the primary and remembers its commit
+// LSN (read after the commit) for causal routing of the next read. It has
+// the reads' time limit; a failure is counted on the primary under
+// "session_write" and its label, so a slow primary shows where the
+// clients' time went.
+func (c *client) sessionWrite(ctx context.Context) {
+	s := c.ph.s
+	wctx, cancel := ctx, context.CancelFunc(func() {})
+	if qt := s.Config.QueryTimeout; qt > 0 {
+		wctx, cancel = context.WithTimeout(ctx, qt)
+	}
+	defer cancel()
+	var id int64
+	w := s.w()
+	t0 := time.Now()
+	err := w.QueryRow(wctx, `INSERT INTO `+OrdersTable+` (customer_id, amount, status) VALUES ($1, 1, 'session') RETURNING id`,
+		1+c.rng.IntN(customers(s.Config.Scale))).Scan(&id)
+	if err == nil {
+		c.ph.r.Commit(time.Since(t0))
+		s.ack([]int64{id})
+	}
+	var lsn uint64
+	if err == nil {
+		lsn, err = insertLSN(wctx, w)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			_, label := classify(err, errors.Is(wctx.Err(), context.DeadlineExceeded))
+			c.ph.r.Error(s.prim(), "session_write "+label, func() string { return s.sampleMessage(err) })
+			s.writeFailed(ctx, err)
+		}
+		return
+	}
+	c.lastWrite, c.lastLSN = id, lsn
+}
+
+// backgroundWrites inserts WriteRate rows/s on the primary in small
+// batches every 50 ms, so lag exists while reads run.
+func (s *Scenario) backgroundWrites(ctx context.Context, rows *atomic.Int64, rec *metrics.Recorder) {
+	const every = 50 * time.Millisecond
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var owed float64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		owed += s.Config.WriteRate * every.Seconds()
+		n := int(owed)
+		if n == 0 {
+			continue
+		}
+		owed -= float64(n)
+		wctx, cancel := context.WithTimeout(ctx, controlTimeout)
+		t0 := time.Now()
+		ids, err := s.insertReturning(wctx, n)
+		cancel()
+		if err == nil {
+			if rec != nil {
+				rec.Commit(time.Since(t0))
+			}
+			rows.Add(int64(n))
+			s.ack(ids)
+		} else if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
+			s.bgErrors.Add(1)
+			s.writeFailed(ctx, err)
+		}
+	}
+}
+
+// insertReturning inserts n orders on the primary and returns their ids,
+// the acknowledged rows a failover must not lose.
+func (s *Scenario) insertReturning(ctx context.Context, n int) ([]int64, error) {
+	rows, err := s.w().Query(ctx, insertSQL+` RETURNING id`, n, customers(s.Config.Scale))
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int64, 0, n)
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	return ids, rows.Err()
 }

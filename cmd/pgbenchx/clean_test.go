@@ -15,6 +15,7 @@ import (
 
 	"github.com/pgbenchx/pgbenchx/env"
 	"github.com/pgbenchx/pgbenchx/env/envtest"
+	"github.com/pgbenchx/pgbenchx/report"
 	"github.com/pgbenchx/pgbenchx/workload"
 )
 
@@ -62,6 +63,14 @@ func TestSchemaMarkerAgrees(t *testing.T) {
 		if !strings.HasPrefix(table, workload.Schema+".") {
 			t.Errorf("%s is not in schema %s", table, workload.Schema)
 		}
+	}
+}
+
+// TestRecoveryConflictLabelAgrees: report names the label the workload
+// counts hot standby conflicts under without importing workload.
+func TestRecoveryConflictLabelAgrees(t *testing.T) {
+	if report.RecoveryConflictLabel != workload.LabelRecoveryConflict {
+		t.Errorf("report %q, workload %q", report.RecoveryConflictLabel, workload.LabelRecoveryConflict)
 	}
 }
 

@@ -56,6 +56,7 @@ Examples:
   pgbenchx env up --standbys 2 --apply-delay standby2=500ms   # one slow standby
   pgbenchx env up --standbys 3 --topology cascade             # standby2,3 stream from standby1
   pgbenchx env up --standbys 2 --cpus 0.5                     # every node capped to half a core
+  pgbenchx env up --standbys 2 --sync "ANY 1 (standby1, standby2)"   # commits wait for one standby
   pgbenchx env up --name lab2 --pg-setting shared_buffers=256MB --fast`,
 		Flags: []cli.Flag{
 			nameFlag,
@@ -67,6 +68,7 @@ Examples:
 			fastFlag(),
 			&cli.StringFlag{Name: "pg-bin", Usage: "folder of initdb, postgres, pg_basebackup and pg_rewind (default: pg_config --bindir, else newest /usr/lib/postgresql/*/bin)"},
 			cpusFlag(),
+			&cli.StringFlag{Name: "sync", Usage: "synchronous replication: the primary's synchronous_standby_names, e.g. \"ANY 1 (standby1, standby2)\" or \"FIRST 1 (standby1)\", set once every standby streams (default off: asynchronous)"},
 			&cli.StringFlag{Name: "os-user", Usage: "when run as root, the unprivileged OS user who runs the servers and owns their folders (default postgres)"},
 		},
 		Action: envUp,
@@ -101,9 +103,13 @@ func envUp(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return err
 	}
+	rule, err := env.ParseSync(cmd.String("sync"))
+	if err != nil {
+		return err
+	}
 	spec := env.Spec{
 		Name: cmd.String("name"), Standbys: int(cmd.Int("standbys")), Topology: topo,
-		ApplyDelay: delays, Settings: settings, Fast: cmd.Bool("fast"), CPUs: cpus,
+		ApplyDelay: delays, Settings: settings, Fast: cmd.Bool("fast"), CPUs: cpus, Sync: rule,
 	}
 	if err := spec.Validate(); err != nil {
 		return err
@@ -118,7 +124,11 @@ func envUp(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "up in %.2fs, PostgreSQL %s, data in %s\n\n", time.Since(t0).Seconds(), c.ServerVersion, c.BaseDir)
+	fmt.Fprintf(out, "up in %.2fs, PostgreSQL %s, data in %s\n", time.Since(t0).Seconds(), c.ServerVersion, c.BaseDir)
+	if c.Sync != "" {
+		fmt.Fprintf(out, "synchronous replication: synchronous_standby_names = '%s' on the primary\n", c.Sync)
+	}
+	fmt.Fprintln(out)
 	printNodes(out, c)
 	fmt.Fprintf(out, "\nNext: pgbenchx env verify --name %s   |   psql \"$(pgbenchx env dsn --name %s --node standby1)\"\n", c.Name, c.Name)
 	return nil
@@ -219,6 +229,9 @@ Examples:
 			}
 			printStatus(out, c, st)
 			printNodeStates(ctx, out, c, p)
+			if c.Sync != "" {
+				fmt.Fprintf(out, "synchronous_standby_names on %s: %s\n", c.Primary.Name, c.Sync)
+			}
 			return nil
 		},
 	}

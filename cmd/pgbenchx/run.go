@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v3"
@@ -104,6 +105,7 @@ func workloadFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "lag-interval", Value: 100 * time.Millisecond, Usage: "how often lag is sampled"},
 		&cli.DurationFlag{Name: "query-timeout", Value: 10 * time.Second, Usage: "each try of a read gets this long: the server cancels it just before (57014), the client abandons it at the limit if the node does not answer (client_timeout: connection dropped, node ejected, read retried elsewhere); 0 = none"},
 		&cli.DurationFlag{Name: "heartbeat", Value: 10 * time.Millisecond, Usage: "how often the load generator commits a heartbeat on the primary: the resolution of time lag and of the stale-read check"},
+		&cli.StringFlag{Name: "slot-warn", Value: "1GB", Usage: "warn when a standby's slot makes the primary keep more WAL than this (down, frozen or far behind), e.g. 512MB; off: never"},
 		&cli.StringFlag{Name: "out", Value: "results", Usage: "folder for run folders"},
 		formatFlag("md,csv,json"),
 		&cli.StringFlag{Name: "label", Usage: "a word for the run folder's name (default: the strategies)"},
@@ -162,6 +164,9 @@ func parseConfig(cmd *cli.Command) (bench.Config, error) {
 	w.ReadPrimary, w.MaxTries = cmd.Bool("read-primary"), int(cmd.Int("max-tries"))
 	w.EjectFor, w.LagInterval = cmd.Duration("eject-for"), cmd.Duration("lag-interval")
 	w.QueryTimeout, w.Heartbeat = cmd.Duration("query-timeout"), cmd.Duration("heartbeat")
+	if w.SlotWarn, err = parseSlotWarn(cmd.String("slot-warn")); err != nil {
+		return c, err
+	}
 	c.Output.Dir, c.Output.Label = cmd.String("out"), cmd.String("label")
 	if c.Output.Formats, err = report.ParseFormats(cmd.String("format")); err != nil {
 		return c, err
@@ -231,4 +236,16 @@ func runAction(ctx context.Context, cmd *cli.Command) error {
 		return cli.Exit("interrupted: the figures above cover what was measured before Ctrl-C", exitInterrupted)
 	}
 	return gateErr
+}
+
+// parseSlotWarn reads --slot-warn: a size, or off (0).
+func parseSlotWarn(s string) (int64, error) {
+	if strings.EqualFold(strings.TrimSpace(s), "off") {
+		return 0, nil
+	}
+	n, isSize, reason := input.ParseSize(strings.TrimSpace(s))
+	if !isSize || reason != "" {
+		return 0, input.Bad("slot-warn", s, "want a size like 512MB or 1GB (units B, kB, MB, GB, TB; 1024-based), or off")
+	}
+	return n, nil
 }

@@ -1,0 +1,59 @@
+package env
+
+import (
+	"testing"
+
+	"github.com/pgbenchx/pgbenchx/input"
+)
+
+func TestParseSync(t *testing.T) {
+	good := map[string]string{
+		"ANY 1 (standby1, standby2)": "ANY 1 (standby1, standby2)",
+		"any 2 (standby1,standby2)":  "ANY 2 (standby1, standby2)",
+		"FIRST 1 (standby1)":         "FIRST 1 (standby1)",
+		"1 (standby2, standby1)":     "FIRST 1 (standby2, standby1)",
+		"off":                        "",
+		"":                           "",
+	}
+	for in, want := range good {
+		r, err := ParseSync(in)
+		if err != nil || r.String() != want {
+			t.Errorf("ParseSync(%q) = %q, %v; want %q", in, r, err, want)
+		}
+	}
+	for _, in := range []string{"ANY (standby1)", "ANY 0 (standby1)", "ANY 3 (standby1, standby2)", "SOME 1 (standby1)",
+		"FIRST 1 (primary)", "FIRST 1 (standby1, standby1)", "FIRST 1 standby1", "*"} {
+		if _, err := ParseSync(in); !input.Is(err) {
+			t.Errorf("ParseSync(%q): %v, want bad input on --sync", in, err)
+		}
+	}
+	r, _ := ParseSync("ANY 1 (standby1, standby3)")
+	if err := (&Spec{Standbys: 2, Sync: r}).Validate(); !input.Is(err) {
+		t.Errorf("a rule naming standby3 of 2 standbys: %v", err)
+	}
+}
+
+func TestSyncAfterFailover(t *testing.T) {
+	tests := []struct {
+		rule, promoted string
+		remaining      []string
+		want           string
+	}{
+		{"FIRST 1 (standby1)", "standby1", []string{"standby2"}, "FIRST 1 (standby2)"},
+		{"ANY 1 (standby1, standby2)", "standby1", []string{"standby2"}, "ANY 1 (standby2)"},
+		{"ANY 2 (standby1, standby2)", "standby1", []string{"standby2"}, "ANY 1 (standby2)"},
+		{"FIRST 1 (standby2)", "standby1", []string{"standby2", "standby3"}, "FIRST 1 (standby2)"},
+		{"FIRST 2 (standby1, standby2)", "standby1", []string{"standby2", "standby3"}, "FIRST 2 (standby3, standby2)"},
+		{"FIRST 1 (standby1)", "standby1", nil, ""},
+		{"off", "standby1", []string{"standby2"}, ""},
+	}
+	for _, tt := range tests {
+		r, err := ParseSync(tt.rule)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.AfterFailover(tt.promoted, tt.remaining).String(); got != tt.want {
+			t.Errorf("%s after promoting %s: %q, want %q", tt.rule, tt.promoted, got, tt.want)
+		}
+	}
+}
