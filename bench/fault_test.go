@@ -175,42 +175,6 @@ func TestFailoverUnderWrites(t *testing.T) {
 	}
 }
 
-func commitP50(t *testing.T, res *metrics.Result) float64 {
-	t.Helper()
-	h := res.Strategies[0].CommitLatency
-	if h == nil || h.TotalCount() == 0 {
-		t.Fatalf("no commit latency recorded")
-	}
-	return float64(h.ValueAtQuantile(50)) / 1000
-}
-
-// TestSyncCommitLatency runs the same writes on an asynchronous env and
-// on one whose commits wait for a standby: the wait shows in the commit
-// latency.
-func TestSyncCommitLatency(t *testing.T) {
-	cfg := faultConfig()
-	cfg.Workload.Duration = 3 * time.Second
-	async, p := envtest.Up(t, env.Spec{Name: "fasync", Standbys: 2, Fast: true})
-	a := commitP50(t, measure(t, async, cfg))
-	// One cluster at a time: the next one's timings are its own.
-	if err := p.Down(context.Background(), async.Name); err != nil {
-		t.Fatal(err)
-	}
-	rule, err := env.ParseSync("ANY 1 (standby1, standby2)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	syncEnv, _ := envtest.Up(t, env.Spec{Name: "fsync", Standbys: 2, Fast: true, Sync: rule})
-	res := measure(t, syncEnv, cfg)
-	s := commitP50(t, res)
-	t.Logf("commit p50: async %.3f ms, ANY 1 %.3f ms", a, s)
-	if got := res.Environment.SynchronousStandbyNames; got != rule.String() {
-		t.Errorf("run.json says synchronous_standby_names %q, want %q", got, rule)
-	}
-	if s <= a {
-		t.Errorf("commit p50 with a synchronous standby (%.3f ms) is not above async's (%.3f ms)", s, a)
-	}
-}
 
 // TestSyncFailoverLosesNothing fails over onto the synchronous standby of
 // a FIRST 1 env under writes: every acknowledged row is on it, and the new

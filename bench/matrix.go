@@ -16,6 +16,7 @@ import (
 	"github.com/pgbenchx/pgbenchx/metrics"
 	"github.com/pgbenchx/pgbenchx/report"
 	"github.com/pgbenchx/pgbenchx/routing"
+	"github.com/pgbenchx/pgbenchx/workload"
 )
 
 // Matrix is the standby-count comparison: every count in Standbys times
@@ -26,6 +27,58 @@ type Matrix struct {
 	Config
 	Standbys []int
 	Repeat   int
+	// Syncs and Commits are the replication modes compared: every rule
+	// (synchronous_standby_names, each cell's env gets it with the
+	// standbys it lacks left out) times every synchronous_commit level.
+	// Empty: the one of Config (Target.Spec.Sync, Workload.Commit).
+	Syncs   []env.SyncRule
+	Commits []string
+}
+
+// Mode is one replication mode of a matrix: the primary's rule and the
+// writers' synchronous_commit.
+type Mode struct {
+	Sync   env.SyncRule
+	Commit string
+}
+
+// String names the mode as the progress lines and folders read it.
+func (m Mode) String() string {
+	sync := "async"
+	if s := m.Sync.String(); s != "" {
+		sync = "sync " + s
+	}
+	return sync + ", commit " + m.Commit
+}
+
+// slug names the mode in a folder name: async-on, any1-remote_apply.
+func (m Mode) slug() string {
+	sync := "async"
+	if len(m.Sync.Names) > 0 {
+		sync = strings.ToLower(m.Sync.Method) + strconv.Itoa(m.Sync.Num) + "-s"
+		for _, n := range m.Sync.Names {
+			sync += strings.TrimPrefix(n, "standby")
+		}
+	}
+	return sync + "-" + m.Commit
+}
+
+// Modes is every rule times every level, rules first.
+func (m *Matrix) Modes() []Mode {
+	syncs, commits := m.Syncs, m.Commits
+	if len(syncs) == 0 {
+		syncs = []env.SyncRule{m.Target.Spec.Sync}
+	}
+	if len(commits) == 0 {
+		commits = []string{m.Workload.Commit}
+	}
+	var out []Mode
+	for _, s := range syncs {
+		for _, c := range commits {
+			out = append(out, Mode{Sync: s, Commit: c})
+		}
+	}
+	return out
 }
 
 // MatrixOutcome is what a matrix left: one run folder per cell (standby
@@ -69,9 +122,23 @@ func (m *Matrix) Validate() error {
 	if m.Target.Provider == "" {
 		m.Target.Provider = "local"
 	}
+	seen2 := map[string]bool{}
+	for _, c := range m.Commits {
+		if !slices.Contains(workload.CommitLevels, c) || seen2[c] {
+			return input.Bad("commit", strings.Join(m.Commits, ","), "want distinct levels of %s, comma-separated (synchronous_commit)", strings.Join(workload.CommitLevels, ", "))
+		}
+		seen2[c] = true
+	}
 	// The largest cell's env, so every flag naming a standby is checked
 	// against the most standbys any cell has.
 	m.Target.Spec.Standbys = m.Standbys[len(m.Standbys)-1]
+	for _, r := range m.Syncs {
+		spec := m.Target.Spec
+		spec.Sync = r
+		if err := spec.Validate(); err != nil {
+			return err
+		}
+	}
 	return m.Config.Validate()
 }
 
@@ -107,30 +174,43 @@ func RunMatrix(ctx context.Context, m Matrix, hooks Hooks) (*MatrixOutcome, erro
 	o := &MatrixOutcome{Dir: report.FolderFor(m.Output.Dir, label)}
 	var samples []report.Sample
 	var runErr error
+	modes := m.Modes()
 cells:
-	for _, n := range m.Standbys {
-		for rep := 1; rep <= m.Repeat; rep++ {
-			cell := m.Config
-			cell.Workload.Strategies = StrategyOrder(m.Workload.Strategies, rep)
-			spec := cellSpec(m.Target.Spec, n)
-			names := make([]string, len(cell.Workload.Strategies))
-			for i, s := range cell.Workload.Strategies {
-				names[i] = string(s)
-			}
-			hooks.say(fmt.Sprintf("\n=== %d standby(s), run %d of %d: %s ===", n, rep, m.Repeat, strings.Join(names, ", ")))
-			res, err := matrixCell(ctx, p, spec, cell, hooks)
-			if res != nil {
-				for _, one := range splitByStrategy(res) {
-					name := fmt.Sprintf("s%d-%s-r%d", n, one.Strategies[0].Strategy, rep)
-					if _, werr := report.WriteRun(filepath.Join(o.Dir, name), one, m.Output.Formats); werr != nil {
-						return o, fmt.Errorf("writing %s: %w", name, werr)
-					}
-					samples = append(samples, report.Sample{Label: name, Dir: name, Result: one})
+	for _, mode := range modes {
+		for _, n := range m.Standbys {
+			for rep := 1; rep <= m.Repeat; rep++ {
+				cell := m.Config
+				cell.Workload.Strategies = StrategyOrder(m.Workload.Strategies, rep)
+				cell.Workload.Commit = mode.Commit
+				spec := cellSpec(m.Target.Spec, n)
+				spec.Sync = mode.Sync.For(n)
+				names := make([]string, len(cell.Workload.Strategies))
+				for i, s := range cell.Workload.Strategies {
+					names[i] = string(s)
 				}
-			}
-			if err != nil {
-				runErr = err
-				break cells
+				what := fmt.Sprintf("%d standby(s)", n)
+				if len(modes) > 1 {
+					what += ", " + Mode{Sync: spec.Sync, Commit: mode.Commit}.String()
+				}
+				hooks.say(fmt.Sprintf("\n=== %s, run %d of %d: %s ===", what, rep, m.Repeat, strings.Join(names, ", ")))
+				res, err := matrixCell(ctx, p, spec, cell, hooks)
+				if res != nil {
+					for _, one := range splitByStrategy(res) {
+						one.Config.Mode = mode.String()
+						name := fmt.Sprintf("s%d-%s-r%d", n, one.Strategies[0].Strategy, rep)
+						if len(modes) > 1 {
+							name = fmt.Sprintf("s%d-%s-%s-r%d", n, mode.slug(), one.Strategies[0].Strategy, rep)
+						}
+						if _, werr := report.WriteRun(filepath.Join(o.Dir, name), one, m.Output.Formats); werr != nil {
+							return o, fmt.Errorf("writing %s: %w", name, werr)
+						}
+						samples = append(samples, report.Sample{Label: name, Dir: name, Result: one})
+					}
+				}
+				if err != nil {
+					runErr = err
+					break cells
+				}
 			}
 		}
 	}

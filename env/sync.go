@@ -70,6 +70,45 @@ func ParseSync(s string) (SyncRule, error) {
 	return r, nil
 }
 
+// ParseSyncs reads a list of rules, as matrix --sync takes them: commas
+// outside parentheses separate them, e.g. off,"ANY 1 (standby1, standby2)".
+// A rule given twice is refused.
+func ParseSyncs(s string) ([]SyncRule, error) {
+	var out []SyncRule
+	for _, item := range input.SplitList(s) {
+		r, err := ParseSync(item)
+		if err != nil {
+			return nil, err
+		}
+		if slices.ContainsFunc(out, func(o SyncRule) bool { return o.String() == r.String() }) {
+			return nil, input.Bad("sync", s, "%s given twice; want distinct rules, e.g. off,\"ANY 1 (standby1, standby2)\"", orOff(r.String()))
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// For is the rule on an env of n standbys: the names it lacks left out
+// and Num no larger than the names left; with none left, asynchronous.
+// A matrix comparing 1 and 2 standbys under ANY 1 (standby1, standby2)
+// gives its 1-standby cells ANY 1 (standby1).
+func (r SyncRule) For(standbys int) SyncRule {
+	if len(r.Names) == 0 {
+		return r
+	}
+	out := SyncRule{Method: r.Method, Num: r.Num}
+	for _, n := range r.Names {
+		if i, _ := strconv.Atoi(strings.TrimPrefix(n, "standby")); i <= standbys {
+			out.Names = append(out.Names, n)
+		}
+	}
+	if len(out.Names) == 0 {
+		return SyncRule{}
+	}
+	out.Num = min(out.Num, len(out.Names))
+	return out
+}
+
 // checkNames refuses names the env will not have.
 func (r SyncRule) checkNames(standbys int) error {
 	for _, n := range r.Names {

@@ -1,6 +1,7 @@
 package env
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/pgbenchx/pgbenchx/input"
@@ -54,6 +55,47 @@ func TestSyncAfterFailover(t *testing.T) {
 		}
 		if got := r.AfterFailover(tt.promoted, tt.remaining).String(); got != tt.want {
 			t.Errorf("%s after promoting %s: %q, want %q", tt.rule, tt.promoted, got, tt.want)
+		}
+	}
+}
+
+func TestParseSyncs(t *testing.T) {
+	rules, err := ParseSyncs(`off,ANY 1 (standby1, standby2),FIRST 1 (standby2)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rules {
+		got = append(got, r.String())
+	}
+	if want := []string{"", "ANY 1 (standby1, standby2)", "FIRST 1 (standby2)"}; !slices.Equal(got, want) {
+		t.Errorf("ParseSyncs = %q, want %q", got, want)
+	}
+	for _, bad := range []string{"off,off", "ANY 1 (standby1),any 1 (standby1)", "off,ANY 3 (standby1)", "off,"} {
+		if _, err := ParseSyncs(bad); !input.Is(err) {
+			t.Errorf("ParseSyncs(%q) = %v, want bad input", bad, err)
+		}
+	}
+}
+
+func TestSyncFor(t *testing.T) {
+	for _, tc := range []struct {
+		rule     string
+		standbys int
+		want     string
+	}{
+		{"ANY 1 (standby1, standby2)", 2, "ANY 1 (standby1, standby2)"},
+		{"ANY 1 (standby1, standby2)", 1, "ANY 1 (standby1)"},
+		{"ANY 2 (standby1, standby2)", 1, "ANY 1 (standby1)"},
+		{"FIRST 1 (standby2)", 1, ""},
+		{"off", 1, ""},
+	} {
+		r, err := ParseSync(tc.rule)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.For(tc.standbys).String(); got != tc.want {
+			t.Errorf("%s on %d standbys = %q, want %q", tc.rule, tc.standbys, got, tc.want)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package input
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 )
 
@@ -25,5 +26,22 @@ func TestErrorMessage(t *testing.T) {
 	}
 	if !Is(fmt.Errorf("wrapped: %w", Bad("x", "y", "z"))) || Is(errors.New("plain")) {
 		t.Error("Is does not tell bad input through wrapping, or takes any error for it")
+	}
+}
+
+func TestSplitList(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{"on", []string{"on"}},
+		{"on, remote_apply", []string{"on", "remote_apply"}},
+		{"off,ANY 1 (standby1, standby2)", []string{"off", "ANY 1 (standby1, standby2)"}},
+		{"FIRST 1 (standby1),ANY 2 (standby1,standby2,standby3)", []string{"FIRST 1 (standby1)", "ANY 2 (standby1,standby2,standby3)"}},
+		{"a,,b", []string{"a", "", "b"}},
+	} {
+		if got := SplitList(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("SplitList(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }

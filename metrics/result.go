@@ -146,6 +146,10 @@ type Config struct {
 	SessionWrites   int                `json:"session_writes,omitempty"` // each client writes a row every N ops and reads it back next
 	// Commit is the writers' synchronous_commit; empty: the server's.
 	Commit string `json:"synchronous_commit,omitempty"`
+	// Mode is the replication mode a matrix compared this run under, as
+	// it asked for it ("sync ANY 1 (standby1, standby2), commit on"): a
+	// cell with fewer standbys ran the rule without the ones it lacks.
+	Mode string `json:"mode,omitempty"`
 	// SlotWarnBytes is --slot-warn: a slot keeping more WAL is warned of.
 	SlotWarnBytes int64 `json:"slot_warn_bytes,omitempty"`
 	// Faults are the faults injected, AT:ACTION:NODE.

@@ -42,7 +42,10 @@ type Repeat struct {
 type Cell struct {
 	Strategy string
 	Standbys int
-	Repeats  []Repeat
+	// Mode is the replication mode the cell ran under (modeOf); Name is
+	// the strategy, followed by the mode when the runs had several.
+	Mode, Name string
+	Repeats    []Repeat
 
 	QPS, QPSStddev           float64 // stddev is the sample one (n-1); 0 with one repeat
 	P50, P90, P99, P999, Max float64
@@ -51,6 +54,7 @@ type Cell struct {
 	Failed                   float64 // summed; NaN when a repeat did not count failed reads
 	LagMSMax, LagBytesMax    float64
 	Share                    []NodeShare // of the queries of every repeat, pooled
+	Writes                   WriteFigures
 }
 
 // NodeShare is a node's share of a cell's successful queries.
@@ -72,7 +76,8 @@ type Delta struct {
 // with Standbys over its mean QPS with BaseStandbys (the fewest it was
 // measured with), with the latency and staleness changes alongside.
 type ScalingFactor struct {
-	Strategy               string
+	Strategy, Mode, Name string // Name as the cells'
+
 	Standbys, BaseStandbys int
 	Factor                 float64
 	// Spread is the factor's ± from the two cells' stddevs (first-order
@@ -85,16 +90,21 @@ type ScalingFactor struct {
 // StrategyDelta compares a strategy with the baseline strategy at one
 // standby count.
 type StrategyDelta struct {
-	Strategy, Baseline   string
+	Strategy, Baseline string
+	Mode, Name         string // Name as the cells'
+
 	Standbys             int
 	QPS, P50, P99, Stale Delta
 }
 
-// Comparison puts runs side by side, cell by (strategy, standbys).
+// Comparison puts runs side by side, cell by (strategy, standbys, mode).
 type Comparison struct {
 	Samples    []Sample
 	Strategies []string // in the order first met
 	Standbys   []int    // ascending
+	// Modes are the replication modes (modeOf) in the order first met:
+	// cells of different modes are compared side by side, never pooled.
+	Modes []string
 	// Baseline is the strategy the others are compared with at each
 	// standby count: round-robin when measured, else the first met.
 	Baseline string
@@ -109,8 +119,8 @@ func Compare(samples []Sample) (*Comparison, error) {
 	}
 	c := &Comparison{Samples: slices.Clone(samples)}
 	type key struct {
-		strategy string
-		standbys int
+		mode, strategy string
+		standbys       int
 	}
 	cells := map[key]*Cell{}
 	for i := range c.Samples {
@@ -130,11 +140,14 @@ func Compare(samples []Sample) (*Comparison, error) {
 				continue
 			}
 			read = true
-			k := key{st.Strategy, s.Result.Environment.Standbys}
+			k := key{modeOf(s.Result), st.Strategy, s.Result.Environment.Standbys}
 			cell := cells[k]
 			if cell == nil {
-				cell = &Cell{Strategy: k.strategy, Standbys: k.standbys}
+				cell = &Cell{Strategy: k.strategy, Standbys: k.standbys, Mode: k.mode}
 				cells[k] = cell
+			}
+			if !slices.Contains(c.Modes, k.mode) {
+				c.Modes = append(c.Modes, k.mode)
 			}
 			if !slices.Contains(c.Strategies, k.strategy) {
 				c.Strategies = append(c.Strategies, k.strategy)
@@ -156,11 +169,14 @@ func Compare(samples []Sample) (*Comparison, error) {
 	if slices.Contains(c.Strategies, "round-robin") {
 		c.Baseline = "round-robin"
 	}
-	for _, n := range c.Standbys {
-		for _, s := range c.Strategies {
-			if cell := cells[key{s, n}]; cell != nil {
-				summarize(cell)
-				c.Cells = append(c.Cells, cell)
+	for _, mode := range c.Modes {
+		for _, n := range c.Standbys {
+			for _, s := range c.Strategies {
+				if cell := cells[key{mode, s, n}]; cell != nil {
+					summarize(cell)
+					cell.Name = c.named(s, mode)
+					c.Cells = append(c.Cells, cell)
+				}
 			}
 		}
 	}
@@ -227,6 +243,7 @@ func summarize(c *Cell) {
 		}
 	}
 	c.P50, c.P90, c.P99, c.P999, c.Max = percentiles(h)
+	c.Writes = writeFigures(c.Repeats)
 	nodes := make([]string, 0, len(byNode))
 	for n := range byNode {
 		nodes = append(nodes, n)
@@ -245,10 +262,15 @@ func repeatValues(rs []Repeat, f func(Repeat) float64) []float64 {
 	return out
 }
 
-// Cell returns the cell of strategy at standbys, nil if not measured.
+// Cell returns the cell of strategy at standbys in the first mode, nil
+// if not measured.
 func (c *Comparison) Cell(strategy string, standbys int) *Cell {
+	return c.cellIn(c.Modes[0], strategy, standbys)
+}
+
+func (c *Comparison) cellIn(mode, strategy string, standbys int) *Cell {
 	for _, cell := range c.Cells {
-		if cell.Strategy == strategy && cell.Standbys == standbys {
+		if cell.Strategy == strategy && cell.Standbys == standbys && cell.Mode == mode {
 			return cell
 		}
 	}
@@ -289,18 +311,20 @@ func deltas(base, cur *Cell) (qps, p50, p99, stale Delta) {
 // than its fewest, paired with that fewest (the base).
 func (c *Comparison) scalingPairs() [][2]*Cell {
 	var out [][2]*Cell
-	for _, s := range c.Strategies {
-		var base *Cell
-		for _, n := range c.Standbys {
-			cell := c.Cell(s, n)
-			if cell == nil {
-				continue
+	for _, mode := range c.Modes {
+		for _, s := range c.Strategies {
+			var base *Cell
+			for _, n := range c.Standbys {
+				cell := c.cellIn(mode, s, n)
+				if cell == nil {
+					continue
+				}
+				if base == nil {
+					base = cell
+					continue
+				}
+				out = append(out, [2]*Cell{base, cell})
 			}
-			if base == nil {
-				base = cell
-				continue
-			}
-			out = append(out, [2]*Cell{base, cell})
 		}
 	}
 	return out
@@ -337,7 +361,7 @@ func (c *Comparison) Scaling() []ScalingFactor {
 			continue
 		}
 		qps, p50, p99, stale := deltas(base, cell)
-		f := ScalingFactor{Strategy: cell.Strategy, Standbys: cell.Standbys, BaseStandbys: base.Standbys,
+		f := ScalingFactor{Strategy: cell.Strategy, Mode: cell.Mode, Name: cell.Name, Standbys: cell.Standbys, BaseStandbys: base.Standbys,
 			Factor: qps.Change + 1, Sig: qps.Sig, P50: p50, P99: p99, Stale: stale}
 		if len(base.Repeats) > 1 && len(cell.Repeats) > 1 {
 			f.Spread = f.Factor * math.Hypot(base.QPSStddev/base.QPS, cell.QPSStddev/cell.QPS)
@@ -350,7 +374,8 @@ func (c *Comparison) Scaling() []ScalingFactor {
 // NoScaling is a pair of cells that Scaling gives no factor for, and why;
 // the latency and staleness changes still compare.
 type NoScaling struct {
-	Strategy               string
+	Strategy, Mode, Name string // Name as the cells'
+
 	Standbys, BaseStandbys int
 	Why                    string
 	P50, P99, Stale        Delta
@@ -367,29 +392,31 @@ func (c *Comparison) NoScaling() []NoScaling {
 			continue
 		}
 		_, p50, p99, stale := deltas(base, cell)
-		out = append(out, NoScaling{Strategy: cell.Strategy, Standbys: cell.Standbys, BaseStandbys: base.Standbys,
+		out = append(out, NoScaling{Strategy: cell.Strategy, Mode: cell.Mode, Name: cell.Name, Standbys: cell.Standbys, BaseStandbys: base.Standbys,
 			Why: why, P50: p50, P99: p99, Stale: stale})
 	}
 	return out
 }
 
 // StrategyDeltas compares each strategy with the baseline strategy at
-// every standby count where both were measured.
+// every standby count and mode where both were measured.
 func (c *Comparison) StrategyDeltas() []StrategyDelta {
 	var out []StrategyDelta
-	for _, n := range c.Standbys {
-		base := c.Cell(c.Baseline, n)
-		if base == nil {
-			continue
-		}
-		for _, s := range c.Strategies {
-			cell := c.Cell(s, n)
-			if cell == nil || s == c.Baseline {
+	for _, mode := range c.Modes {
+		for _, n := range c.Standbys {
+			base := c.cellIn(mode, c.Baseline, n)
+			if base == nil {
 				continue
 			}
-			d := StrategyDelta{Strategy: s, Baseline: c.Baseline, Standbys: n}
-			d.QPS, d.P50, d.P99, d.Stale = deltas(base, cell)
-			out = append(out, d)
+			for _, s := range c.Strategies {
+				cell := c.cellIn(mode, s, n)
+				if cell == nil || s == c.Baseline {
+					continue
+				}
+				d := StrategyDelta{Strategy: s, Baseline: c.Baseline, Mode: mode, Name: cell.Name, Standbys: n}
+				d.QPS, d.P50, d.P99, d.Stale = deltas(base, cell)
+				out = append(out, d)
+			}
 		}
 	}
 	return out
@@ -399,7 +426,7 @@ func (c *Comparison) StrategyDeltas() []StrategyDelta {
 func (c *Comparison) Points() []ScalingPoint {
 	out := make([]ScalingPoint, 0, len(c.Cells))
 	for _, cell := range c.Cells {
-		out = append(out, ScalingPoint{Strategy: cell.Strategy, Standbys: cell.Standbys, QPS: cell.QPS, Err: cell.QPSStddev})
+		out = append(out, ScalingPoint{Strategy: cell.Name, Standbys: cell.Standbys, QPS: cell.QPS, Err: cell.QPSStddev})
 	}
 	return out
 }

@@ -14,13 +14,14 @@ import (
 var comparisonHeader = []string{
 	"strategy", "standbys", "runs", "qps", "qps_spread", "p50_ms", "p99_ms",
 	"stale_pct", "errors", "scaling", "scaling_significant",
+	"mode", "commits", "commit_p50_ms", "commit_p99_ms", "commits_per_sec", "ryw_checks", "ryw_violations",
 }
 
 // scalingOf is the factor of cell over its strategy's fewest standbys; ok
 // is false for the cell that is that baseline.
 func (c *Comparison) scalingOf(cell *Cell) (ScalingFactor, bool) {
 	for _, f := range c.Scaling() {
-		if f.Strategy == cell.Strategy && f.Standbys == cell.Standbys {
+		if f.Strategy == cell.Strategy && f.Standbys == cell.Standbys && f.Mode == cell.Mode {
 			return f, true
 		}
 	}
@@ -48,10 +49,16 @@ func (c *Comparison) WriteCSV(w io.Writer) error {
 		if f, ok := c.scalingOf(cell); ok {
 			scaling, sig = fixed(f.Factor, 3), f.Sig.Mark()
 		}
+		commits := ""
+		if cell.Writes.Known {
+			commits = intCSV(cell.Writes.Commits)
+		}
 		rec := []string{
 			cell.Strategy, strconv.Itoa(cell.Standbys), strconv.Itoa(len(cell.Repeats)),
 			qpsCSV(cell.QPS), spread, msCSV(cell.P50), msCSV(cell.P99),
 			pctCSV(cell.StalePct), intCSV(cell.Errors), scaling, sig,
+			cell.Mode, commits, msCSV(cell.Writes.CommitP50), msCSV(cell.Writes.CommitP99),
+			qpsCSV(cell.Writes.CommitsPerSec), intCSV(cell.Writes.RYWChecks), intCSV(cell.Writes.RYWViolations),
 		}
 		if err := cw.Write(rec); err != nil {
 			return err
@@ -65,12 +72,12 @@ func (c *Comparison) WriteCSV(w io.Writer) error {
 func (c *Comparison) WriteTable(w io.Writer) error {
 	header := []string{"standbys", "strategy", "runs", "qps", "± sd", "p50 ms", "p99 ms", "stale %", "errors", "scaling"}
 	type key struct {
-		strategy string
+		name     string
 		standbys int
 	}
 	refused := map[key]bool{}
 	for _, n := range c.NoScaling() {
-		refused[key{n.Strategy, n.Standbys}] = true
+		refused[key{n.Name, n.Standbys}] = true
 	}
 	t := newTable(w, header, 1)
 	rows := make([][]string, 0, len(c.Cells))
@@ -85,11 +92,11 @@ func (c *Comparison) WriteTable(w io.Writer) error {
 			if f.Sig.Tested && !f.Sig.Significant() {
 				scaling += " ~"
 			}
-		} else if refused[key{cell.Strategy, cell.Standbys}] {
+		} else if refused[key{cell.Name, cell.Standbys}] {
 			scaling = "n/a"
 		}
 		rows = append(rows, []string{
-			strconv.Itoa(cell.Standbys), cell.Strategy, strconv.Itoa(len(cell.Repeats)),
+			strconv.Itoa(cell.Standbys), cell.Name, strconv.Itoa(len(cell.Repeats)),
 			num(cell.QPS, 1), sd, num(cell.P50, 3), num(cell.P99, 3),
 			num(cell.StalePct, 2), count(cell.Errors), scaling,
 		})

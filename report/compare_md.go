@@ -24,6 +24,7 @@ func (c *Comparison) WriteMarkdown(w io.Writer, charts []string) error {
 	for _, n := range c.Standbys {
 		c.writeStandbyTable(m, n)
 	}
+	c.writeModes(m)
 	c.writeCPU(m)
 	c.writePrimaryCost(m)
 	if len(charts) > 0 {
@@ -107,6 +108,9 @@ func (c *Comparison) writeCompared(m *md) {
 	}
 	m.p("%d %s: %s with %s %s.", len(c.Samples), plural(len(c.Samples), "run", "runs"),
 		strings.Join(c.Strategies, ", "), strings.Join(counts, ", "), plural(c.Standbys[len(c.Standbys)-1], "standby", "standbys"))
+	if len(c.Modes) > 1 {
+		m.p(" Replication modes: %s.", strings.Join(c.Modes, "; "))
+	}
 	if len(clusters) == 1 {
 		m.p(" All runs come from one cluster.\n\n")
 	} else if host, ok := c.oneLocalHost(); ok {
@@ -173,33 +177,9 @@ func (c *Comparison) writeScaling(m *md) {
 			c.Standbys[0], plural(c.Standbys[0], "standby", "standbys"))
 	}
 	refused := c.NoScaling()
-	for _, s := range c.Strategies {
-		var mine []ScalingFactor
-		for _, f := range factors {
-			if f.Strategy == s {
-				mine = append(mine, f)
-			}
-		}
-		var none []NoScaling
-		for _, n := range refused {
-			if n.Strategy == s {
-				none = append(none, n)
-			}
-		}
-		if len(mine) == 0 && len(none) == 0 && len(c.Standbys) > 1 {
-			for _, cell := range c.Cells {
-				if cell.Strategy == s {
-					m.p("- **%s**: measured with %d %s only: no read scaling.\n", s, cell.Standbys, plural(cell.Standbys, "standby", "standbys"))
-				}
-			}
-		}
-		for _, f := range mine {
-			m.p("- **%s**: %s, %s, %s, %s\n", s, scalingPhrase(f),
-				fmtDelta("p50", f.P50), fmtDelta("p99", f.P99), fmtDelta("stale", f.Stale))
-		}
-		for _, n := range none {
-			m.p("- **%s**: no read-scaling factor (%d vs %d standbys): %s; %s, %s, %s\n", s, n.Standbys, n.BaseStandbys,
-				n.Why, fmtDelta("p50", n.P50), fmtDelta("p99", n.P99), fmtDelta("stale", n.Stale))
+	for _, mode := range c.Modes {
+		for _, s := range c.Strategies {
+			c.writeScalingOf(m, s, mode, factors, refused)
 		}
 	}
 	if len(c.Standbys) > 1 {
@@ -219,6 +199,38 @@ func (c *Comparison) writeScaling(m *md) {
 		m.p("%s: deltas involving a cell of fewer than %d runs carry no significance test.\n\n", runs, minRepeats)
 	default:
 		m.p("%s: a delta marked ~ is inside run-to-run noise (Welch's t-test, p >= %.2f).\n\n", runs, alpha)
+	}
+}
+
+// writeScalingOf gives one strategy's read scaling in one mode.
+func (c *Comparison) writeScalingOf(m *md, s, mode string, factors []ScalingFactor, refused []NoScaling) {
+	name := c.named(s, mode)
+	var mine []ScalingFactor
+	for _, f := range factors {
+		if f.Strategy == s && f.Mode == mode {
+			mine = append(mine, f)
+		}
+	}
+	var none []NoScaling
+	for _, n := range refused {
+		if n.Strategy == s && n.Mode == mode {
+			none = append(none, n)
+		}
+	}
+	if len(mine) == 0 && len(none) == 0 && len(c.Standbys) > 1 {
+		for _, cell := range c.Cells {
+			if cell.Strategy == s && cell.Mode == mode {
+				m.p("- **%s**: measured with %d %s only: no read scaling.\n", name, cell.Standbys, plural(cell.Standbys, "standby", "standbys"))
+			}
+		}
+	}
+	for _, f := range mine {
+		m.p("- **%s**: %s, %s, %s, %s\n", name, scalingPhrase(f),
+			fmtDelta("p50", f.P50), fmtDelta("p99", f.P99), fmtDelta("stale", f.Stale))
+	}
+	for _, n := range none {
+		m.p("- **%s**: no read-scaling factor (%d vs %d standbys): %s; %s, %s, %s\n", name, n.Standbys, n.BaseStandbys,
+			n.Why, fmtDelta("p50", n.P50), fmtDelta("p99", n.P99), fmtDelta("stale", n.Stale))
 	}
 }
 
@@ -247,7 +259,7 @@ func (c *Comparison) writeStandbyTable(m *md, n int) {
 	vs := map[string]StrategyDelta{}
 	for _, d := range c.StrategyDeltas() {
 		if d.Standbys == n {
-			vs[d.Strategy] = d
+			vs[d.Name] = d
 		}
 	}
 	var rows [][]string
@@ -264,12 +276,12 @@ func (c *Comparison) writeStandbyTable(m *md, n int) {
 			shares[i] = sh.Node + " " + num(sh.Pct, 1) + "%"
 		}
 		against := "baseline"
-		if d, ok := vs[cell.Strategy]; ok {
+		if d, ok := vs[cell.Name]; ok {
 			against = strings.Join([]string{fmtDelta("qps", d.QPS), fmtDelta("p50", d.P50), fmtDelta("p99", d.P99), fmtDelta("stale", d.Stale)}, ", ")
 		} else if cell.Strategy != c.Baseline {
 			against = "-"
 		}
-		rows = append(rows, []string{cell.Strategy, strconv.Itoa(len(cell.Repeats)), qps,
+		rows = append(rows, []string{cell.Name, strconv.Itoa(len(cell.Repeats)), qps,
 			num(cell.P50, 3), num(cell.P99, 3), num(cell.StalePct, 2), count(cell.Errors),
 			orDash(strings.Join(shares, ", ")), against})
 	}
@@ -302,7 +314,7 @@ func (c *Comparison) writeCPU(m *md) {
 			}
 			bound = bound || r.strategy.CPU.LoadGenBound
 		}
-		rows = append(rows, []string{strconv.Itoa(cell.Standbys), cell.Strategy, num(lg, 2), num(srv, 2),
+		rows = append(rows, []string{strconv.Itoa(cell.Standbys), cell.Name, num(lg, 2), num(srv, 2),
 			fmt.Sprintf("%d of %d", sat, len(cell.Repeats))})
 	}
 	m.table([]string{"standbys", "strategy", "load generator cores", "server cores", "runs host-saturated"}, "rlrrr", rows)
@@ -342,7 +354,7 @@ func (c *Comparison) writeCaps(m *md) {
 		}
 		sortNatural(names)
 		for _, n := range names {
-			rows = append(rows, []string{strconv.Itoa(cell.Standbys), cell.Strategy, n, num(sum[n]/float64(len(cell.Repeats)), 1)})
+			rows = append(rows, []string{strconv.Itoa(cell.Standbys), cell.Name, n, num(sum[n]/float64(len(cell.Repeats)), 1)})
 		}
 	}
 	if len(rows) > 0 {

@@ -2,11 +2,13 @@ package report
 
 import (
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -383,9 +385,14 @@ func TestCompareOpenLoop(t *testing.T) {
 			if !strings.Contains(table.String(), "n/a") || !strings.Contains(table.String(), "scaling n/a: "+no[0].Why) {
 				t.Errorf("table does not say why:\n%s", table.String())
 			}
-			for _, line := range strings.Split(strings.TrimSpace(csvb.String()), "\n")[1:] {
-				if !strings.HasSuffix(line, ",,") {
-					t.Errorf("csv row %q has a scaling factor", line)
+			rows, err := csv.NewReader(&csvb).ReadAll()
+			if err != nil {
+				t.Fatal(err)
+			}
+			col := slices.Index(rows[0], "scaling")
+			for _, row := range rows[1:] {
+				if row[col] != "" || row[col+1] != "" {
+					t.Errorf("csv row %q has a scaling factor", row)
 				}
 			}
 		})
@@ -411,5 +418,84 @@ func TestCompareJudgesEveryRead(t *testing.T) {
 		if v.Pass && strings.HasPrefix(v.Scope, "round-robin") {
 			t.Errorf("%s @ %s passed with %v: the slow read and standby2's 1 s timeouts must fail it", v.Gate.Text, v.Scope, v.Measured)
 		}
+	}
+}
+
+// TestCompareModes checks runs of different replication modes are cells
+// of their own, compared side by side: never pooled as repeats, strategy
+// deltas within a mode, and what sync cost the commits shown per cell.
+func TestCompareModes(t *testing.T) {
+	var samples []Sample
+	for _, m := range []struct {
+		mode, rule string
+		commitUS   int64
+	}{
+		{"async, commit on", "", 1000},
+		{"sync ANY 1 (standby1, standby2), commit remote_apply", "ANY 1 (standby1, standby2)", 2500},
+	} {
+		for rep := 1; rep <= 2; rep++ {
+			r := compareRun(2, rep)
+			r.Config.Mode = m.mode
+			r.Environment.SynchronousStandbyNames = m.rule
+			for _, s := range r.Strategies {
+				s.CommitLatency = hist(300, m.commitUS, m.commitUS+200)
+				if m.rule != "" {
+					s.RYWChecks = 100
+				} else {
+					s.RYWChecks, s.RYWViolation = 100, 7
+				}
+			}
+			samples = append(samples, Sample{Label: fmt.Sprintf("%s-r%d", m.mode[:4], rep), Result: r})
+		}
+	}
+	c, err := Compare(samples)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Modes) != 2 || len(c.Cells) != 4 {
+		t.Fatalf("modes %q, %d cells; want 2 modes, 4 cells", c.Modes, len(c.Cells))
+	}
+	for _, cell := range c.Cells {
+		if len(cell.Repeats) != 2 {
+			t.Errorf("%s: %d repeats, want 2 (modes pooled?)", cell.Name, len(cell.Repeats))
+		}
+		if !strings.Contains(cell.Name, "["+cell.Mode+"]") {
+			t.Errorf("cell name %q does not name its mode %q", cell.Name, cell.Mode)
+		}
+		if w := cell.Writes; !w.Known || w.Commits != 600 || math.IsNaN(w.CommitP50) {
+			t.Errorf("%s: write figures %+v, want 600 commits with a p50", cell.Name, w)
+		}
+	}
+	async, sync := c.cellIn(c.Modes[0], "lag-aware", 2), c.cellIn(c.Modes[1], "lag-aware", 2)
+	if !(sync.Writes.CommitP50 > 2*async.Writes.CommitP50) {
+		t.Errorf("commit p50 sync %.3f vs async %.3f: want sync above twice async", sync.Writes.CommitP50, async.Writes.CommitP50)
+	}
+	if d := c.StrategyDeltas(); len(d) != 2 || d[0].Mode == d[1].Mode {
+		t.Errorf("strategy deltas %+v: want one per mode", d)
+	}
+	var md, csvb bytes.Buffer
+	if err := c.WriteMarkdown(&md, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WriteCSV(&csvb); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"## Replication modes", "Replication modes: async, commit on; sync ANY 1",
+		"| 2 | sync ANY 1 (standby1, standby2), commit remote_apply | lag-aware | 600 | 2.",
+		"| 2 | async, commit on | lag-aware | 600 | 1.", "14 of 200 (7.00%)", "0 of 200 (0.00%)",
+		"| lag-aware [async, commit on] | 2 |",
+		"- **sync ANY 1 (standby1, standby2), commit remote_apply** vs async, commit on, 2 standbys: commit p50 2.599 ms vs 1.099 (+136.5%)",
+		"read-your-writes violations 0.00% vs 7.00%"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("comparison.md lacks %q:\n%s", want, md.String())
+		}
+	}
+	rows, err := csv.NewReader(&csvb).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mode := slices.Index(rows[0], "mode")
+	if mode < 0 || rows[1][mode] != "async, commit on" || rows[len(rows)-1][mode] != c.Modes[1] {
+		t.Errorf("comparison.csv mode column: %q", rows)
 	}
 }

@@ -413,7 +413,7 @@ func (c *Comparison) Check(gates []Gate) []Verdict {
 }
 
 func cellScope(cell *Cell) string {
-	return fmt.Sprintf("%s, %d %s", cell.Strategy, cell.Standbys, plural(cell.Standbys, "standby", "standbys"))
+	return fmt.Sprintf("%s, %d %s", cell.Name, cell.Standbys, plural(cell.Standbys, "standby", "standbys"))
 }
 
 func (c *Comparison) checkGate(g Gate) []Verdict {
@@ -447,12 +447,12 @@ func (c *Comparison) checkScaling(g Gate) []Verdict {
 	var out []Verdict
 	for _, f := range c.Scaling() {
 		if g.Scope == "" || f.Strategy == g.Scope {
-			out = append(out, g.verdict(fmt.Sprintf("%s, %d vs %d standbys", f.Strategy, f.Standbys, f.BaseStandbys), f.Factor))
+			out = append(out, g.verdict(fmt.Sprintf("%s, %d vs %d standbys", f.Name, f.Standbys, f.BaseStandbys), f.Factor))
 		}
 	}
 	for _, n := range c.NoScaling() {
 		if g.Scope == "" || n.Strategy == g.Scope {
-			out = append(out, unmet(g, fmt.Sprintf("%s, %d vs %d standbys", n.Strategy, n.Standbys, n.BaseStandbys), "no factor: "+n.Why))
+			out = append(out, unmet(g, fmt.Sprintf("%s, %d vs %d standbys", n.Name, n.Standbys, n.BaseStandbys), "no factor: "+n.Why))
 		}
 	}
 	if len(out) > 0 {

@@ -8,6 +8,8 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/pgbenchx/pgbenchx/bench"
+	"github.com/pgbenchx/pgbenchx/env"
+	"github.com/pgbenchx/pgbenchx/input"
 	"github.com/pgbenchx/pgbenchx/workload"
 )
 
@@ -35,6 +37,15 @@ Examples:
   pgbenchx matrix --standbys 1,2 --strategies round-robin,lag-aware --cpus 0.5 --repeat 3
   pgbenchx matrix --standbys 1,2,3 --strategies least-conn --duration 20s --threshold "scaling>1.5"
   pgbenchx matrix --standbys 1,2 --strategies all --threshold "lag-aware:p99<5ms,standby2:stale<1%"
+  pgbenchx matrix --standbys 2 --strategies causal --write-rate 500 --sync 'off,ANY 1 (standby1, standby2)' --commit on,remote_apply
+
+Replication modes: --sync takes synchronous_standby_names rules and --commit
+synchronous_commit levels, comma-separated (commas inside parentheses belong
+to a rule); every rule x every level is a mode, and every mode gets the same
+cells. A cell with fewer standbys runs the rule without the standbys it lacks
+(ANY 1 (standby1, standby2) is ANY 1 (standby1) with 1 standby). comparison.md
+then shows per mode what sync costs (commit latency, write throughput) and
+what it buys (stale reads, read-your-writes violations of causal reads).
 
 ` + thresholdHelp(true),
 		Flags: append([]cli.Flag{
@@ -44,6 +55,8 @@ Examples:
 			cpusFlag(),
 			fastFlag(),
 			applyDelayFlag(),
+			&cli.StringFlag{Name: "sync", Usage: "replication modes: synchronous_standby_names rules to compare, e.g. 'off,ANY 1 (standby1, standby2)' (default off: asynchronous)"},
+			&cli.StringFlag{Name: "commit", Value: "on", Usage: "the writers' synchronous_commit levels to compare: on, remote_write, remote_apply, local, off, e.g. on,remote_apply"},
 			thresholdFlag("conditions every cell must meet, exit 3 when one fails, e.g. \"scaling>1.5,p99<5ms\" (see below)"),
 		}, workloadFlags()...),
 		Action: matrixAction,
@@ -60,6 +73,15 @@ func matrixAction(ctx context.Context, cmd *cli.Command) error {
 		return err
 	}
 	m := bench.Matrix{Config: cfg, Standbys: counts, Repeat: int(cmd.Int("repeat"))}
+	if m.Syncs, err = env.ParseSyncs(cmd.String("sync")); err != nil {
+		return err
+	}
+	for _, level := range input.SplitList(cmd.String("commit")) {
+		if _, err := workload.ParseCommit(level); err != nil {
+			return err
+		}
+		m.Commits = append(m.Commits, level)
+	}
 	m.Target.Provider = cmd.String("provider")
 	if !cmd.IsSet("label") {
 		m.Output.Label = ""

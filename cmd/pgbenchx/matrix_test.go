@@ -78,3 +78,59 @@ func TestMatrixCompareMerge(t *testing.T) {
 		t.Errorf("merged count %d, want %d", got, want)
 	}
 }
+
+// TestMatrixSyncModes compares asynchronous replication with ANY 1 under
+// remote_apply in one matrix: each mode a cell of its own on an env built
+// with its rule, commits slower when they wait for a standby to apply,
+// and comparison.md setting the modes side by side.
+func TestMatrixSyncModes(t *testing.T) {
+	t.Setenv(env.StateDirEnv, t.TempDir())
+	out := t.TempDir()
+	code, stdout, stderr := runCLI(t, "matrix", "--standbys", "2", "--strategies", "causal",
+		"--sync", "off,ANY 1 (standby1, standby2)", "--commit", "remote_apply",
+		"--duration", "3s", "--warmup", "300ms", "--clients", "4", "--write-rows", "0", "--write-rate", "300",
+		"--scale", "1000", "--fast", "--out", out)
+	if code != 0 {
+		t.Fatalf("matrix: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "2 standby(s), sync ANY 1 (standby1, standby2), commit remote_apply, run 1 of 1") {
+		t.Errorf("matrix does not say which mode it runs:\n%s", stdout)
+	}
+	p50 := map[string]float64{}
+	for _, dir := range []string{"s2-async-remote_apply-causal-r1", "s2-any1-s12-remote_apply-causal-r1"} {
+		runs, _ := filepath.Glob(filepath.Join(out, "*", dir, "run.json"))
+		if len(runs) != 1 {
+			t.Fatalf("no run folder %s: %v", dir, runs)
+		}
+		r, err := metrics.Load(runs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := r.Strategies[0].CommitLatency
+		if h == nil || h.TotalCount() == 0 {
+			t.Fatalf("%s: no commit latency", dir)
+		}
+		p50[r.Environment.SynchronousStandbyNames] = float64(h.ValueAtQuantile(50)) / 1000
+		if r.Config.Mode == "" || r.Config.Commit != "remote_apply" {
+			t.Errorf("%s: mode %q, commit %q", dir, r.Config.Mode, r.Config.Commit)
+		}
+	}
+	async, sync := p50[""], p50["ANY 1 (standby1, standby2)"]
+	t.Logf("commit p50 under remote_apply: async %.3f ms, ANY 1 %.3f ms", async, sync)
+	if async == 0 || sync == 0 {
+		t.Fatalf("the envs' rules are not the modes asked for: %v", p50)
+	}
+	if sync <= async {
+		t.Errorf("commit p50 waiting for a standby to apply (%.3f ms) is not above async's (%.3f ms)", sync, async)
+	}
+	mds, _ := filepath.Glob(filepath.Join(out, "*", "comparison.md"))
+	if len(mds) != 1 {
+		t.Fatalf("comparison.md: %v", mds)
+	}
+	md, _ := os.ReadFile(mds[0])
+	for _, want := range []string{"## Replication modes", "- **sync ANY 1 (standby1, standby2), commit remote_apply** vs async, commit remote_apply, 2 standbys: commit p50"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("comparison.md lacks %q:\n%s", want, md)
+		}
+	}
+}
