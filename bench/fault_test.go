@@ -175,7 +175,6 @@ func TestFailoverUnderWrites(t *testing.T) {
 	}
 }
 
-
 // TestSyncFailoverLosesNothing fails over onto the synchronous standby of
 // a FIRST 1 env under writes: every acknowledged row is on it, and the new
 // primary waits for the standby that remains.
