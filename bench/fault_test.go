@@ -70,7 +70,11 @@ func hasEvent(sr *metrics.StrategyResult, kind, node string) bool {
 // serves meanwhile, and standby2 is readmitted and serves again.
 func TestKillRestartStandby(t *testing.T) {
 	c, _ := envtest.Up(t, env.Spec{Name: "fkill", Standbys: 2, Fast: true})
-	res := measure(t, c, faultConfig("1s:kill:standby2", "3s:restart:standby2"))
+	// Back before its ejection runs out: each client's connection there
+	// is dead when it is readmitted.
+	cfg := faultConfig("1s:kill:standby2", "1500ms:restart:standby2")
+	cfg.Workload.EjectFor = 3 * time.Second
+	res := measure(t, c, cfg)
 	sr := res.Strategies[0]
 	for _, k := range []string{"kill", "kill-done", "ejected", "restart", "restart-done", "readmitted"} {
 		if !hasEvent(sr, k, "standby2") {
@@ -91,13 +95,29 @@ func TestKillRestartStandby(t *testing.T) {
 	if n := nodeQueries(sr, "standby1", 2, 3); n == 0 {
 		t.Errorf("standby1 served nothing while standby2 was down: ticks %+v", sr.Ticks)
 	}
-	// Restarted at 3s, ejected at most a second after its last error:
-	// it serves again by the last seconds.
+	// Restarted at 1.5s, readmitted 3s after its last error: it serves
+	// again by the last seconds.
 	if n := nodeQueries(sr, "standby2", 6, 8); n == 0 {
 		t.Errorf("standby2 served nothing after its restart: ticks %+v", sr.Ticks)
 	}
 	if sr.Failed != 0 {
 		t.Errorf("%d reads failed on every try: a second try on standby1 should have served them", sr.Failed)
+	}
+	// Once it is back, the first readmission holds: the clients' dead
+	// connections from before the kill are replaced, not each failed once
+	// (and each failure ejecting it again).
+	var up time.Time
+	readmitted := false
+	for _, e := range sr.Events {
+		switch {
+		case e.Node != "standby2":
+		case e.Kind == "restart-done":
+			up = e.At
+		case e.Kind == "readmitted" && !up.IsZero():
+			readmitted = true
+		case e.Kind == "ejected" && readmitted:
+			t.Errorf("standby2 ejected again at %.1fs after its readmission following the restart: %+v", e.T, sr.Events)
+		}
 	}
 }
 

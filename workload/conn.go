@@ -27,10 +27,19 @@ type readConn struct {
 	stmts  []*pgconn.StatementDescription
 	params [1][]byte
 	argBuf []byte
+	// gen is the node's count of broken connections, shared by every
+	// client's connection to it; dialGen its value when conn was made.
+	// When a node restarts, each client's connection to it is dead, but
+	// only the first read on each would find out: without gen, every
+	// client would fail one read there after the node came back (and
+	// each failure eject it again), where a pool that checks its idle
+	// connections (pgxpool's ping after a second idle) would not.
+	gen     *atomic.Uint64
+	dialGen uint64
 }
 
-func newReadConn(cfg *pgconn.Config, queries []*query) *readConn {
-	return &readConn{cfg: cfg, queries: queries, stmts: make([]*pgconn.StatementDescription, len(queries)), argBuf: make([]byte, 0, 24)}
+func newReadConn(cfg *pgconn.Config, queries []*query, gen *atomic.Uint64) *readConn {
+	return &readConn{cfg: cfg, queries: queries, stmts: make([]*pgconn.StatementDescription, len(queries)), argBuf: make([]byte, 0, 24), gen: gen}
 }
 
 // connect opens the connection if there is none; ctx bounds the attempt.
@@ -38,11 +47,13 @@ func (rc *readConn) connect(ctx context.Context) (*pgconn.PgConn, error) {
 	if c := rc.conn.Load(); c != nil && !c.IsClosed() {
 		return c, nil
 	}
+	gen := rc.gen.Load() // before the dial: a break found meanwhile drops this one too
 	c, err := pgconn.ConnectConfig(ctx, rc.cfg)
 	if err != nil {
 		return nil, err
 	}
 	clear(rc.stmts)
+	rc.dialGen = gen
 	rc.conn.Store(c)
 	return c, nil
 }
@@ -86,6 +97,14 @@ func (rc *readConn) close(ctx context.Context) {
 	}
 }
 
+// drop closes a connection thought dead without waiting long for it.
+func (rc *readConn) drop(c *pgconn.PgConn) {
+	rc.conn.CompareAndSwap(c, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_ = c.Close(ctx)
+}
+
 // errNotConnected stands for a read that never reached the node because
 // the phase ended while it connected.
 var errNotConnected = errors.New("not connected")
@@ -97,6 +116,12 @@ var errNotConnected = errors.New("not connected")
 func (rc *readConn) run(ctx context.Context, q *query, kind int, arg int64, deadline time.Time) (res readResult, err error) {
 	res.seq = -1
 	c := rc.conn.Load()
+	if c != nil && rc.gen.Load() != rc.dialGen {
+		// Another client found its connection to this node broken since
+		// this one was made: it is most likely dead too.
+		rc.drop(c)
+		c = nil
+	}
 	if c == nil || c.IsClosed() {
 		// A new connection is part of this try: it gets the try's deadline.
 		cctx := ctx
@@ -120,6 +145,9 @@ func (rc *readConn) run(ctx context.Context, q *query, kind int, arg int64, dead
 	defer func() {
 		if err != nil && c.IsClosed() {
 			rc.conn.CompareAndSwap(c, nil)
+			// Tell the others, once per break: a connection made before
+			// an earlier break has nothing new to say.
+			rc.gen.CompareAndSwap(rc.dialGen, rc.dialGen+1)
 		}
 	}()
 	sd := rc.stmts[kind]

@@ -1,6 +1,7 @@
 package workload
 
 import (
+	"sync/atomic"
 	"context"
 	"fmt"
 	"slices"
@@ -213,12 +214,13 @@ func (s *Scenario) open(_ context.Context, i int, n Node) error {
 		for c := range s.conns {
 			s.conns[c] = make([]*readConn, len(s.nodes))
 		}
+		s.connGen = make([]atomic.Uint64, len(s.nodes))
 	}
 	if s.qs == nil {
 		s.qs = s.queries()
 	}
 	for c := range s.conns {
-		s.conns[c][i] = newReadConn(pc.ConnConfig.Config.Copy(), s.qs.list)
+		s.conns[c][i] = newReadConn(pc.ConnConfig.Config.Copy(), s.qs.list, &s.connGen[i])
 	}
 	if i == s.primary {
 		if s.writer, err = s.writerPool(n); err != nil {

@@ -132,6 +132,11 @@ func (s *Scenario) readPhase(ctx context.Context, strategy routing.Strategy, hoo
 		if ejected {
 			s.Event("ejected", names[i], fmt.Sprintf("a connection error: no reads for %s", ejectFor))
 		} else {
+			// The clients' connections there sat idle while it was out,
+			// and a node that restarted meanwhile left them all dead:
+			// each makes a new one at its next read there, as a pool
+			// checking its idle connections would.
+			s.connGen[i].Add(1)
 			s.Event("readmitted", names[i], "its ejection ran out: tried again")
 		}
 	}

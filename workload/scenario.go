@@ -31,6 +31,10 @@ type Scenario struct {
 	// conns are the clients' read connections, [client][node], with the
 	// reads' statement_timeout and the reads of qs prepared on each.
 	conns [][]*readConn
+	// connGen counts, per node, the times a client found its connection
+	// there broken: the other clients' connections to it, made before,
+	// are dropped before their next read rather than failing it.
+	connGen []atomic.Uint64
 	qs    *querySet
 	// probes is one small pool per node for the lag sampler, waits and
 	// counts: a read pool stuck on a frozen node must not stall them.
