@@ -1,11 +1,11 @@
 package workload
 
 import (
-	"sync/atomic"
 	"context"
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"

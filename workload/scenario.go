@@ -35,7 +35,7 @@ type Scenario struct {
 	// there broken: the other clients' connections to it, made before,
 	// are dropped before their next read rather than failing it.
 	connGen []atomic.Uint64
-	qs    *querySet
+	qs      *querySet
 	// probes is one small pool per node for the lag sampler, waits and
 	// counts: a read pool stuck on a frozen node must not stall them.
 	probes []*pgxpool.Pool
