@@ -51,7 +51,8 @@ func (m Mode) String() string {
 	return sync + ", commit " + m.Commit
 }
 
-// slug names the mode in a folder name: async-on, any1-remote_apply.
+// slug names the mode in a folder name: async-on, any1-s12-remote_apply
+// (ANY 1 (standby1, standby2)): the rule as the matrix was given it.
 func (m Mode) slug() string {
 	sync := "async"
 	if len(m.Sync.Names) > 0 {

@@ -54,6 +54,13 @@ func Failover(ctx context.Context, ctl Controller, c *Cluster, to string, promot
 	if n.Role != RoleStandby {
 		return nil, input.Bad("to", to, "want a standby of env %q to promote; %s is the %s", c.Name, to, n.Role)
 	}
+	// Checked before the primary dies: a frozen or stopped target could
+	// not be promoted, and the env would be left with no primary.
+	if st, err := ctl.State(ctx, to); err != nil {
+		return nil, fmt.Errorf("failover: %s: %w", to, err)
+	} else if st != NodeRunning {
+		return nil, fmt.Errorf("failover: %s is %s, so it cannot be promoted: start or thaw it first (the primary was left alone)", to, st)
+	}
 	r := &FailoverReport{OldPrimary: c.Primary.Name, NewPrimary: to, Followers: map[string]Follower{}, Failed: map[string]string{}}
 	var others []string
 	for _, s := range c.Standbys {

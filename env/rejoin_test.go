@@ -118,3 +118,27 @@ func TestFailoverFollowers(t *testing.T) {
 		t.Errorf("record %+v", rec)
 	}
 }
+
+// TestFailoverRefusesFrozenTarget: a standby that cannot be promoted is
+// refused before the primary is killed, so the env keeps its primary.
+func TestFailoverRefusesFrozenTarget(t *testing.T) {
+	p := envtest.Provider(t)
+	c := envtest.UpWith(t, p, env.Spec{Name: "fofrozen", Standbys: 1, Fast: true})
+	ctl := envtest.Control(t, c)
+	ctx := context.Background()
+	if err := ctl.Freeze(ctx, "standby1"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := env.Failover(ctx, ctl, c, "standby1", nil)
+	if err == nil {
+		t.Fatal("failover onto a frozen standby worked")
+	}
+	t.Logf("refused: %v", err)
+	if st, err := ctl.State(ctx, "primary"); err != nil || st != env.NodeRunning {
+		t.Errorf("the primary is %s (%v) after a refused failover, want running", st, err)
+	}
+	if err := ctl.Thaw(ctx, "standby1"); err != nil {
+		t.Fatal(err)
+	}
+	requireVerify(t, mustLoad(t, p, c.Name))
+}

@@ -154,6 +154,9 @@ func workloadDiff(a, b Config) string {
 		return "lag-aware limits"
 	case a.ReadPrimary != b.ReadPrimary:
 		return "reads on the primary"
+	case a.Commit != b.Commit:
+		// Commit latencies at two levels are two distributions.
+		return "synchronous_commit"
 	}
 	return ""
 }
@@ -338,6 +341,7 @@ func mergeStrategy(results []*Result, parts []*StrategyResult) *StrategyResult {
 			}
 			schedule.Add(p.ScheduleLag)
 		}
+		out.CommitLatency = addHist(out.CommitLatency, p.CommitLatency)
 	}
 	out.ScheduleLag = schedule
 	out.EndToEnd = e2e
@@ -512,6 +516,7 @@ func mergeWrite(results []*Result) *WritePhase {
 		}
 		out.Rows += w.Rows
 		out.Errors += w.Errors
+		out.CommitLatency = addHist(out.CommitLatency, w.CommitLatency)
 		out.Seconds = max(out.Seconds, w.Seconds)
 		// Row counts are read after each generator's phase: the largest is
 		// the one taken after every insert had landed.
@@ -536,6 +541,19 @@ func mergeWrite(results []*Result) *WritePhase {
 		ref = c
 	}
 	return out
+}
+
+// addHist merges h into sum, made on first need: a run that recorded
+// none leaves the merged figure unknown rather than empty.
+func addHist(sum, h *Hist) *Hist {
+	if h == nil || h.Histogram == nil {
+		return sum
+	}
+	if sum == nil {
+		sum = NewHist()
+	}
+	sum.Add(h)
+	return sum
 }
 
 func mergeCatchUp(list []CatchUp, c CatchUp) []CatchUp {

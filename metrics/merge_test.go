@@ -41,6 +41,10 @@ func loadgenRun(label string, seed int64, strategies ...string) (*Result, map[st
 			}
 			sr.Nodes = append(sr.Nodes, nr)
 		}
+		sr.CommitLatency = NewHist()
+		for i := range seed * 10 {
+			sr.CommitLatency.RecordUS(500 + i)
+		}
 		sr.Ticks = []Tick{{Second: 1, Queries: 10, P99MS: float64(seed)}, {Second: 2 + int(seed), Queries: 5, Errors: 1}}
 		sr.Lag = []LagSample{{T: float64(seed), Node: "standby1"}}
 		r.Strategies = append(r.Strategies, sr)
@@ -68,6 +72,9 @@ func TestMergeRunsAddsHistogramsExactly(t *testing.T) {
 		}
 		if s.Failed != 3 || s.Unsent != 2 || s.NoTarget != 2 || s.Reads().TotalCount() != 2400 {
 			t.Errorf("%s: failed %d unsent %d no-target %d reads %d: want every counter summed", s.Strategy, s.Failed, s.Unsent, s.NoTarget, s.Reads().TotalCount())
+		}
+		if n := s.CommitLatency.TotalCount(); n != 30 {
+			t.Errorf("%s: %d commits, want both runs' 10 + 20", s.Strategy, n)
 		}
 		if s.CPU.LoadGenCores != 1 || s.CPU.HostBusyCores != 3 {
 			t.Errorf("%s: cpu %+v, want loadgen cores summed, host's from the first", s.Strategy, s.CPU)
@@ -190,6 +197,7 @@ func TestMergeRefusesAnotherWorkload(t *testing.T) {
 		{"open vs closed loop", func(c *Config) { c.Rate = 100 }, "open loop"},
 		{"another mix", func(c *Config) { c.Mix = map[string]int{"point": 100} }, "mix"},
 		{"another duration", func(c *Config) { c.Duration = Duration(2 * time.Second) }, "duration"},
+		{"another synchronous_commit", func(c *Config) { c.Commit = "remote_apply" }, "synchronous_commit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

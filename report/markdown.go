@@ -335,7 +335,11 @@ func writeLag(m *md, r *metrics.Result) {
 	} else {
 		m.p("Time lag comes from the heartbeat (a lower bound in runs of this version). ")
 	}
-	m.p("Then pg_stat_replication's own view on the primary, for a cross-check: the lag by its replay_lsn (reported by the standby every few seconds at most) and its replay_lag (unknown when the standby is idle). The last column is the most WAL the standby's slot made the primary keep (pg_replication_slots.restart_lsn): it grows while a standby is down, frozen or far behind, and the lab guide's rule is to investigate past 1 GB.\n\n")
+	m.p("Then pg_stat_replication's own view on the primary, for a cross-check: the lag by its replay_lsn (reported by the standby every few seconds at most) and its replay_lag (unknown when the standby is idle). The last column is the most WAL the standby's slot made the primary keep (pg_replication_slots.restart_lsn): it grows while a standby is down, frozen or far behind, and the lab guide's rule is to investigate past 1 GB.")
+	if w := r.Config.SlotWarnBytes; w > 0 {
+		m.p(" This run warned past %s (--slot-warn).", humanBytes(float64(w)))
+	}
+	m.p("\n\n")
 	m.table([]string{"strategy", "standby", "samples", "avg lag", "max lag", "avg time lag ms", "max time lag ms", "avg lag (replay_lsn)", "avg replay_lag ms", "max WAL kept by slot"}, "llrrrrrrrr", rows)
 	for _, d := range disagree {
 		m.p("**Lag sources disagree:** %s.\n\n", d)

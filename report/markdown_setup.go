@@ -84,7 +84,18 @@ func writeMeasured(m *md, r *metrics.Result) {
 		{"lag interval", dur(c.LagInterval)},
 		{"heartbeat", dur(c.Heartbeat)},
 		{"staleness checked", stale},
+		{"synchronous_commit (writers)", orDash(c.Commit)},
+		{"synchronous_standby_names", orDash(r.Environment.SynchronousStandbyNames)},
+		{"faults", orDash(strings.Join(c.Faults, ", "))},
+		{"slot warning past", slotWarn(c.SlotWarnBytes)},
 	})
+}
+
+func slotWarn(b int64) string {
+	if b <= 0 {
+		return "off"
+	}
+	return humanBytes(float64(b))
 }
 
 func plural(n int, one, many string) string {

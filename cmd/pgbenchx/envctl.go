@@ -48,14 +48,18 @@ func nodeCommands() []*cli.Command {
 		if desc != "" {
 			desc += "\n\n"
 		}
+		same := fmt.Sprintf("The same as run --fault AT:%s:NODE, by hand.", a.name)
+		if a.name == "start" { // not a fault: a run restarts what it killed
+			same = "By hand only: a run's --fault uses restart to bring a node back."
+		}
 		out = append(out, &cli.Command{
 			Name:  a.name,
 			Usage: a.usage,
-			Description: desc + fmt.Sprintf(`The same as run --fault AT:%s:NODE, by hand. The env's state file follows
+			Description: desc + same + ` The env's state file follows
 what the node does (pgbenchx env status shows it).
 
 Example:
-  pgbenchx env %s --node standby2`, a.name, a.name),
+  pgbenchx env ` + a.name + ` --node standby2`,
 			Flags: []cli.Flag{
 				nameFlag,
 				&cli.StringFlag{Name: "node", Usage: "the node: primary, standby1, standby2, ..."},
