@@ -54,6 +54,10 @@ type Target struct {
 
 	PrimaryDSN  string   // an existing cluster's primary
 	StandbyDSNs []string // and its standbys, in order: standby1, standby2, ...
+	// Socket reaches an env's nodes through their Unix sockets, not TCP
+	// on 127.0.0.1: for co-located runs, where loopback TCP's cost is the
+	// client's and the servers' both.
+	Socket bool
 }
 
 // AnyStandbys is WantStandbys for "whatever the env has".
@@ -141,6 +145,9 @@ func (c *Config) Validate() error {
 		return input.Bad("standby", "", "needs --primary too")
 	}
 	if t.External() {
+		if t.Socket {
+			return input.Bad("socket", "", "is for an env pgbenchx builds; to reach an existing cluster through a Unix socket, put its folder in the DSN (host=/var/run/postgresql)")
+		}
 		return checkFaults(c.Faults, *t, *w, nil)
 	}
 	if t.Env == "" {

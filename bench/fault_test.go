@@ -2,6 +2,7 @@ package bench_test
 
 import (
 	"context"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -215,5 +216,34 @@ func TestSyncFailoverLosesNothing(t *testing.T) {
 	}
 	if got := res.Failovers[0].SynchronousStandbyNames; got != "FIRST 1 (standby2)" || c.Sync != got {
 		t.Errorf("the new primary's rule: %q (state %q), want FIRST 1 (standby2)", got, c.Sync)
+	}
+}
+
+// TestSocketRun reads through the nodes' Unix sockets: run.json says so,
+// its DSNs name the socket folder and no password, and reads succeed.
+func TestSocketRun(t *testing.T) {
+	c, _ := envtest.Up(t, env.Spec{Name: "fsock", Standbys: 1, Fast: true})
+	target := bench.Describe(c)
+	if err := target.ViaSockets(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := faultConfig()
+	cfg.Workload.Duration, cfg.Workload.WriteRate = time.Second, 0
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := bench.Measure(ctx, target, cfg, bench.Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Environment.UnixSocket {
+		t.Error("run.json does not say the reads went through Unix sockets")
+	}
+	for _, n := range res.Environment.Nodes {
+		if !strings.Contains(n.DSN, "host="+url.QueryEscape(c.Primary.SocketDir)) || strings.Contains(n.DSN, c.Primary.Password) {
+			t.Errorf("%s: DSN %q: want the socket folder, no password", n.Name, n.DSN)
+		}
+	}
+	if n := res.Strategies[0].Total().TotalCount(); n == 0 {
+		t.Error("no read succeeded through the sockets")
 	}
 }

@@ -276,7 +276,13 @@ func matrixCell(ctx context.Context, p env.Provider, spec env.Spec, cfg Config, 
 		}
 	}()
 	hooks.say(fmt.Sprintf("env up in %.2fs", time.Since(t0).Seconds()))
-	return Measure(ctx, Describe(c), cfg, hooks)
+	target := Describe(c)
+	if cfg.Target.Socket {
+		if err := target.ViaSockets(); err != nil {
+			return nil, err
+		}
+	}
+	return Measure(ctx, target, cfg, hooks)
 }
 
 // splitByStrategy makes one Result per strategy, each a cell of its own

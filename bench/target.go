@@ -89,7 +89,31 @@ func Open(ctx context.Context, t Target, say func(string)) (*Cluster, error) {
 	}
 	out := Describe(c)
 	out.release = release
+	if t.Socket {
+		if err := out.ViaSockets(); err != nil {
+			out.Close()
+			return nil, err
+		}
+	}
 	return out, nil
+}
+
+// ViaSockets makes every connection to the env's nodes go through their
+// Unix sockets; run.json says so (environment.unix_socket).
+func (c *Cluster) ViaSockets() error {
+	if c.Env == nil {
+		return input.Bad("socket", "", "is for an env pgbenchx builds")
+	}
+	for i, n := range c.Env.Nodes() {
+		dsn := n.SocketDSN()
+		if dsn == "" {
+			return input.Bad("socket", "", "env %q's %s has no Unix socket (provider %s): run without --socket", c.Env.Name, n.Name, c.Env.Provider)
+		}
+		c.Nodes[i].DSN = dsn
+		c.Environment.Nodes[i].DSN = n.RedactedSocketDSN()
+	}
+	c.Environment.UnixSocket = true
+	return nil
 }
 
 // Describe is how a run sees an env: its nodes (full DSNs) and how the

@@ -173,6 +173,9 @@ type Environment struct {
 	// Settings are the postgresql.conf settings the env applied to every
 	// node (env up --pg-setting), key=value.
 	Settings []string `json:"settings,omitempty"`
+	// UnixSocket: the load generator reached the nodes through their Unix
+	// sockets (run --socket), not TCP.
+	UnixSocket bool `json:"unix_socket,omitempty"`
 	// SynchronousStandbyNames is the primary's synchronous_standby_names
 	// when the run began (empty: asynchronous replication).
 	SynchronousStandbyNames string `json:"synchronous_standby_names,omitempty"`

@@ -503,6 +503,7 @@ var workloadSettings = []comparedSetting{
 var serverSettings = []comparedSetting{
 	{"server version", always(func(r *metrics.Result) string { return orDash(r.Environment.ServerVersion) })},
 	{"provider", always(func(r *metrics.Result) string { return orDash(r.Environment.Provider) })},
+	{"connections", always(func(r *metrics.Result) string { return connections(r.Environment) })},
 	{"fsync", always(func(r *metrics.Result) string {
 		if r.Environment.Fast {
 			return "off (--fast)"

@@ -174,6 +174,7 @@ func writeEnvironment(m *md, r *metrics.Result) {
 		{"topology", orDash(e.Topology)},
 		{"apply delays", applyDelays},
 		{"fast", fast},
+		{"connections", connections(e)},
 		{"cores", strconv.Itoa(e.Cores)},
 	}
 	if e.Host != "" {
@@ -188,6 +189,17 @@ func writeEnvironment(m *md, r *metrics.Result) {
 	if e.Provider == "local" {
 		m.p("Every node and the load generator ran on this one host and shared its %d cores: more standbys add no CPU, so here they cannot add read capacity.\n\n", e.Cores)
 	}
+}
+
+// connections is how the load generator reached the nodes.
+func connections(e metrics.Environment) string {
+	switch {
+	case e.UnixSocket:
+		return "Unix sockets (--socket)"
+	case e.Provider == "external":
+		return "as the DSNs say"
+	}
+	return "TCP"
 }
 
 func writeWritePhase(m *md, r *metrics.Result) {

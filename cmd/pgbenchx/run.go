@@ -104,6 +104,7 @@ func workloadFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "eject-for", Value: 5 * time.Second, Usage: "how long a node with a connection error gets no reads"},
 		&cli.DurationFlag{Name: "lag-interval", Value: 100 * time.Millisecond, Usage: "how often lag is sampled"},
 		&cli.DurationFlag{Name: "query-timeout", Value: 10 * time.Second, Usage: "each try of a read gets this long: the server cancels it just before (57014), the client abandons it at the limit if the node does not answer (client_timeout: connection dropped, node ejected, read retried elsewhere); 0 = none"},
+		&cli.BoolFlag{Name: "socket", Usage: "reach the env's nodes through their Unix sockets instead of TCP on 127.0.0.1: for co-located runs (run.json says unix_socket)"},
 		&cli.DurationFlag{Name: "heartbeat", Value: 10 * time.Millisecond, Usage: "how often the load generator commits a heartbeat on the primary: the resolution of time lag and of the stale-read check"},
 		&cli.StringFlag{Name: "slot-warn", Value: "1GB", Usage: "warn when a standby's slot makes the primary keep more WAL than this (down, frozen or far behind), e.g. 512MB; off: never"},
 		&cli.StringFlag{Name: "out", Value: "results", Usage: "folder for run folders"},
@@ -177,7 +178,7 @@ func parseConfig(cmd *cli.Command) (bench.Config, error) {
 	// Where: an existing cluster, or an env (built from these when not up).
 	t := &c.Target
 	t.PrimaryDSN, t.StandbyDSNs = cmd.String("primary"), cmd.StringSlice("standby")
-	t.Env, t.Keep = cmd.String("name"), cmd.Bool("keep-env")
+	t.Env, t.Keep, t.Socket = cmd.String("name"), cmd.Bool("keep-env"), cmd.Bool("socket")
 	if cmd.IsSet("standbys") && cmd.Name == "run" {
 		t.WantStandbys = int(cmd.Int("standbys"))
 	}
