@@ -51,15 +51,16 @@ func (m Mode) String() string {
 	return sync + ", commit " + m.Commit
 }
 
-// slug names the mode in a folder name: async-on, any1-s12-remote_apply
+// slug names the mode in a folder name: async-on, any1-s1.2-remote_apply
 // (ANY 1 (standby1, standby2)): the rule as the matrix was given it.
 func (m Mode) slug() string {
 	sync := "async"
 	if len(m.Sync.Names) > 0 {
-		sync = strings.ToLower(m.Sync.Method) + strconv.Itoa(m.Sync.Num) + "-s"
-		for _, n := range m.Sync.Names {
-			sync += strings.TrimPrefix(n, "standby")
+		nums := make([]string, len(m.Sync.Names))
+		for i, n := range m.Sync.Names {
+			nums[i] = strings.TrimPrefix(n, "standby")
 		}
+		sync = strings.ToLower(m.Sync.Method) + strconv.Itoa(m.Sync.Num) + "-s" + strings.Join(nums, ".")
 	}
 	return sync + "-" + m.Commit
 }

@@ -111,8 +111,11 @@ func Failover(ctx context.Context, ctl Controller, c *Cluster, to string, promot
 				following = append(following, s)
 			}
 		}
-		next := rule.AfterFailover(to, following)
+		// Only standbys that follow can acknowledge: a name kept for one
+		// that is down or failed to follow would make commits wait.
+		next := rule.AfterFailover(to, following).Only(following)
 		if err := ctl.SetSync(ctx, next); err != nil {
+			r.Sync = "off"
 			return r, fmt.Errorf("failover: %w", err)
 		}
 		r.Sync = orOff(next.String())

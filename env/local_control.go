@@ -318,16 +318,22 @@ func sameTimeline(ctx context.Context, c *Cluster, n *Node, up *pgx.Conn) (bool,
 	if err := up.QueryRow(ctx, upstreamTimeline).Scan(&want); err != nil {
 		return false, err
 	}
+	if want == nil {
+		// A cascading upstream that receives nothing itself (its own
+		// upstream is down) has no timeline to compare: streaming is all
+		// there is to know.
+		return true, nil
+	}
 	sc, err := pgx.Connect(ctx, socketDSN(c, n))
 	if err != nil {
-		return false, err
+		return false, nil // not ready yet: asked again at the next poll
 	}
 	defer sc.Close(context.WithoutCancel(ctx))
 	var got *int32
-	if err := sc.QueryRow(ctx, `SELECT received_tli FROM pg_stat_wal_receiver`).Scan(&got); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return false, err
+	if err := sc.QueryRow(ctx, `SELECT received_tli FROM pg_stat_wal_receiver`).Scan(&got); err != nil {
+		return false, nil
 	}
-	return want != nil && got != nil && *want == *got, nil
+	return got != nil && *want == *got, nil
 }
 
 // forkLine finds a log line saying the standby cannot follow its

@@ -71,6 +71,9 @@ type fakeControl struct {
 }
 
 func (f *fakeControl) Kill(_ context.Context, n string) error { f.killed = n; return nil }
+func (f *fakeControl) State(context.Context, string) (env.NodeState, error) {
+	return env.NodeRunning, nil
+}
 func (f *fakeControl) Promote(_ context.Context, n string) error {
 	f.promoted = n
 	return nil

@@ -2,6 +2,7 @@ package env
 
 import (
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -174,6 +175,11 @@ func (s *Spec) Validate() error {
 	}
 	if err := s.Sync.checkNames(s.Standbys); err != nil {
 		return err
+	}
+	if s.Topology == Cascade && len(s.Sync.Names) > 0 && (s.Sync.Num > 1 || !slices.Contains(s.Sync.Names, "standby1")) {
+		// Only a standby streaming from the primary can acknowledge its
+		// commits: in a cascade, standby1 alone.
+		return input.Bad("sync", s.Sync.String(), "with --topology cascade only standby1 streams from the primary: name it, with n 1")
 	}
 	names := make([]string, 0, len(s.ApplyDelay))
 	for n := range s.ApplyDelay {

@@ -74,8 +74,14 @@ func ParseSync(s string) (SyncRule, error) {
 // outside parentheses separate them, e.g. off,"ANY 1 (standby1, standby2)".
 // A rule given twice is refused.
 func ParseSyncs(s string) ([]SyncRule, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil // none given: the env's own
+	}
 	var out []SyncRule
 	for _, item := range input.SplitList(s) {
+		if item == "" {
+			return nil, input.Bad("sync", s, "an empty rule between commas; want rules separated by commas, e.g. off,\"ANY 1 (standby1, standby2)\"")
+		}
 		r, err := ParseSync(item)
 		if err != nil {
 			return nil, err
@@ -146,6 +152,22 @@ func (r SyncRule) AfterFailover(promoted string, remaining []string) SyncRule {
 	return out
 }
 
+// Only is the rule over the standbys in names alone, n no larger than
+// those left; none left: asynchronous.
+func (r SyncRule) Only(names []string) SyncRule {
+	out := SyncRule{Method: r.Method, Num: r.Num}
+	for _, n := range r.Names {
+		if slices.Contains(names, n) {
+			out.Names = append(out.Names, n)
+		}
+	}
+	if len(out.Names) == 0 {
+		return SyncRule{}
+	}
+	out.Num = min(out.Num, len(out.Names))
+	return out
+}
+
 // syncWait bounds the wait for standbys to become synchronous.
 const syncWait = 30 * time.Second
 
@@ -170,7 +192,7 @@ func setSync(ctx context.Context, dsn string, rule SyncRule) error {
 	if _, err := conn.Exec(ctx, `SELECT pg_reload_conf()`); err != nil {
 		return err
 	}
-	return poll(ctx, syncWait, "synchronous_standby_names "+orOff(rule.String())+" in effect", nil, func() (bool, error) {
+	err = poll(ctx, syncWait, "synchronous_standby_names "+orOff(rule.String())+" in effect", nil, func() (bool, error) {
 		var setting string
 		var syncs int
 		err := conn.QueryRow(ctx, `SELECT current_setting('synchronous_standby_names'),
@@ -180,6 +202,21 @@ func setSync(ctx context.Context, dsn string, rule SyncRule) error {
 		}
 		return setting == rule.String() && syncs >= rule.Num, nil
 	})
+	if err != nil && len(rule.Names) > 0 {
+		// A rule too few standbys can meet makes every commit wait
+		// forever: back to asynchronous, and say so.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_, rerr := conn.Exec(rctx, `ALTER SYSTEM RESET synchronous_standby_names`)
+		if rerr == nil {
+			_, rerr = conn.Exec(rctx, `SELECT pg_reload_conf()`)
+		}
+		if rerr != nil {
+			return fmt.Errorf("%w; resetting it to off failed too: %v (commits may wait)", err, rerr)
+		}
+		return fmt.Errorf("%w; reset to off (asynchronous) so that commits do not wait", err)
+	}
+	return err
 }
 
 func orOff(s string) string {

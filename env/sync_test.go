@@ -71,7 +71,7 @@ func TestParseSyncs(t *testing.T) {
 	if want := []string{"", "ANY 1 (standby1, standby2)", "FIRST 1 (standby2)"}; !slices.Equal(got, want) {
 		t.Errorf("ParseSyncs = %q, want %q", got, want)
 	}
-	for _, bad := range []string{"off,off", "ANY 1 (standby1),any 1 (standby1)", "off,ANY 3 (standby1)", "off,"} {
+	for _, bad := range []string{"off,off", "ANY 1 (standby1),any 1 (standby1)", "off,ANY 3 (standby1)", "off,", "ANY 1 (standby1),", ",FIRST 1 (standby1)"} {
 		if _, err := ParseSyncs(bad); !input.Is(err) {
 			t.Errorf("ParseSyncs(%q) = %v, want bad input", bad, err)
 		}
@@ -96,6 +96,27 @@ func TestSyncFor(t *testing.T) {
 		}
 		if got := r.For(tc.standbys).String(); got != tc.want {
 			t.Errorf("%s on %d standbys = %q, want %q", tc.rule, tc.standbys, got, tc.want)
+		}
+	}
+}
+
+// TestSyncAfterFailoverOnlyFollowers: the new primary's rule names only
+// standbys that follow it; none following leaves it asynchronous.
+func TestSyncAfterFailoverOnlyFollowers(t *testing.T) {
+	r, err := ParseSync("ANY 1 (standby1, standby2, standby3)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		following []string
+		want      string
+	}{
+		{[]string{"standby2", "standby3"}, "ANY 1 (standby2, standby3)"},
+		{[]string{"standby3"}, "ANY 1 (standby3)"},
+		{nil, ""},
+	} {
+		if got := r.AfterFailover("standby1", tc.following).Only(tc.following).String(); got != tc.want {
+			t.Errorf("following %q: %q, want %q", tc.following, got, tc.want)
 		}
 	}
 }

@@ -231,9 +231,11 @@ func (l *LagSampler) sample(ctx context.Context) {
 		if rows.Err() != nil {
 			return rows.Err()
 		}
+		// Best effort: a slot query that fails or runs late costs the
+		// round its slot figures (unknown), never the lag it measured.
 		slots, err := l.slots(ctx, primary)
 		if err != nil {
-			return err
+			slots = nil
 		}
 		// A late primary answer still serves its round's late standbys.
 		rd.mu.Lock()

@@ -15,6 +15,7 @@ var comparisonHeader = []string{
 	"strategy", "standbys", "runs", "qps", "qps_spread", "p50_ms", "p99_ms",
 	"stale_pct", "errors", "scaling", "scaling_significant",
 	"mode", "commits", "commit_p50_ms", "commit_p99_ms", "commits_per_sec", "ryw_checks", "ryw_violations",
+	"write_phase_rows_per_sec",
 }
 
 // scalingOf is the factor of cell over its strategy's fewest standbys; ok
@@ -26,6 +27,15 @@ func (c *Comparison) scalingOf(cell *Cell) (ScalingFactor, bool) {
 		}
 	}
 	return ScalingFactor{}, false
+}
+
+// ryw is a read-your-writes count, empty where none was checked (not a
+// causal cell): unknown, not 0.
+func ryw(checks, n int64) string {
+	if checks == 0 {
+		return ""
+	}
+	return intCSV(n)
 }
 
 // WriteCSV writes comparison.csv: one row per (strategy, standbys) cell.
@@ -58,7 +68,8 @@ func (c *Comparison) WriteCSV(w io.Writer) error {
 			qpsCSV(cell.QPS), spread, msCSV(cell.P50), msCSV(cell.P99),
 			pctCSV(cell.StalePct), intCSV(cell.Errors), scaling, sig,
 			cell.Mode, commits, msCSV(cell.Writes.CommitP50), msCSV(cell.Writes.CommitP99),
-			qpsCSV(cell.Writes.CommitsPerSec), intCSV(cell.Writes.RYWChecks), intCSV(cell.Writes.RYWViolations),
+			qpsCSV(cell.Writes.CommitsPerSec), ryw(cell.Writes.RYWChecks, cell.Writes.RYWChecks), ryw(cell.Writes.RYWChecks, cell.Writes.RYWViolations),
+			qpsCSV(cell.Writes.WritePhaseRowsPerSec),
 		}
 		if err := cw.Write(rec); err != nil {
 			return err

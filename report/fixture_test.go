@@ -54,8 +54,8 @@ func fixture() *metrics.Result {
 			{Node: "standby2", Role: "standby", Kinds: map[string]*metrics.Hist{
 				"point": hist(290, 500, 1000), "range": hist(50, 2500, 5000)},
 				FailedLatency: hist(3, 1_000_000, 1_000_100),
-				Errors:        map[string]int64{"40001 recovery_conflict": 2, "client_timeout": 1},
-				ErrorSamples: map[string]string{"40001 recovery_conflict": "ERROR: canceling statement due to conflict with recovery (SQLSTATE 40001)",
+				Errors:        map[string]int64{"recovery_conflict": 2, "client_timeout": 1},
+				ErrorSamples: map[string]string{"recovery_conflict": "ERROR: canceling statement due to conflict with recovery (SQLSTATE 40001)",
 					"client_timeout": "timeout: context deadline exceeded"},
 				StaleReads: 17, StaleChecked: 340},
 		},

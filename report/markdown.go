@@ -407,7 +407,7 @@ func warnings(r *metrics.Result) []string {
 // RecoveryConflictLabel is the workload's label for reads a standby's
 // replay cancelled (workload.LabelRecoveryConflict; report does not
 // import workload).
-const RecoveryConflictLabel = "40001 recovery_conflict"
+const RecoveryConflictLabel = "recovery_conflict"
 
 func recoveryConflicts(s *metrics.StrategyResult) int64 {
 	var n int64

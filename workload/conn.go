@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -97,6 +99,13 @@ func (rc *readConn) close(ctx context.Context) {
 	}
 }
 
+// isTimeout says whether err is a deadline that passed (pgconn wraps
+// the net package's error its own way).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // drop closes a connection thought dead without waiting long for it.
 func (rc *readConn) drop(c *pgconn.PgConn) {
 	rc.conn.CompareAndSwap(c, nil)
@@ -145,9 +154,13 @@ func (rc *readConn) run(ctx context.Context, q *query, kind int, arg int64, dead
 	defer func() {
 		if err != nil && c.IsClosed() {
 			rc.conn.CompareAndSwap(c, nil)
-			// Tell the others, once per break: a connection made before
-			// an earlier break has nothing new to say.
-			rc.gen.CompareAndSwap(rc.dialGen, rc.dialGen+1)
+			// A lost connection tells the others, once per break (one
+			// made before an earlier break has nothing new to say). A
+			// read cut off by its own deadline or the phase's end says
+			// nothing about the other connections.
+			if ctx.Err() == nil && !errors.Is(err, os.ErrDeadlineExceeded) && !isTimeout(err) {
+				rc.gen.CompareAndSwap(rc.dialGen, rc.dialGen+1)
+			}
 		}
 	}()
 	sd := rc.stmts[kind]

@@ -129,7 +129,7 @@ const (
 	// LabelRecoveryConflict is a read a standby cancelled because its
 	// replay needed what the read held: SQLSTATE 40001 (or 40P01) with
 	// "conflict with recovery" in the message.
-	LabelRecoveryConflict = "40001 recovery_conflict"
+	LabelRecoveryConflict = "recovery_conflict"
 )
 
 // recoveryConflict tells a hot standby conflict from other errors of the

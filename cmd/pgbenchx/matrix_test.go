@@ -97,7 +97,7 @@ func TestMatrixSyncModes(t *testing.T) {
 		t.Errorf("matrix does not say which mode it runs:\n%s", stdout)
 	}
 	p50 := map[string]float64{}
-	for _, dir := range []string{"s2-async-remote_apply-causal-r1", "s2-any1-s12-remote_apply-causal-r1"} {
+	for _, dir := range []string{"s2-async-remote_apply-causal-r1", "s2-any1-s1.2-remote_apply-causal-r1"} {
 		runs, _ := filepath.Glob(filepath.Join(out, "*", dir, "run.json"))
 		if len(runs) != 1 {
 			t.Fatalf("no run folder %s: %v", dir, runs)
