@@ -248,6 +248,12 @@ func cellSpec(base env.Spec, n int) env.Spec {
 			spec.ApplyDelay[node] = d
 		}
 	}
+	spec.NetLinks = map[string]env.Link{}
+	for node, l := range base.NetLinks {
+		if i, _ := strconv.Atoi(strings.TrimPrefix(node, "standby")); i <= n {
+			spec.NetLinks[node] = l
+		}
+	}
 	return spec
 }
 

@@ -133,6 +133,12 @@ func Describe(c *env.Cluster) *Cluster {
 	for _, n := range c.Nodes() {
 		out.Nodes = append(out.Nodes, workload.Node{Name: n.Name, Role: n.Role, DSN: n.DSN()})
 		e.Nodes = append(e.Nodes, metrics.NodeInfo{Name: n.Name, Role: n.Role, DSN: n.RedactedDSN()})
+		if n.Link != nil {
+			if e.NetLinks == nil {
+				e.NetLinks = map[string]string{}
+			}
+			e.NetLinks[n.Name] = n.Link.String()
+		}
 		if n.ApplyDelay > 0 {
 			e.ApplyDelays[n.Name] = n.ApplyDelay.String()
 			out.MaxApplyDelay = max(out.MaxApplyDelay, n.ApplyDelay)

@@ -194,7 +194,14 @@ func (b *builder) standby(ctx context.Context, n *Node, node Node, conn *pgx.Con
 		return err
 	}
 	err = b.l.timed(n.Name+" streaming", func() error {
-		if err := writeUpstream(b.c, &node, upstream.Port); err != nil {
+		port := upstream.Port
+		if node.Link != nil {
+			if err := routeLink(b.c, &node, upstream.Port); err != nil {
+				return err
+			}
+			port = node.Link.ReplPort // through its link's proxy
+		}
+		if err := writeUpstream(b.c, &node, port); err != nil {
 			return fmt.Errorf("%s: write primary_conninfo: %w", n.Name, err)
 		}
 		if err := syscall.Kill(node.PID, syscall.SIGHUP); err != nil {

@@ -48,6 +48,9 @@ type Node struct {
 	// it (env up --cpus); zero and empty when uncapped.
 	CPUs   float64 `json:"cpus,omitempty"`
 	Cgroup string  `json:"cgroup,omitempty"`
+	// Link is the slow link the standby sits behind (env up
+	// --net-delay): its DSN reaches it through the link's proxy.
+	Link *Link `json:"link,omitempty"`
 }
 
 const redacted = "xxxxx"
@@ -90,9 +93,13 @@ func (n *Node) socketDSN(password string) string {
 func (n *Node) dsn(password string) string { return n.url(password).String() }
 
 func (n *Node) url(password string) *url.URL {
+	port := n.Port
+	if n.Link != nil && n.Link.ClientPort != 0 {
+		port = n.Link.ClientPort // clients feel the link
+	}
 	u := url.URL{
 		Scheme:   "postgres",
-		Host:     net.JoinHostPort(n.Host, strconv.Itoa(n.Port)),
+		Host:     net.JoinHostPort(n.Host, strconv.Itoa(port)),
 		Path:     "/" + n.Database,
 		RawQuery: "sslmode=disable",
 	}
@@ -142,6 +149,9 @@ type Cluster struct {
 	// socket by peer identity; empty for envs built before it existed
 	// (they let postgres in that way).
 	AdminUser string `json:"admin_user,omitempty"`
+	// NetProxy is the process serving the standbys' slow links (nil
+	// without --net-delay / --net-bandwidth); Down stops it.
+	NetProxy *NetProxy `json:"net_proxy,omitempty"`
 
 	// stateDir is the Store the cluster was loaded from or saved to, so a
 	// provider found by ProviderOf, and its Controller, save it there.

@@ -54,6 +54,11 @@ func Failover(ctx context.Context, ctl Controller, c *Cluster, to string, promot
 	if n.Role != RoleStandby {
 		return nil, input.Bad("to", to, "want a standby of env %q to promote; %s is the %s", c.Name, to, n.Role)
 	}
+	if hasLinks(c) {
+		// The replication proxies forward to the upstreams the env was
+		// built with: a failover would leave the links behind.
+		return nil, input.Bad("to", to, "env %q has slow links (--net-delay/--net-bandwidth): a failover there is not supported yet", c.Name)
+	}
 	// Checked before the primary dies: a frozen or stopped target could
 	// not be promoted, and the env would be left with no primary.
 	if st, err := ctl.State(ctx, to); err != nil {

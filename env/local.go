@@ -119,6 +119,15 @@ func (l *Local) Up(ctx context.Context, spec Spec) (_ *Cluster, err error) {
 			}
 		}
 	}()
+	if c.NetProxy != nil {
+		// Before the standbys: their primary_conninfo names its ports.
+		if err := l.timed("link proxy", func() error { return startNetProxy(ctx, c, l.Store.Dir) }); err != nil {
+			return nil, err
+		}
+		if err := l.Store.Save(c); err != nil { // its pid
+			return nil, err
+		}
+	}
 	b := &builder{l: l, c: c, u: u}
 	if err := b.build(ctx); err != nil {
 		return nil, err
@@ -215,6 +224,9 @@ func (l *Local) newCluster(spec Spec, u osUser, bin, version string) (*Cluster, 
 				return fail(input.Bad("cpus", "", "cannot make a cgroup: %v", err))
 			}
 		}
+	}
+	if err := planLinks(c, spec.NetLinks); err != nil {
+		return fail(err)
 	}
 	if err := l.Store.Create(c); err != nil {
 		if c.SocketDir != filepath.Join(base, "s") {
@@ -323,6 +335,7 @@ func (l *Local) teardown(ctx context.Context, c *Cluster) error {
 		}
 	}
 	errs = append(errs, l.timed("stopped primary", func() error { return stopNode(&c.Primary) }))
+	stopNetProxy(c)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("env %q: %w (state kept in %s)", c.Name, err, l.Store.path(c.Name))
 	}

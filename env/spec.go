@@ -55,6 +55,9 @@ type Spec struct {
 	// Sync is the primary's synchronous_standby_names (ParseSync), set
 	// once every standby streams; the zero rule is asynchronous.
 	Sync SyncRule
+	// NetLinks puts standbys behind slow links (ParseNetDelays,
+	// ParseNetBandwidths), by standby name; their ports are the env's.
+	NetLinks map[string]Link
 }
 
 var (
@@ -174,6 +177,9 @@ func (s *Spec) Validate() error {
 		}
 	}
 	if err := s.Sync.checkNames(s.Standbys); err != nil {
+		return err
+	}
+	if err := checkLinks(s.NetLinks, s.Standbys); err != nil {
 		return err
 	}
 	if s.Topology == Cascade && len(s.Sync.Names) > 0 && (s.Sync.Num > 1 || !slices.Contains(s.Sync.Names, "standby1")) {

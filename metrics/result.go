@@ -173,6 +173,9 @@ type Environment struct {
 	// Settings are the postgresql.conf settings the env applied to every
 	// node (env up --pg-setting), key=value.
 	Settings []string `json:"settings,omitempty"`
+	// NetLinks are the slow links standbys sat behind (env up
+	// --net-delay, --net-bandwidth), by node: "+30ms round trip".
+	NetLinks map[string]string `json:"net_links,omitempty"`
 	// UnixSocket: the load generator reached the nodes through their Unix
 	// sockets (run --socket), not TCP.
 	UnixSocket bool `json:"unix_socket,omitempty"`

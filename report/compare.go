@@ -504,6 +504,7 @@ var serverSettings = []comparedSetting{
 	{"server version", always(func(r *metrics.Result) string { return orDash(r.Environment.ServerVersion) })},
 	{"provider", always(func(r *metrics.Result) string { return orDash(r.Environment.Provider) })},
 	{"connections", always(func(r *metrics.Result) string { return connections(r.Environment) })},
+	{"slow links", always(func(r *metrics.Result) string { return orDash(weightsOf(r.Environment.NetLinks)) })},
 	{"fsync", always(func(r *metrics.Result) string {
 		if r.Environment.Fast {
 			return "off (--fast)"

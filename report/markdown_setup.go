@@ -175,6 +175,7 @@ func writeEnvironment(m *md, r *metrics.Result) {
 		{"apply delays", applyDelays},
 		{"fast", fast},
 		{"connections", connections(e)},
+		{"slow links", orDash(weightsOf(e.NetLinks))},
 		{"cores", strconv.Itoa(e.Cores)},
 	}
 	if e.Host != "" {
@@ -189,6 +190,19 @@ func writeEnvironment(m *md, r *metrics.Result) {
 	if e.Provider == "local" {
 		m.p("Every node and the load generator ran on this one host and shared its %d cores: more standbys add no CPU, so here they cannot add read capacity.\n\n", e.Cores)
 	}
+}
+
+// weightsOf lists node: value pairs in node order.
+func weightsOf(m map[string]string) string {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sortNatural(names)
+	for i, n := range names {
+		names[i] = n + " " + m[n]
+	}
+	return strings.Join(names, ", ")
 }
 
 // connections is how the load generator reached the nodes.

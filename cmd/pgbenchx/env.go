@@ -58,7 +58,7 @@ Examples:
   pgbenchx env up --standbys 2 --cpus 0.5                     # every node capped to half a core
   pgbenchx env up --standbys 2 --sync "ANY 1 (standby1, standby2)"   # commits wait for one standby
   pgbenchx env up --name lab2 --pg-setting shared_buffers=256MB --fast`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			nameFlag,
 			&cli.IntFlag{Name: "standbys", Value: 2, Usage: fmt.Sprintf("how many standbys, 0 to %d", env.MaxStandbys)},
 			&cli.StringFlag{Name: "provider", Value: env.LocalName, Usage: "which provider builds the env, one of: " + strings.Join(env.Providers(), ", ") + " (local runs this machine's PostgreSQL binaries)"},
@@ -70,7 +70,7 @@ Examples:
 			cpusFlag(),
 			&cli.StringFlag{Name: "sync", Usage: "synchronous replication: the primary's synchronous_standby_names, e.g. \"ANY 1 (standby1, standby2)\" or \"FIRST 1 (standby1)\", set once every standby streams (default off: asynchronous)"},
 			&cli.StringFlag{Name: "os-user", Usage: "when run as root, the unprivileged OS user who runs the servers and owns their folders (default postgres)"},
-		},
+		}, netFlags()...),
 		Action: envUp,
 	}
 }
@@ -107,9 +107,13 @@ func envUp(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return err
 	}
+	links, err := parseNetLinks(cmd)
+	if err != nil {
+		return err
+	}
 	spec := env.Spec{
 		Name: cmd.String("name"), Standbys: int(cmd.Int("standbys")), Topology: topo,
-		ApplyDelay: delays, Settings: settings, Fast: cmd.Bool("fast"), CPUs: cpus, Sync: rule,
+		ApplyDelay: delays, Settings: settings, Fast: cmd.Bool("fast"), CPUs: cpus, Sync: rule, NetLinks: links,
 	}
 	if err := spec.Validate(); err != nil {
 		return err
@@ -128,6 +132,7 @@ func envUp(ctx context.Context, cmd *cli.Command) error {
 	if c.Sync != "" {
 		fmt.Fprintf(out, "synchronous replication: synchronous_standby_names = '%s' on the primary\n", c.Sync)
 	}
+	printLinks(out, c)
 	fmt.Fprintln(out)
 	printNodes(out, c)
 	fmt.Fprintf(out, "\nNext: pgbenchx env verify --name %s   |   psql \"$(pgbenchx env dsn --name %s --node standby1)\"\n", c.Name, c.Name)
@@ -152,6 +157,15 @@ func printNodes(w io.Writer, c *env.Cluster) {
 		rows = append(rows, []string{n.Name, string(n.Role), fmt.Sprint(n.Port), up, delay, cpus, n.RedactedDSN()})
 	}
 	renderTable(w, []string{"node", "role", "port", "upstream", "apply delay", "cpus", "dsn"}, rows)
+}
+
+// printLinks lists the standbys behind slow links and the proxy.
+func printLinks(w io.Writer, c *env.Cluster) {
+	for _, n := range c.Standbys {
+		if n.Link != nil {
+			fmt.Fprintf(w, "slow link: %s %s (clients through port %d, replication through port %d)\n", n.Name, n.Link, n.Link.ClientPort, n.Link.ReplPort)
+		}
+	}
 }
 
 func loadEnv(cmd *cli.Command) (*env.Cluster, error) {
@@ -232,6 +246,7 @@ Examples:
 			if c.Sync != "" {
 				fmt.Fprintf(out, "synchronous_standby_names on %s: %s\n", c.Primary.Name, c.Sync)
 			}
+			printLinks(out, c)
 			return nil
 		},
 	}

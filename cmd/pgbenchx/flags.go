@@ -1,6 +1,10 @@
 package main
 
-import "github.com/urfave/cli/v3"
+import (
+	"github.com/urfave/cli/v3"
+
+	"github.com/pgbenchx/pgbenchx/env"
+)
 
 // Flags more than one command takes, defined once so they read the same
 // everywhere. Each call makes a new flag: a cli.Flag holds its value.
@@ -18,6 +22,26 @@ func cpusFlag() cli.Flag {
 // applyDelayFlag delays a standby's replay when an env is built.
 func applyDelayFlag() cli.Flag {
 	return &cli.StringSliceFlag{Name: "apply-delay", Usage: "recovery_min_apply_delay for a standby, e.g. standby2=500ms (repeatable, or comma-separated; when an env is built)"}
+}
+
+// netFlags put standbys behind slow links when an env is built.
+func netFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "net-delay", Usage: "a slow link in front of a standby: round-trip delay added to its clients' and its replication connections, e.g. standby2=50ms or standby2=50ms±10ms (repeatable; when an env is built)"},
+		&cli.StringSliceFlag{Name: "net-bandwidth", Usage: "cap a standby's links each way, e.g. standby2=10mbit (kbit, mbit, gbit; when an env is built)"},
+	}
+}
+
+// parseNetLinks reads --net-delay and --net-bandwidth.
+func parseNetLinks(cmd *cli.Command) (map[string]env.Link, error) {
+	links := map[string]env.Link{}
+	if err := env.ParseNetDelays(cmd.StringSlice("net-delay"), links); err != nil {
+		return nil, err
+	}
+	if err := env.ParseNetBandwidths(cmd.StringSlice("net-bandwidth"), links); err != nil {
+		return nil, err
+	}
+	return links, nil
 }
 
 // formatFlag chooses the files a command writes; def is its default.

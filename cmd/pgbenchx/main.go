@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/pgbenchx/pgbenchx/env"
 	"io"
 	"os"
 	"os/signal"
@@ -46,6 +47,8 @@ func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
 func main() {
+	// An env's link proxy is this binary too (env up --net-delay).
+	env.ServeNetIfAsked()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// PGBENCHX_CPUPROFILE=file writes a CPU profile of the whole command,

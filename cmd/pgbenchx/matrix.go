@@ -58,7 +58,7 @@ what it buys (stale reads, read-your-writes violations of causal reads).
 			&cli.StringFlag{Name: "sync", Usage: "replication modes: synchronous_standby_names rules to compare, e.g. 'off,ANY 1 (standby1, standby2)' (default off: asynchronous)"},
 			&cli.StringFlag{Name: "commit", Value: "on", Usage: "the writers' synchronous_commit levels to compare: on, remote_write, remote_apply, local, off, e.g. on,remote_apply"},
 			thresholdFlag("conditions every cell must meet, exit 3 when one fails, e.g. \"scaling>1.5,p99<5ms\" (see below)"),
-		}, workloadFlags()...),
+		}, append(netFlags(), workloadFlags()...)...),
 		Action: matrixAction,
 	}
 }

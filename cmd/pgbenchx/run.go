@@ -76,7 +76,7 @@ Examples:
 			&cli.StringSliceFlag{Name: "fault", Usage: "AT:ACTION:NODE (repeatable): at AT after the first measured second, ACTION (kill, stop, restart, freeze, thaw, or failover: the primary dies and NODE is promoted) on NODE of the env, e.g. 5s:kill:standby2"},
 			&cli.StringFlag{Name: "commit", Value: "on", Usage: "the writers' synchronous_commit: on, remote_write, remote_apply, local or off (what a commit waits for on an env built with --sync)"},
 			thresholdFlag("conditions that must hold, exit 3 when one fails, e.g. \"p99<5ms,stale<1%,errors=0\" (see below)"),
-		}, workloadFlags()...),
+		}, append(netFlags(), workloadFlags()...)...),
 		Action: runAction,
 	}
 }
@@ -196,6 +196,9 @@ func parseConfig(cmd *cli.Command) (bench.Config, error) {
 		}
 	}
 	if t.Spec.ApplyDelay, err = env.ParseApplyDelays(cmd.StringSlice("apply-delay")); err != nil {
+		return c, err
+	}
+	if t.Spec.NetLinks, err = parseNetLinks(cmd); err != nil {
 		return c, err
 	}
 	if t.Spec.CPUs, err = env.ParseCPUs(cmd.String("cpus")); err != nil {

@@ -1,0 +1,53 @@
+package bench_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pgbenchx/pgbenchx/env"
+	"github.com/pgbenchx/pgbenchx/env/envtest"
+	"github.com/pgbenchx/pgbenchx/metrics"
+	"github.com/pgbenchx/pgbenchx/routing"
+)
+
+// TestSlowLinkRun reads from a standby behind a 30 ms link: round-robin
+// pays the link on its reads there (p50 up by the delay, run.json names
+// the link), and lag-aware, whose limit the link's lag passes, sends it
+// next to nothing.
+func TestSlowLinkRun(t *testing.T) {
+	c, _ := envtest.Up(t, env.Spec{Name: "fslow", Standbys: 2, Fast: true,
+		NetLinks: map[string]env.Link{"standby2": {Delay: 30 * time.Millisecond}}})
+	cfg := faultConfig()
+	cfg.Workload.Strategies = []routing.Strategy{routing.RoundRobin, routing.LagAware}
+	cfg.Workload.Duration, cfg.Workload.MaxLagTime = 2*time.Second, 10*time.Millisecond
+	res := measure(t, c, cfg)
+	if got := res.Environment.NetLinks["standby2"]; got != "+30ms round trip" {
+		t.Errorf("run.json net_links standby2 = %q", got)
+	}
+	p50 := func(sr *metrics.StrategyResult, node string) float64 {
+		for _, n := range sr.Nodes {
+			if n.Node == node {
+				return float64(n.Total().ValueAtQuantile(50)) / 1000
+			}
+		}
+		t.Fatalf("%s: no %s", sr.Strategy, node)
+		return 0
+	}
+	rr := res.Strategies[0]
+	if a, b := p50(rr, "standby1"), p50(rr, "standby2"); b-a < 25 {
+		t.Errorf("round-robin p50: standby1 %.3f ms, standby2 %.3f ms: want standby2 at least 25 ms above", a, b)
+	}
+	share := func(sr *metrics.StrategyResult, node string) float64 {
+		var mine, all int64
+		for _, n := range sr.Nodes {
+			all += n.Total().TotalCount()
+			if n.Node == node {
+				mine = n.Total().TotalCount()
+			}
+		}
+		return float64(mine) / float64(all)
+	}
+	if s := share(res.Strategies[1], "standby2"); s > 0.05 {
+		t.Errorf("lag-aware sent %.1f%% of its reads over the slow link, want under 5%%", 100*s)
+	}
+}
