@@ -98,7 +98,7 @@ func (c *Config) Validate() error {
 		bad                   bool
 		flag, value, accepted string
 	}{
-		{len(w.Strategies) == 0, "strategies", "", "name at least one: random, round-robin, least-conn, lag-aware, causal or all"},
+		{len(w.Strategies) == 0, "strategies", "", "name at least one: random, round-robin, least-conn, lag-aware, causal, nearest or all"},
 		{w.Duration < time.Second || w.Duration > 24*time.Hour, "duration", w.Duration.String(), "want 1s to 24h"},
 		{w.Warmup < 0 || w.Warmup > time.Hour, "warmup", w.Warmup.String(), "want 0 to 1h"},
 		{w.Clients < 1 || w.Clients > 1024, "clients", fmt.Sprint(w.Clients), "want 1 to 1024"},
@@ -126,7 +126,7 @@ func (c *Config) Validate() error {
 	}
 	for i, s := range w.Strategies {
 		if !slices.Contains(routing.All, s) {
-			return input.Bad("strategies", string(s), "want random, round-robin, least-conn, lag-aware, causal or all")
+			return input.Bad("strategies", string(s), "want random, round-robin, least-conn, lag-aware, causal, nearest or all")
 		}
 		if slices.Contains(w.Strategies[:i], s) {
 			return input.Bad("strategies", string(s), "named twice: each strategy runs once")

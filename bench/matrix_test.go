@@ -8,7 +8,7 @@ import (
 )
 
 func TestStrategyOrder(t *testing.T) {
-	all := routing.All
+	all := []routing.Strategy{"random", "round-robin", "least-conn", "lag-aware", "causal"}
 	for _, c := range []struct {
 		list []routing.Strategy
 		rep  int

@@ -87,7 +87,7 @@ func TestNodeColors(t *testing.T) {
 		t.Errorf("an unnumbered node's colour is %v, then %v: want one of the palette's, the same each time", a, b)
 	}
 	seen := map[color.RGBA]string{}
-	for _, s := range []string{"random", "round-robin", "least-conn", "lag-aware", "causal"} {
+	for _, s := range []string{"random", "round-robin", "least-conn", "lag-aware", "causal", "nearest"} {
 		c := StrategyColor(s)
 		if other, ok := seen[c]; ok {
 			t.Errorf("%s and %s share a colour", s, other)

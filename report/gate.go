@@ -55,7 +55,7 @@ type Verdict struct {
 // ScopeStrategies are the strategy names a threshold's scope recognizes
 // (besides via:NAME). The report package does not import routing, so the
 // list is kept equal to routing.All by a test in cmd/pgbenchx.
-var ScopeStrategies = []string{"random", "round-robin", "least-conn", "lag-aware", "causal"}
+var ScopeStrategies = []string{"random", "round-robin", "least-conn", "lag-aware", "causal", "nearest"}
 
 // isStrategyScope reports whether a scope names a strategy rather than a
 // node.

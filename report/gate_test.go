@@ -117,7 +117,7 @@ func TestParseGatesRejects(t *testing.T) {
 		// Strategy-only metrics scoped to a node.
 		{"standby2:failed=0", GateOnRun, "for a node use errors"},
 		{"standby2:failed=0", GateOnComparison, "is not a strategy"},
-		{"lag_aware:failed=0", GateOnRun, "random, round-robin, least-conn, lag-aware, causal"},
+		{"lag_aware:failed=0", GateOnRun, "random, round-robin, least-conn, lag-aware, causal, nearest"},
 		{"standby2:scaling>1.5", GateOnComparison, "scaling is a strategy's factor"},
 		// Scopes that are not names.
 		{":p99<5ms", GateOnRun, "the text before ':' scopes"},

@@ -69,11 +69,12 @@ var strategyStyles = map[string]strategyStyle{
 	"lag-aware":   {rgb(0xCC6677), []vg.Length{vg.Points(8), vg.Points(3), vg.Points(2), vg.Points(3)}, draw.TriangleGlyph{}},
 	"causal":      {rgb(0x44AA99), []vg.Length{vg.Points(12), vg.Points(4)}, draw.PyramidGlyph{}},
 	"random":      {rgb(0x882255), []vg.Length{vg.Points(2), vg.Points(3)}, draw.RingGlyph{}},
+	"nearest":     {rgb(0xDDCC77), []vg.Length{vg.Points(10), vg.Points(2), vg.Points(2), vg.Points(2)}, draw.PlusGlyph{}},
 }
 
 // otherStrategyColors serve strategies this version does not know (a
 // newer run.json), still chosen by name.
-var otherStrategyColors = []color.RGBA{rgb(0x999933), rgb(0xAA4499), rgb(0x88CCEE), rgb(0xDDCC77)}
+var otherStrategyColors = []color.RGBA{rgb(0x999933), rgb(0xAA4499), rgb(0x88CCEE)}
 
 func styleOf(strategy string) strategyStyle {
 	if s, ok := strategyStyles[strings.ToLower(strategy)]; ok {

@@ -14,7 +14,9 @@ type node struct {
 	ejectUntil atomic.Int64  // nanoseconds since base.start; meaningful only while the node's bit is set in base.ejected
 	lagBytes   atomic.Int64  // last sampled Bytes, unknownBytes when unknown (lag-aware)
 	replayLSN  atomic.Uint64 // highest ReplayLSN known (sampled or observed), 0 when unknown (causal; LSN 0 is never valid)
-	_          [32]byte
+	latencyNS  atomic.Int64  // EWMA of its reads' latency, 0 until the first (nearest)
+	exploredAt atomic.Int64  // when nearest last tried it regardless, ns since base.start
+	_          [16]byte
 }
 
 const unknownBytes = math.MinInt64

@@ -12,7 +12,7 @@ import (
 )
 
 const (
-	acceptedStrategies = "accepted: random, round-robin, least-conn, lag-aware, causal or all"
+	acceptedStrategies = "accepted: random, round-robin, least-conn, lag-aware, causal, nearest or all"
 	acceptedFallbacks  = "accepted: primary, least-lagged or error"
 	acceptedMaxLag     = "accepted: a size (64kB, 1MB, 2GB, 1048576B), a duration (500ms, 1s) or one of each, comma-separated (1MB,500ms)"
 	acceptedWeights    = "accepted: name=weight pairs, comma-separated (standby1=2,standby2=1), weights >= 0, at least one > 0"

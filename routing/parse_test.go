@@ -69,7 +69,7 @@ func TestParseStrategies(t *testing.T) {
 
 func TestInputErrorMessage(t *testing.T) {
 	_, err := ParseStrategies("ring")
-	want := "--strategies ring: accepted: random, round-robin, least-conn, lag-aware, causal or all"
+	want := "--strategies ring: accepted: random, round-robin, least-conn, lag-aware, causal, nearest or all"
 	if err == nil || err.Error() != want {
 		t.Errorf("got %q, want %q", err, want)
 	}

@@ -21,10 +21,11 @@ const (
 	LeastConn  Strategy = "least-conn"
 	LagAware   Strategy = "lag-aware"
 	Causal     Strategy = "causal"
+	Nearest    Strategy = "nearest"
 )
 
 // All lists every strategy in that order.
-var All = []Strategy{Random, RoundRobin, LeastConn, LagAware, Causal}
+var All = []Strategy{Random, RoundRobin, LeastConn, LagAware, Causal, Nearest}
 
 // Outcome is how a query on a node went, as the caller classifies it.
 type Outcome int
@@ -130,6 +131,7 @@ var (
 	_ Balancer = (*leastConn)(nil)
 	_ Balancer = (*lagAware)(nil)
 	_ Balancer = (*causal)(nil)
+	_ Balancer = (*nearest)(nil)
 )
 
 // New returns the balancer of a strategy. Mistakes a user can make with a
@@ -153,6 +155,8 @@ func New(s Strategy, cfg Config) (Balancer, error) {
 		return newLagAware(b, cfg)
 	case Causal:
 		return newCausal(b, cfg)
+	case Nearest:
+		return &nearest{base: b}, nil
 	}
 	// A strategy in All but not here is a bug of ours, not a silent causal.
 	return nil, fmt.Errorf("routing: strategy %q has no balancer", s)

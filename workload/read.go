@@ -48,7 +48,8 @@ type LiveFunc func(strategy routing.Strategy, elapsed time.Duration, t metrics.T
 type phase struct {
 	s            *Scenario
 	bal          routing.Balancer
-	observer     routing.ReplayObserver // nil when the balancer has no use for it
+	observer     routing.ReplayObserver  // nil when the balancer has no use for it
+	latencies    routing.LatencyObserver // nil when the balancer has no use for it (nearest has)
 	r            *metrics.Recorder
 	queries      *querySet
 	sessionEvery int
@@ -150,6 +151,7 @@ func (s *Scenario) readPhase(ctx context.Context, strategy routing.Strategy, hoo
 	ph := &phase{s: s, bal: bal, r: metrics.NewRecorder(names, roles, cfg.kinds(), cfg.Rate > 0), queries: s.qs,
 		sessionEvery: cfg.SessionWrites}
 	ph.observer, _ = bal.(routing.ReplayObserver)
+	ph.latencies, _ = bal.(routing.LatencyObserver)
 	ph.start = time.Now()
 	s.current.Store(ph)
 	defer func() {
@@ -454,6 +456,9 @@ func (c *client) op(ctx context.Context, due time.Time) {
 			}
 			c.rec.Attempt(node, kind, now.Sub(from), true, try > 1, st)
 			c.rec.Read(now.Sub(due))
+			if ph.latencies != nil {
+				ph.latencies.ObserveLatency(node, now.Sub(start))
+			}
 			if rr.replay > 0 && ph.observer != nil {
 				ph.observer.ObserveReplay(node, rr.replay)
 			}

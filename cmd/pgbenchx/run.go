@@ -84,7 +84,7 @@ Examples:
 // workloadFlags are the flags run and matrix share: what the benchmark does.
 func workloadFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "strategy", Usage: "one routing strategy: random, round-robin, least-conn, lag-aware, causal"},
+		&cli.StringFlag{Name: "strategy", Usage: "one routing strategy: random, round-robin, least-conn, lag-aware, causal, nearest (lowest recent read latency)"},
 		&cli.StringFlag{Name: "strategies", Usage: "several, run in turn on the same data: a,b,c or all (default round-robin)"},
 		&cli.DurationFlag{Name: "duration", Value: 30 * time.Second, Usage: "measured time per strategy, e.g. 30s"},
 		&cli.DurationFlag{Name: "warmup", Value: 2 * time.Second, Usage: "read load before measuring, left out of every figure"},
