@@ -173,6 +173,13 @@ func (c *Config) Validate() error {
 	// An env that is up may have another standby count than the spec:
 	// Measure checks the faults again on the nodes it has.
 	if t.WantStandbys != AnyStandbys || !envUp(t.Env) {
+		linked := map[string]bool{}
+		for n := range t.Spec.NetLinks {
+			linked[n] = true
+		}
+		if err := checkLinkFaults(c.Faults, linked); err != nil {
+			return err
+		}
 		return checkFaults(c.Faults, *t, *w, specNodes(t.Spec))
 	}
 	return checkFaults(c.Faults, *t, *w, nil)

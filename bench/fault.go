@@ -25,10 +25,16 @@ const (
 	Freeze   Action = "freeze"   // SIGSTOP: a hung host
 	Thaw     Action = "thaw"     // SIGCONT
 	Failover Action = "failover" // the primary dies, NODE is promoted, the others follow it
+	// Partition cuts a standby's slow link (env up --net-delay or
+	// --net-bandwidth on it): nothing goes through either way, in its
+	// clients' connections or its replication, and nothing is closed:
+	// what a network partition does. Heal ends it.
+	Partition Action = "partition"
+	Heal      Action = "heal"
 )
 
 // Actions are the fault actions, in the order --help lists them.
-var Actions = []Action{Kill, Stop, Restart, Freeze, Thaw, Failover}
+var Actions = []Action{Kill, Stop, Restart, Freeze, Thaw, Failover, Partition, Heal}
 
 // Fault is one scheduled fault: At after the first measured second of
 // the first strategy, Action on Node.
@@ -171,6 +177,10 @@ func (fr *faultRunner) inject(ctx context.Context, f Fault) {
 		err = fr.ctl.Thaw(ctx, f.Node)
 	case Restart:
 		err = env.Restart(ctx, fr.ctl, f.Node)
+	case Partition:
+		err = env.Partition(fr.c, f.Node)
+	case Heal:
+		err = env.Heal(fr.c, f.Node)
 	case Failover:
 		var r *env.FailoverReport
 		r, err = env.Failover(ctx, fr.ctl, fr.c, f.Node, func() {
@@ -215,6 +225,22 @@ func (fr *faultRunner) wait() ([]metrics.Failover, []string) {
 	return fr.failovers, fr.errs
 }
 
+// checkLinkFaults refuses a partition or heal of a standby with no slow
+// link (only a link's proxy can cut it), and a failover on an env with
+// links (their proxies would not follow it). linked names the standbys
+// with a link.
+func checkLinkFaults(faults []Fault, linked map[string]bool) error {
+	for _, f := range faults {
+		switch {
+		case (f.Action == Partition || f.Action == Heal) && !linked[f.Node]:
+			return input.Bad("fault", f.String(), "%s cuts a standby's slow link: give %s one when the env is built (--net-delay %s=1ms is enough)", f.Action, f.Node, f.Node)
+		case f.Action == Failover && len(linked) > 0:
+			return input.Bad("fault", f.String(), "a failover on an env with slow links is not supported yet")
+		}
+	}
+	return nil
+}
+
 // startFaults checks the faults on the nodes the scenario found and gets
 // the env's controller: nothing has been written yet.
 func startFaults(_ context.Context, cl *Cluster, cfg Config, sc *workload.Scenario, hooks *Hooks) (*faultRunner, error) {
@@ -223,6 +249,15 @@ func startFaults(_ context.Context, cl *Cluster, cfg Config, sc *workload.Scenar
 	}
 	if cl.Env == nil {
 		return nil, input.Bad("fault", cfg.Faults[0].String(), "faults need an env pgbenchx controls (--name)")
+	}
+	linked := map[string]bool{}
+	for _, n := range cl.Env.Standbys {
+		if n.Link != nil {
+			linked[n.Name] = true
+		}
+	}
+	if err := checkLinkFaults(cfg.Faults, linked); err != nil {
+		return nil, err
 	}
 	p, err := env.ProviderOf(cl.Env)
 	if err != nil {

@@ -53,3 +53,35 @@ func TestSlowLinkRun(t *testing.T) {
 		}
 	}
 }
+
+// TestPartitionRun cuts standby2's link for two seconds mid-run: its
+// reads time out there (and go elsewhere on their second try), and once
+// healed it is readmitted and serves again.
+func TestPartitionRun(t *testing.T) {
+	c, _ := envtest.Up(t, env.Spec{Name: "fpart", Standbys: 2, Fast: true,
+		NetLinks: map[string]env.Link{"standby2": {Delay: time.Millisecond}}})
+	cfg := faultConfig("1s:partition:standby2", "3s:heal:standby2")
+	cfg.Workload.Duration, cfg.Workload.QueryTimeout = 7*time.Second, 300*time.Millisecond
+	res := measure(t, c, cfg)
+	sr := res.Strategies[0]
+	for _, k := range []string{"partition", "partition-done", "heal", "heal-done", "ejected"} {
+		if !hasEvent(sr, k, "standby2") {
+			t.Errorf("no %s event on standby2: %+v", k, sr.Events)
+		}
+	}
+	var errs int64
+	for _, n := range sr.Nodes {
+		if n.Node == "standby2" {
+			errs = n.Errors["client_timeout"]
+		}
+	}
+	if errs == 0 {
+		t.Errorf("no read timed out on standby2 while its link was cut")
+	}
+	if n := nodeQueries(sr, "standby2", 6, 7); n == 0 {
+		t.Errorf("standby2 served nothing after its link healed: ticks %+v", sr.Ticks)
+	}
+	if sr.Failed != 0 {
+		t.Errorf("%d reads failed on every try: standby1 should have served them", sr.Failed)
+	}
+}

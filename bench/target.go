@@ -104,6 +104,11 @@ func (c *Cluster) ViaSockets() error {
 	if c.Env == nil {
 		return input.Bad("socket", "", "is for an env pgbenchx builds")
 	}
+	for _, n := range c.Env.Nodes() {
+		if n.Link != nil {
+			return input.Bad("socket", "", "env %q's %s sits behind a slow link (--net-delay/--net-bandwidth): a Unix socket would go around it", c.Env.Name, n.Name)
+		}
+	}
 	for i, n := range c.Env.Nodes() {
 		dsn := n.SocketDSN()
 		if dsn == "" {

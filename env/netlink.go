@@ -87,10 +87,10 @@ func ParseNetBandwidths(specs []string, links map[string]Link) error {
 		}
 		x, _ := strconv.ParseFloat(m[1], 64)
 		bits := x * map[string]float64{"kbit": 1e3, "mbit": 1e6, "gbit": 1e9}[strings.ToLower(m[2])]
-		kbps := int64(math.Round(bits / 8 / 1000))
-		if kbps < 1 {
+		if bits < 8000 {
 			return false
 		}
+		kbps := int64(math.Round(bits / 8 / 1000)) // toxiproxy's unit: whole KB/s
 		l.RateKBps = kbps
 		return true
 	})

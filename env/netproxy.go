@@ -134,6 +134,43 @@ func routeLink(c *Cluster, n *Node, upPort int) error {
 	return nil
 }
 
+// Partition cuts standby's link both ways (toxiproxy's timeout toxic
+// with no timeout: data is held, connections stay open), in its clients'
+// connections and its replication: a network partition. Heal ends it.
+func Partition(c *Cluster, standby string) error { return cut(c, standby, true) }
+
+// Heal ends a Partition: what was held goes through.
+func Heal(c *Cluster, standby string) error { return cut(c, standby, false) }
+
+func cut(c *Cluster, standby string, on bool) error {
+	n, err := c.Node(standby)
+	if err != nil {
+		return err
+	}
+	if n.Link == nil || c.NetProxy == nil {
+		return fmt.Errorf("%s has no slow link to cut (env up --net-delay %s=...)", standby, standby)
+	}
+	cl := toxiclient.NewClient(c.NetProxy.API)
+	for _, kind := range []string{"client", "repl"} {
+		p, err := cl.Proxy(n.Name + "-" + kind)
+		if err != nil {
+			return fmt.Errorf("%s: link proxy %s: %w", n.Name, kind, err)
+		}
+		for _, stream := range []string{"downstream", "upstream"} {
+			name := "partition_" + stream
+			if on {
+				_, err = p.AddToxic(name, "timeout", stream, 1, toxiclient.Attributes{"timeout": 0})
+			} else {
+				err = p.RemoveToxic(name)
+			}
+			if err != nil {
+				return fmt.Errorf("%s: link proxy %s: %w", n.Name, kind, err)
+			}
+		}
+	}
+	return nil
+}
+
 // hasLinks says whether any standby of c sits behind a link.
 func hasLinks(c *Cluster) bool {
 	for _, n := range c.Standbys {

@@ -8,7 +8,8 @@ import (
 )
 
 // LatencyObserver learns how long each read on a node took: nearest
-// routes by it. The caller tells it of every successful read.
+// routes by it. The caller tells it of every read that ended on the node
+// (succeeded or failed there; not one the phase's end cut off).
 type LatencyObserver interface {
 	ObserveLatency(node int, d time.Duration)
 }

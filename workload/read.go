@@ -481,6 +481,11 @@ func (c *client) op(ctx context.Context, due time.Time) {
 			return
 		}
 		outcome, label := classify(qerr, timedOut)
+		if ph.latencies != nil {
+			// A read that failed after a while (a timeout) says the node
+			// is slow as surely as a slow success does.
+			ph.latencies.ObserveLatency(node, now.Sub(start))
+		}
 		ph.bal.Done(node, outcome)
 		c.rec.Attempt(node, kind, now.Sub(from), false, try > 1, metrics.Unchecked)
 		ph.r.Error(node, label, func() string { return ph.s.sampleMessage(qerr) })

@@ -15,7 +15,7 @@ import (
 // says it.
 type nodeAction struct {
 	name, usage, description string
-	do                       func(ctx context.Context, ctl env.Controller, node string) error
+	do                       func(ctx context.Context, c *env.Cluster, ctl env.Controller, node string) error
 }
 
 // nodeActions are the faults of `run --fault`, by hand on an env.
@@ -23,21 +23,28 @@ func nodeActions() []nodeAction {
 	return []nodeAction{
 		{"kill", "crash a node: SIGKILL to its postmaster and every process under it",
 			"As a host crash would: nothing is flushed or said to clients. 'env start' (or restart) runs crash recovery.",
-			func(ctx context.Context, c env.Controller, n string) error { return c.Kill(ctx, n) }},
+			func(ctx context.Context, _ *env.Cluster, c env.Controller, n string) error { return c.Kill(ctx, n) }},
 		{"stop", "stop a node cleanly (fast shutdown)",
 			"pg_ctl stop -m fast: clients are disconnected, a primary sends its standbys all WAL up to the shutdown checkpoint.",
-			func(ctx context.Context, c env.Controller, n string) error { return c.Stop(ctx, n) }},
+			func(ctx context.Context, _ *env.Cluster, c env.Controller, n string) error { return c.Stop(ctx, n) }},
 		{"start", "start a stopped or killed node again",
 			"Same data folder and port; waits until it accepts connections and, for a standby, streams again.",
-			func(ctx context.Context, c env.Controller, n string) error { return c.Start(ctx, n) }},
+			func(ctx context.Context, _ *env.Cluster, c env.Controller, n string) error { return c.Start(ctx, n) }},
 		{"restart", "stop a node (if it runs) and start it again",
 			"A frozen node is thawed and stopped first; waits as start does.",
-			func(ctx context.Context, c env.Controller, n string) error { return env.Restart(ctx, c, n) }},
+			func(ctx context.Context, _ *env.Cluster, c env.Controller, n string) error {
+				return env.Restart(ctx, c, n)
+			}},
 		{"freeze", "hang a node: SIGSTOP to its processes (connections stay open, nothing answers)",
 			"A hung host, the hardest failure for a client: nothing refuses, nothing answers. 'env thaw' resumes it.",
-			func(ctx context.Context, c env.Controller, n string) error { return c.Freeze(ctx, n) }},
+			func(ctx context.Context, _ *env.Cluster, c env.Controller, n string) error { return c.Freeze(ctx, n) }},
 		{"thaw", "resume a frozen node (SIGCONT)", "",
-			func(ctx context.Context, c env.Controller, n string) error { return c.Thaw(ctx, n) }},
+			func(ctx context.Context, _ *env.Cluster, c env.Controller, n string) error { return c.Thaw(ctx, n) }},
+		{"partition", "cut a standby's slow link both ways: a network partition (the env needs --net-delay or --net-bandwidth on it)",
+			"Nothing goes through, in its clients' connections or its replication, and nothing is closed: reads hang until --query-timeout, replication stalls. 'env heal' ends it.",
+			func(_ context.Context, c *env.Cluster, _ env.Controller, n string) error { return env.Partition(c, n) }},
+		{"heal", "end a partition: what was held goes through", "",
+			func(_ context.Context, c *env.Cluster, _ env.Controller, n string) error { return env.Heal(c, n) }},
 	}
 }
 
@@ -77,7 +84,7 @@ Example:
 					return err
 				}
 				t0 := time.Now()
-				if err := a.do(ctx, ctl, node); err != nil {
+				if err := a.do(ctx, c, ctl, node); err != nil {
 					return fmt.Errorf("env %q: %s %s: %w", c.Name, a.name, node, err)
 				}
 				fmt.Fprintf(cmd.Root().Writer, "%s: %s done in %s\n", node, a.name, time.Since(t0).Round(time.Millisecond))
@@ -100,6 +107,9 @@ file then says which node is the primary (env status, env dsn follow it),
 and env verify checks the new topology.
 
 The same during a benchmark, measured: pgbenchx run --fault 10s:failover:standby1
+Refused (exit 2, nothing done) on an env with slow links (--net-delay): their
+proxies would not follow the new primary yet. A frozen or stopped --to is
+refused before the primary is touched.
 
 Example:
   pgbenchx env failover --to standby1`,

@@ -28,7 +28,7 @@ func applyDelayFlag() cli.Flag {
 func netFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringSliceFlag{Name: "net-delay", Usage: "a slow link in front of a standby: round-trip delay added to its clients' and its replication connections, e.g. standby2=50ms or standby2=50ms±10ms (repeatable; when an env is built)"},
-		&cli.StringSliceFlag{Name: "net-bandwidth", Usage: "cap a standby's links each way, e.g. standby2=10mbit (kbit, mbit, gbit; when an env is built)"},
+		&cli.StringSliceFlag{Name: "net-bandwidth", Usage: "cap each connection of a standby's links each way, e.g. standby2=10mbit (kbit, mbit, gbit; repeatable; when an env is built)"},
 	}
 }
 

@@ -53,6 +53,7 @@ func TestBadInputExitsTwoWithOneLine(t *testing.T) {
 		{[]string{"run", "--fault", "5s:failover:primary"}, "--fault"},
 		{[]string{"run", "--primary", "postgres://x@127.0.0.1/db", "--fault", "1s:kill:standby1"}, "--fault"},
 		{[]string{"run", "--commit", "maybe"}, "--commit maybe"},
+		{[]string{"run", "--duration", "5s", "--fault", "1s:partition:standby2"}, "--fault 1s:partition:standby2"},
 		{[]string{"run", "--slot-warn", "lots"}, "--slot-warn lots"},
 		{[]string{"run", "--socket", "--primary", "postgres://u@h/db"}, "--socket"},
 		{[]string{"matrix", "--commit", "on,sometimes"}, "--commit sometimes"},
