@@ -226,16 +226,12 @@ func (fr *faultRunner) wait() ([]metrics.Failover, []string) {
 }
 
 // checkLinkFaults refuses a partition or heal of a standby with no slow
-// link (only a link's proxy can cut it), and a failover on an env with
-// links (their proxies would not follow it). linked names the standbys
-// with a link.
+// link: only a link's proxy can cut it. linked names the standbys with
+// a link.
 func checkLinkFaults(faults []Fault, linked map[string]bool) error {
 	for _, f := range faults {
-		switch {
-		case (f.Action == Partition || f.Action == Heal) && !linked[f.Node]:
+		if (f.Action == Partition || f.Action == Heal) && !linked[f.Node] {
 			return input.Bad("fault", f.String(), "%s cuts a standby's slow link: give %s one when the env is built (--net-delay %s=1ms is enough)", f.Action, f.Node, f.Node)
-		case f.Action == Failover && len(linked) > 0:
-			return input.Bad("fault", f.String(), "a failover on an env with slow links is not supported yet")
 		}
 	}
 	return nil

@@ -194,12 +194,9 @@ func (b *builder) standby(ctx context.Context, n *Node, node Node, conn *pgx.Con
 		return err
 	}
 	err = b.l.timed(n.Name+" streaming", func() error {
-		port := upstream.Port
-		if node.Link != nil {
-			if err := routeLink(b.c, &node, upstream.Port); err != nil {
-				return err
-			}
-			port = node.Link.ReplPort // through its link's proxy
+		port, err := upstreamPort(b.c, &node, &upstream)
+		if err != nil {
+			return err
 		}
 		if err := writeUpstream(b.c, &node, port); err != nil {
 			return fmt.Errorf("%s: write primary_conninfo: %w", n.Name, err)

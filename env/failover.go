@@ -54,17 +54,12 @@ func Failover(ctx context.Context, ctl Controller, c *Cluster, to string, promot
 	if n.Role != RoleStandby {
 		return nil, input.Bad("to", to, "want a standby of env %q to promote; %s is the %s", c.Name, to, n.Role)
 	}
-	if hasLinks(c) {
-		// The replication proxies forward to the upstreams the env was
-		// built with: a failover would leave the links behind.
-		return nil, input.Bad("to", to, "env %q has slow links (--net-delay/--net-bandwidth): a failover there is not supported yet", c.Name)
-	}
 	// Checked before the primary dies: a frozen or stopped target could
 	// not be promoted, and the env would be left with no primary.
 	if st, err := ctl.State(ctx, to); err != nil {
 		return nil, fmt.Errorf("failover: %s: %w", to, err)
 	} else if st != NodeRunning {
-		return nil, fmt.Errorf("failover: %s is %s, so it cannot be promoted: start or thaw it first (the primary was left alone)", to, st)
+		return nil, input.Bad("to", to, "want a running standby to promote; %s is %s: start or thaw it first (the primary was left alone)", to, st)
 	}
 	r := &FailoverReport{OldPrimary: c.Primary.Name, NewPrimary: to, Followers: map[string]Follower{}, Failed: map[string]string{}}
 	var others []string

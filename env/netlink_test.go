@@ -3,6 +3,8 @@ package env_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -92,4 +94,34 @@ func TestNetLink(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestFailoverWithLink fails over to standby1 while standby2 sits behind
+// a link: standby2 follows the new primary through its link's proxy
+// (its primary_conninfo keeps naming the proxy), and the env verifies.
+func TestFailoverWithLink(t *testing.T) {
+	p := envtest.Provider(t)
+	c := envtest.UpWith(t, p, env.Spec{Name: "slowfo", Standbys: 2, Fast: true,
+		NetLinks: map[string]env.Link{"standby2": {Delay: 4 * time.Millisecond}}})
+	ctl := envtest.Control(t, c)
+	r, err := env.Failover(context.Background(), ctl, c, "standby1", nil)
+	if err != nil {
+		t.Fatalf("failover: %v (%+v)", err, r)
+	}
+	s2, err := c.Node("standby2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conninfo, state string
+	if err := connect(t, s2).QueryRow(context.Background(), `SHOW primary_conninfo`).Scan(&conninfo); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("port=%d ", s2.Link.ReplPort); !strings.Contains(conninfo, want) {
+		t.Errorf("standby2's primary_conninfo does not name its link's proxy (%s)", want)
+	}
+	if err := connect(t, &c.Primary).QueryRow(context.Background(),
+		`SELECT state FROM pg_stat_replication WHERE application_name = 'standby2'`).Scan(&state); err != nil || state != "streaming" {
+		t.Fatalf("standby2 does not stream from %s (%q): %v", c.Primary.Name, state, err)
+	}
+	requireVerify(t, mustLoad(t, p, c.Name))
 }

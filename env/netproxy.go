@@ -171,14 +171,17 @@ func cut(c *Cluster, standby string, on bool) error {
 	return nil
 }
 
-// hasLinks says whether any standby of c sits behind a link.
-func hasLinks(c *Cluster) bool {
-	for _, n := range c.Standbys {
-		if n.Link != nil {
-			return true
-		}
+// upstreamPort is the port standby n's primary_conninfo names for
+// upstream up: up's own, or for a standby behind a link its replication
+// proxy's, the proxy pointed at up first (a failover moves it).
+func upstreamPort(c *Cluster, n, up *Node) (int, error) {
+	if n.Link == nil || c.NetProxy == nil {
+		return up.Port, nil
 	}
-	return false
+	if err := routeLink(c, n, up.Port); err != nil {
+		return 0, err
+	}
+	return n.Link.ReplPort, nil
 }
 
 // planLinks gives the linked standbys their proxy ports and the env its

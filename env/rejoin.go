@@ -131,7 +131,11 @@ func (lc *localControl) rejoin(ctx context.Context, standby, upstream, tool stri
 		}
 	}
 	oldUpstream := sb.Upstream
-	if err := writeUpstream(lc.c, &sb, up.Port); err != nil {
+	port, err := upstreamPort(lc.c, &sb, &up)
+	if err != nil {
+		return err
+	}
+	if err := writeUpstream(lc.c, &sb, port); err != nil {
 		return fmt.Errorf("%s: write primary_conninfo: %w", standby, err)
 	}
 	slot := sb.Slot

@@ -107,9 +107,8 @@ file then says which node is the primary (env status, env dsn follow it),
 and env verify checks the new topology.
 
 The same during a benchmark, measured: pgbenchx run --fault 10s:failover:standby1
-Refused (exit 2, nothing done) on an env with slow links (--net-delay): their
-proxies would not follow the new primary yet. A frozen or stopped --to is
-refused before the primary is touched.
+A standby behind a slow link (--net-delay) follows through its link. A
+frozen or stopped --to is refused before the primary is touched.
 
 Example:
   pgbenchx env failover --to standby1`,
