@@ -146,6 +146,8 @@ type Config struct {
 	SessionWrites   int                `json:"session_writes,omitempty"` // each client writes a row every N ops and reads it back next
 	// Commit is the writers' synchronous_commit; empty: the server's.
 	Commit string `json:"synchronous_commit,omitempty"`
+	// StartAt is run --start-at: when the first read phase was to begin.
+	StartAt time.Time `json:"start_at,omitzero"`
 	// Mode is the replication mode a matrix compared this run under, as
 	// it asked for it ("sync ANY 1 (standby1, standby2), commit on"): a
 	// cell with fewer standbys ran the rule without the ones it lacks.

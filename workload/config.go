@@ -64,6 +64,11 @@ type Config struct {
 	// SlotWarn warns when a standby's slot makes the primary keep more
 	// WAL than this many bytes; 0: never.
 	SlotWarn int64
+	// StartAt, when set, holds the first read phase until then: load
+	// generators on several machines started with one StartAt measure the
+	// same seconds, as merge needs. A run ready after it starts at once,
+	// with a warning.
+	StartAt time.Time
 	// LocalProcesses says the servers run on this host, so walsender CPU
 	// can be read from /proc.
 	LocalProcesses bool
@@ -222,7 +227,7 @@ func (c *Config) Record() metrics.Config {
 		Weights: c.Weights, ReadPrimary: c.ReadPrimary, MaxTries: c.MaxTries, EjectFor: metrics.Duration(c.EjectFor),
 		LagInterval: metrics.Duration(c.LagInterval), Heartbeat: metrics.Duration(c.Heartbeat), StaleSample: 1,
 		SessionWrites: c.SessionWrites, QueryTimeout: metrics.Duration(c.QueryTimeout), Commit: c.Commit,
-		SlotWarnBytes: c.SlotWarn,
+		SlotWarnBytes: c.SlotWarn, StartAt: c.StartAt,
 	}
 }
 

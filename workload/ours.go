@@ -37,6 +37,9 @@ const (
 	// starting at once (and env verify) do not race. Its bytes spell
 	// "pgbenchx"; env.SchemaLockKey is the same number.
 	SchemaLockKey int64 = 0x706762656e636878
+	// SeedLockKey is held while the orders table is counted and topped
+	// up to --scale.
+	SeedLockKey = SchemaLockKey + 1
 )
 
 // SchemaConn is what PrepareSchema and Clean need: a way to open a

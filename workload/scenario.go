@@ -375,6 +375,20 @@ func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (e
 			s.warn("%d of %d acknowledged rows are missing on %s, the primary at the end: lost in a failover", d.RowsLost, d.AcknowledgedRows, d.CheckedOn)
 		}
 	}()
+	if at := s.Config.StartAt; !at.IsZero() {
+		if wait := time.Until(at); wait > 0 {
+			phase(fmt.Sprintf("waiting %s for --start-at %s", wait.Round(time.Millisecond), at.UTC().Format(time.RFC3339Nano)))
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+		} else {
+			s.warn("ready %s after --start-at %s: the reads started late, and other load generators' windows overlap this one's less", (-wait).Round(time.Millisecond), at.UTC().Format(time.RFC3339))
+		}
+	}
 	for i, strategy := range s.Config.Strategies {
 		if i > 0 {
 			phase("settle: standbys catch up before the next strategy")

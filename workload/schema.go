@@ -28,18 +28,35 @@ func customers(scale int) int { return max(1, scale/10) }
 func (s *Scenario) seed(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, controlTimeout)
 	_, err := s.w().Exec(cctx, `INSERT INTO `+HeartbeatTable+` VALUES ($1, 0, now()) ON CONFLICT (id) DO NOTHING`, s.hbID)
-	var n int64
-	if err == nil {
-		err = s.w().QueryRow(cctx, `SELECT count(*) FROM `+OrdersTable).Scan(&n)
-	}
 	cancel()
 	if err != nil {
 		return fmt.Errorf("primary: %s", s.redact(err.Error()))
 	}
-	if missing := int64(s.Config.Scale) - n; missing > 0 {
-		if _, err := s.w().Exec(ctx, insertSQL, missing, customers(s.Config.Scale)); err != nil {
+	// Counted and topped up under a lock: load generators starting at
+	// once (run --start-at on several machines) would each add what is
+	// missing, and seed twice the scale.
+	tx, err := s.w().Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("primary: %s", s.redact(err.Error()))
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var n int64
+	if _, err = tx.Exec(ctx, `SELECT pg_catalog.pg_advisory_xact_lock($1)`, SeedLockKey); err == nil {
+		err = tx.QueryRow(ctx, `SELECT count(*) FROM `+OrdersTable).Scan(&n)
+	}
+	if err != nil {
+		return fmt.Errorf("primary: %s", s.redact(err.Error()))
+	}
+	missing := int64(s.Config.Scale) - n
+	if missing > 0 {
+		if _, err := tx.Exec(ctx, insertSQL, missing, customers(s.Config.Scale)); err != nil {
 			return fmt.Errorf("primary: seed %s: %s", OrdersTable, s.redact(err.Error()))
 		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("primary: seed %s: %s", OrdersTable, s.redact(err.Error()))
+	}
+	if missing > 0 {
 		if _, err := s.w().Exec(ctx, `ANALYZE `+OrdersTable); err != nil {
 			return fmt.Errorf("primary: analyze: %s", s.redact(err.Error()))
 		}

@@ -74,6 +74,7 @@ Examples:
 			&cli.StringSliceFlag{Name: "standby", Usage: "DSN of an existing standby (repeatable, in order: standby1, standby2, ...)"},
 			cpusFlag(),
 			&cli.StringSliceFlag{Name: "fault", Usage: "AT:ACTION:NODE (repeatable): at AT after the first measured second, ACTION (kill, stop, restart, freeze, thaw, or failover: the primary dies and NODE is promoted) on NODE of the env, e.g. 5s:kill:standby2"},
+			&cli.StringFlag{Name: "start-at", Usage: "hold the first read phase until this time, RFC 3339 (2026-11-26T10:00:00Z) or +DURATION from now (+30s): load generators on several machines given one time measure the same seconds, for pgbenchx merge"},
 			&cli.StringFlag{Name: "commit", Value: "on", Usage: "the writers' synchronous_commit: on, remote_write, remote_apply, local or off (what a commit waits for on an env built with --sync)"},
 			thresholdFlag("conditions that must hold, exit 3 when one fails, e.g. \"p99<5ms,stale<1%,errors=0\" (see below)"),
 		}, append(netFlags(), workloadFlags()...)...),
@@ -194,6 +195,11 @@ func parseConfig(cmd *cli.Command) (bench.Config, error) {
 		if w.Commit, err = workload.ParseCommit(cmd.String("commit")); err != nil {
 			return c, err
 		}
+		if s := cmd.String("start-at"); s != "" {
+			if w.StartAt, err = parseStartAt(s, time.Now()); err != nil {
+				return c, err
+			}
+		}
 	}
 	if t.Spec.ApplyDelay, err = env.ParseApplyDelays(cmd.StringSlice("apply-delay")); err != nil {
 		return c, err
@@ -240,6 +246,30 @@ func runAction(ctx context.Context, cmd *cli.Command) error {
 		return cli.Exit("interrupted: the figures above cover what was measured before Ctrl-C", exitInterrupted)
 	}
 	return gateErr
+}
+
+// parseStartAt reads --start-at: an RFC 3339 time or +DURATION from now,
+// ahead of now and within a day.
+func parseStartAt(s string, now time.Time) (time.Time, error) {
+	const want = "want a time ahead within a day: RFC 3339 (2026-11-26T10:00:00Z) or +DURATION from now (+30s)"
+	var at time.Time
+	if d, ok := strings.CutPrefix(s, "+"); ok {
+		dur, err := time.ParseDuration(d)
+		if err != nil {
+			return at, input.Bad("start-at", s, want)
+		}
+		at = now.Add(dur)
+	} else {
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return at, input.Bad("start-at", s, want)
+		}
+		at = t
+	}
+	if !at.After(now) || at.Sub(now) > 24*time.Hour {
+		return at, input.Bad("start-at", s, want)
+	}
+	return at, nil
 }
 
 // parseSlotWarn reads --slot-warn: a size, or off (0).
