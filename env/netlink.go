@@ -96,9 +96,22 @@ func ParseNetBandwidths(specs []string, links map[string]Link) error {
 	})
 }
 
-// eachItem parses node=value items into links, refusing a node given
-// twice for the same flag.
+// eachItem parses node=value items into links.
 func eachItem(specs []string, flag, want string, links map[string]Link, set func(*Link, string) bool) error {
+	return standbyItems(specs, flag, want, func(node, val, item string) error {
+		l := links[node]
+		if !set(&l, val) {
+			return input.Bad(flag, item, want)
+		}
+		links[node] = l
+		return nil
+	})
+}
+
+// standbyItems reads a flag's standbyN=VALUE items, repeated or
+// comma-separated, refusing what is not a standby's name and a standby
+// given twice; set takes each item's node and value.
+func standbyItems(specs []string, flag, want string, set func(node, val, item string) error) error {
 	seen := map[string]bool{}
 	for _, spec := range specs {
 		for _, item := range strings.Split(spec, ",") {
@@ -118,11 +131,9 @@ func eachItem(specs []string, flag, want string, links map[string]Link, set func
 				return input.Bad(flag, item, "%s is given twice", node)
 			}
 			seen[node] = true
-			l := links[node]
-			if !set(&l, strings.TrimSpace(val)) {
-				return input.Bad(flag, item, want)
+			if err := set(node, strings.TrimSpace(val), item); err != nil {
+				return err
 			}
-			links[node] = l
 		}
 	}
 	return nil

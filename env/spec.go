@@ -90,32 +90,19 @@ func ParseTopology(s string) (Topology, error) {
 // a comma-separated list, into a map by standby name.
 func ParseApplyDelays(specs []string) (map[string]time.Duration, error) {
 	out := map[string]time.Duration{}
-	for _, spec := range specs {
-		for _, item := range strings.Split(spec, ",") {
-			item = strings.TrimSpace(item)
-			if item == "" {
-				continue
-			}
-			node, val, ok := strings.Cut(item, "=")
-			if !ok {
-				return nil, input.Bad("apply-delay", item, "want standbyN=DURATION, e.g. standby2=500ms")
-			}
-			node = strings.TrimSpace(node)
-			if !standbyRE.MatchString(node) {
-				return nil, input.Bad("apply-delay", item, "%q is not a standby name; want standby1, standby2, ...", node)
-			}
-			d, err := time.ParseDuration(strings.TrimSpace(val))
-			if err != nil || d < 0 || d > MaxApplyDelay {
-				return nil, input.Bad("apply-delay", item, "want a duration from 0 to 1h such as 500ms or 2s")
-			}
-			if d%time.Millisecond != 0 {
-				return nil, input.Bad("apply-delay", item, "recovery_min_apply_delay has millisecond resolution")
-			}
-			if _, dup := out[node]; dup {
-				return nil, input.Bad("apply-delay", item, "%s is given twice", node)
-			}
-			out[node] = d
+	err := standbyItems(specs, "apply-delay", "want standbyN=DURATION, e.g. standby2=500ms", func(node, val, item string) error {
+		d, err := time.ParseDuration(val)
+		if err != nil || d < 0 || d > MaxApplyDelay {
+			return input.Bad("apply-delay", item, "want a duration from 0 to 1h such as 500ms or 2s")
 		}
+		if d%time.Millisecond != 0 {
+			return input.Bad("apply-delay", item, "recovery_min_apply_delay has millisecond resolution")
+		}
+		out[node] = d
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -1,15 +1,9 @@
 package main
 
 import (
-	"os"
 	"testing"
 
-	"github.com/pgbenchx/pgbenchx/env"
+	"github.com/pgbenchx/pgbenchx/env/envtest"
 )
 
-// TestMain lets this test binary be an env's link proxy: env up starts
-// os.Executable() as one.
-func TestMain(m *testing.M) {
-	env.ServeNetIfAsked()
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { envtest.Main(m) }

@@ -85,3 +85,11 @@ func DumpLogs(t testing.TB, c *env.Cluster) {
 		t.Logf("--- %s log (%s), last %d lines ---\n%s", n.Name, n.LogFile, len(lines), strings.Join(lines, "\n"))
 	}
 }
+
+// Main is a TestMain for packages whose tests build envs: it lets the
+// test binary serve an env's link proxy (env up --net-delay starts
+// os.Executable() as one), then runs the tests.
+func Main(m *testing.M) {
+	env.ServeNetIfAsked()
+	os.Exit(m.Run())
+}
