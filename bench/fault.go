@@ -27,8 +27,8 @@ const (
 	Failover Action = "failover" // the primary dies, NODE is promoted, the others follow it
 	// Partition cuts a standby's slow link (env up --net-delay or
 	// --net-bandwidth on it): nothing goes through either way, in its
-	// clients' connections or its replication, and nothing is closed:
-	// what a network partition does. Heal ends it.
+	// clients' connections or its replication, and nothing is closed
+	// while it lasts. Heal ends it, closing the cut connections.
 	Partition Action = "partition"
 	Heal      Action = "heal"
 )

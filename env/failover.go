@@ -115,7 +115,10 @@ func Failover(ctx context.Context, ctl Controller, c *Cluster, to string, promot
 		// that is down or failed to follow would make commits wait.
 		next := rule.AfterFailover(to, following).Only(following)
 		if err := ctl.SetSync(ctx, next); err != nil {
-			r.Sync = "off"
+			r.Sync = "unknown"
+			if errors.Is(err, ErrSyncReset) {
+				r.Sync = "off"
+			}
 			return r, fmt.Errorf("failover: %w", err)
 		}
 		r.Sync = orOff(next.String())

@@ -121,10 +121,7 @@ func (l *Local) Up(ctx context.Context, spec Spec) (_ *Cluster, err error) {
 	}()
 	if c.NetProxy != nil {
 		// Before the standbys: their primary_conninfo names its ports.
-		if err := l.timed("link proxy", func() error { return startNetProxy(ctx, c, l.Store.Dir) }); err != nil {
-			return nil, err
-		}
-		if err := l.Store.Save(c); err != nil { // its pid
+		if err := l.timed("link proxy", func() error { return startNetProxy(ctx, c, l.Store) }); err != nil {
 			return nil, err
 		}
 	}
@@ -267,7 +264,8 @@ func allAlive(c *Cluster) bool {
 			return false
 		}
 	}
-	return true
+	// Without its link proxy, a linked standby is cut off for good.
+	return c.NetProxy == nil || NetProxyRuns(c)
 }
 
 // Alive reports which nodes of a local env have a running postmaster.

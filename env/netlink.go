@@ -79,7 +79,7 @@ var rateRE = regexp.MustCompile(`(?i)^([0-9]+(?:\.[0-9]+)?)\s*(kbit|mbit|gbit)$`
 // ParseNetBandwidths reads --net-bandwidth: standby2=10mbit (kbit, mbit,
 // gbit: powers of 1000, as network rates are given).
 func ParseNetBandwidths(specs []string, links map[string]Link) error {
-	const want = "want standbyN=RATE with kbit, mbit or gbit, e.g. standby2=10mbit (at least 8kbit)"
+	const want = "want standbyN=RATE with kbit, mbit or gbit, e.g. standby2=10mbit (8kbit to 100gbit)"
 	return eachItem(specs, "net-bandwidth", want, links, func(l *Link, val string) bool {
 		m := rateRE.FindStringSubmatch(val)
 		if m == nil {
@@ -87,7 +87,7 @@ func ParseNetBandwidths(specs []string, links map[string]Link) error {
 		}
 		x, _ := strconv.ParseFloat(m[1], 64)
 		bits := x * map[string]float64{"kbit": 1e3, "mbit": 1e6, "gbit": 1e9}[strings.ToLower(m[2])]
-		if bits < 8000 {
+		if bits < 8000 || bits > 100e9 {
 			return false
 		}
 		kbps := int64(math.Round(bits / 8 / 1000)) // toxiproxy's unit: whole KB/s
@@ -141,9 +141,13 @@ func standbyItems(specs []string, flag, want string, set func(node, val, item st
 
 // checkLinks refuses links on standbys the env will not have.
 func checkLinks(links map[string]Link, standbys int) error {
-	for n := range links {
+	for n, l := range links {
 		if i, _ := strconv.Atoi(strings.TrimPrefix(n, "standby")); i > standbys {
-			return input.Bad("net-delay", n, "this env has standby1..standby%d", standbys)
+			flag := "net-delay"
+			if l.Delay == 0 {
+				flag = "net-bandwidth"
+			}
+			return input.Bad(flag, n, "this env has standby1..standby%d", standbys)
 		}
 	}
 	return nil

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pgbenchx/pgbenchx/env"
 	"github.com/pgbenchx/pgbenchx/env/envtest"
 	"github.com/pgbenchx/pgbenchx/input"
@@ -83,6 +85,30 @@ func TestNetLink(t *testing.T) {
 		t.Fatalf("standby2 does not stream (%q): %v", state, err)
 	}
 	requireVerify(t, mustLoad(t, p, c.Name))
+
+	// Partition: nothing gets through; twice is no error. Heal: a new
+	// connection gets through again; twice is no error.
+	if err := env.Partition(c, "standby1"); !input.Is(err) {
+		t.Errorf("partition of standby1, which has no link: %v, want bad input", err)
+	}
+	for range 2 {
+		if err := env.Partition(c, "standby2"); err != nil {
+			t.Fatalf("partition: %v", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	if conn, err := pgx.Connect(ctx, c.Standbys[1].DSN()); err == nil {
+		conn.Close(context.Background())
+		t.Error("connected to standby2 through a partitioned link")
+	}
+	cancel()
+	for range 2 {
+		if err := env.Heal(c, "standby2"); err != nil {
+			t.Fatalf("heal: %v", err)
+		}
+	}
+	rtt(&c.Standbys[1])
+
 	pid := c.NetProxy.PID
 	if err := p.Down(context.Background(), c.Name); err != nil {
 		t.Fatal(err)

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	ossignal "os/signal"
@@ -15,17 +18,21 @@ import (
 	"time"
 
 	"github.com/Shopify/toxiproxy/v2"
-	toxiclient "github.com/Shopify/toxiproxy/v2/client"
 	"github.com/rs/zerolog"
+
+	"github.com/pgbenchx/pgbenchx/input"
 )
 
 // NetProxy is an env's link proxy: a pgbenchx process of its own (it
 // must outlive the command that built the env, since replication goes
-// through it), serving toxiproxy's proxies for every standby with a Link
-// and toxiproxy's HTTP API on API (127.0.0.1) for changes at run time.
+// through it), serving toxiproxy's proxies, used as a library, for every
+// standby with a Link. It is steered through a small API of its own on a
+// Unix socket in the env's socket folder (0700: the env's owner only),
+// not toxiproxy's HTTP API, which would let any local user open
+// listeners anywhere.
 type NetProxy struct {
 	PID     int    `json:"pid"`
-	API     string `json:"api"` // host:port
+	Socket  string `json:"socket"`
 	LogFile string `json:"log_file"`
 }
 
@@ -37,7 +44,7 @@ const NetProxyEnv = "PGBENCHX_NET_PROXY"
 // ServeNetIfAsked serves an env's links and exits when NetProxyEnv asks
 // for it; otherwise it returns at once. main calls it first, and so must
 // TestMain in packages whose tests build envs with links (a test binary
-// is what os.Executable names there).
+// is what os.Executable names there: envtest.Main does it).
 func ServeNetIfAsked() {
 	name := os.Getenv(NetProxyEnv)
 	if name == "" {
@@ -50,9 +57,12 @@ func ServeNetIfAsked() {
 	os.Exit(0)
 }
 
-// serveNet runs the proxies of env name until SIGTERM or SIGINT.
+// serveNet runs the proxies of env name until SIGTERM or SIGINT, or until
+// its state file is gone or names another proxy (an env torn down by a
+// process that could not stop it).
 func serveNet(name string) error {
-	c, err := (Store{Dir: DefaultStateDir()}).Load(name)
+	store := Store{Dir: DefaultStateDir()}
+	c, err := store.Load(name)
 	if err != nil {
 		return err
 	}
@@ -64,16 +74,12 @@ func serveNet(name string) error {
 		if n.Link == nil {
 			continue
 		}
-		up, err := c.Node(n.Upstream)
-		if err != nil {
-			return err
-		}
 		for _, p := range []struct {
 			kind   string
 			listen int
-			to     int
-		}{{"client", n.Link.ClientPort, n.Port}, {"repl", n.Link.ReplPort, up.Port}} {
-			proxy := toxiproxy.NewProxy(server, n.Name+"-"+p.kind, "127.0.0.1:"+strconv.Itoa(p.listen), "127.0.0.1:"+strconv.Itoa(p.to))
+		}{{"client", n.Link.ClientPort}, {"repl", n.Link.ReplPort}} {
+			// Upstreams are set by route once the servers have ports.
+			proxy := toxiproxy.NewProxy(server, n.Name+"-"+p.kind, "127.0.0.1:"+strconv.Itoa(p.listen), "127.0.0.1:0")
 			if err := server.Collection.Add(proxy, true); err != nil {
 				return fmt.Errorf("%s: %s proxy: %w", n.Name, p.kind, err)
 			}
@@ -84,17 +90,115 @@ func serveNet(name string) error {
 			}
 		}
 	}
-	sig := make(chan os.Signal, 1)
-	ossignal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	_ = os.Remove(c.NetProxy.Socket)
+	ln, err := net.Listen("unix", c.NetProxy.Socket)
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(c.NetProxy.Socket, 0o600); err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ready", func(http.ResponseWriter, *http.Request) {})
+	mux.HandleFunc("POST /route", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, routeProxy(server, r.FormValue("proxy"), r.FormValue("upstream")))
+	})
+	mux.HandleFunc("POST /cut", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, cutProxy(server, r.FormValue("proxy"), r.FormValue("on") == "1"))
+	})
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	stop := make(chan os.Signal, 1)
+	ossignal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
-		<-sig
-		_ = server.Shutdown()
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+			case <-tick.C:
+				if cur, err := store.Load(name); err == nil && cur.NetProxy != nil && (cur.NetProxy.PID == 0 || cur.NetProxy.PID == os.Getpid()) {
+					continue
+				}
+			}
+			_ = hs.Close()
+			return
+		}
 	}()
-	return server.Listen(c.NetProxy.API)
+	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	server.Collection.Clear()
+	return os.Remove(c.NetProxy.Socket)
 }
 
-// toxics are a link's, as toxiproxy's API takes them: the round trip's
-// delay split between the two directions, and the rate each way.
+func reply(w http.ResponseWriter, err error) {
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+	}
+}
+
+// routeProxy points a proxy at upstream (127.0.0.1:port).
+func routeProxy(server *toxiproxy.ApiServer, name, upstream string) error {
+	p, err := server.Collection.Get(name)
+	if err != nil {
+		return err
+	}
+	if _, err := strconv.Atoi(upstream); err != nil {
+		return fmt.Errorf("upstream %q: not a port", upstream)
+	}
+	return p.Update(&toxiproxy.Proxy{Name: name, Listen: p.Listen, Upstream: "127.0.0.1:" + upstream, Enabled: true})
+}
+
+// cutProxy adds (on) or removes a proxy's partition toxics, both ways;
+// doing what is already done is not an error.
+func cutProxy(server *toxiproxy.ApiServer, name string, on bool) error {
+	p, err := server.Collection.Get(name)
+	if err != nil {
+		return err
+	}
+	for _, stream := range []string{"downstream", "upstream"} {
+		toxic := "partition_" + stream
+		if on {
+			_, err = p.Toxics.AddToxicJson(strings.NewReader(fmt.Sprintf(`{"name":%q,"type":"timeout","stream":%q,"toxicity":1,"attributes":{"timeout":0}}`, toxic, stream)))
+			if errors.Is(err, toxiproxy.ErrToxicAlreadyExists) {
+				err = nil
+			}
+		} else if err = p.Toxics.RemoveToxic(context.Background(), toxic); errors.Is(err, toxiproxy.ErrToxicNotFound) {
+			err = nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// netCall asks the env's link proxy to do op with the values.
+func netCall(c *Cluster, op string, values url.Values) error {
+	if c.NetProxy == nil {
+		return errors.New("the env has no link proxy")
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", c.NetProxy.Socket)
+		},
+	}}
+	defer client.CloseIdleConnections()
+	resp, err := client.PostForm("http://link-proxy/"+op, values)
+	if err != nil {
+		return fmt.Errorf("link proxy: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("link proxy: %s: %s", op, strings.TrimSpace(string(b)))
+	}
+	return nil
+}
+
+// toxics are a link's, as toxiproxy takes them: the round trip's delay
+// split between the two directions, and the rate each way.
 func toxics(l Link) []string {
 	var out []string
 	down, up := halves(l.Delay)
@@ -117,55 +221,12 @@ func toxics(l Link) []string {
 // (its clients' proxy) and at its upstream's (its replication proxy):
 // ports are known only once the servers started, after the proxy did.
 func routeLink(c *Cluster, n *Node, upPort int) error {
-	cl := toxiclient.NewClient(c.NetProxy.API)
 	for _, r := range []struct {
 		kind string
 		port int
 	}{{"client", n.Port}, {"repl", upPort}} {
-		p, err := cl.Proxy(n.Name + "-" + r.kind)
-		if err != nil {
-			return fmt.Errorf("%s: link proxy %s: %w", n.Name, r.kind, err)
-		}
-		p.Upstream = "127.0.0.1:" + strconv.Itoa(r.port)
-		if err := p.Save(); err != nil {
-			return fmt.Errorf("%s: link proxy %s: %w", n.Name, r.kind, err)
-		}
-	}
-	return nil
-}
-
-// Partition cuts standby's link both ways (toxiproxy's timeout toxic
-// with no timeout: data is held, connections stay open), in its clients'
-// connections and its replication: a network partition. Heal ends it.
-func Partition(c *Cluster, standby string) error { return cut(c, standby, true) }
-
-// Heal ends a Partition: what was held goes through.
-func Heal(c *Cluster, standby string) error { return cut(c, standby, false) }
-
-func cut(c *Cluster, standby string, on bool) error {
-	n, err := c.Node(standby)
-	if err != nil {
-		return err
-	}
-	if n.Link == nil || c.NetProxy == nil {
-		return fmt.Errorf("%s has no slow link to cut (env up --net-delay %s=...)", standby, standby)
-	}
-	cl := toxiclient.NewClient(c.NetProxy.API)
-	for _, kind := range []string{"client", "repl"} {
-		p, err := cl.Proxy(n.Name + "-" + kind)
-		if err != nil {
-			return fmt.Errorf("%s: link proxy %s: %w", n.Name, kind, err)
-		}
-		for _, stream := range []string{"downstream", "upstream"} {
-			name := "partition_" + stream
-			if on {
-				_, err = p.AddToxic(name, "timeout", stream, 1, toxiclient.Attributes{"timeout": 0})
-			} else {
-				err = p.RemoveToxic(name)
-			}
-			if err != nil {
-				return fmt.Errorf("%s: link proxy %s: %w", n.Name, kind, err)
-			}
+		if err := netCall(c, "route", url.Values{"proxy": {n.Name + "-" + r.kind}, "upstream": {strconv.Itoa(r.port)}}); err != nil {
+			return fmt.Errorf("%s: %s: %w", n.Name, r.kind, err)
 		}
 	}
 	return nil
@@ -184,8 +245,42 @@ func upstreamPort(c *Cluster, n, up *Node) (int, error) {
 	return n.Link.ReplPort, nil
 }
 
+// Partition cuts standby's link both ways, in its clients' connections
+// and its replication: toxiproxy's timeout toxic with no timeout, so
+// nothing goes through (what is sent is dropped) and nothing is closed
+// while it lasts, as in a network partition. Heal ends it, and with it
+// the connections that were cut (toxiproxy closes them): clients and the
+// standby's replication connect again. Either is a no-op when done.
+func Partition(c *Cluster, standby string) error { return cut(c, standby, true) }
+
+// Heal ends a Partition.
+func Heal(c *Cluster, standby string) error { return cut(c, standby, false) }
+
+func cut(c *Cluster, standby string, on bool) error {
+	n, err := c.Node(standby)
+	if err != nil {
+		return err
+	}
+	if n.Link == nil || c.NetProxy == nil {
+		return input.Bad("node", standby, "want a standby with a slow link (env up --net-delay %s=...): only its link can be cut", standby)
+	}
+	var done []string
+	for _, kind := range []string{"client", "repl"} {
+		proxy := n.Name + "-" + kind
+		if err := netCall(c, "cut", url.Values{"proxy": {proxy}, "on": {map[bool]string{true: "1", false: "0"}[on]}}); err != nil {
+			// Not half cut: undo what was done.
+			for _, p := range done {
+				_ = netCall(c, "cut", url.Values{"proxy": {p}, "on": {map[bool]string{true: "0", false: "1"}[on]}})
+			}
+			return fmt.Errorf("%s: %w", n.Name, err)
+		}
+		done = append(done, proxy)
+	}
+	return nil
+}
+
 // planLinks gives the linked standbys their proxy ports and the env its
-// proxy's API address, before anything starts.
+// proxy's socket, before anything starts.
 func planLinks(c *Cluster, links map[string]Link) error {
 	if len(links) == 0 {
 		return nil
@@ -205,22 +300,19 @@ func planLinks(c *Cluster, links map[string]Link) error {
 		}
 		n.Link = &l
 	}
-	api, err := freePort()
-	if err != nil {
-		return err
-	}
-	c.NetProxy = &NetProxy{API: "127.0.0.1:" + strconv.Itoa(api), LogFile: filepath.Join(c.BaseDir, "log", "net-proxy.log")}
+	c.NetProxy = &NetProxy{Socket: filepath.Join(c.SocketDir, ".pgbx-link-proxy"), LogFile: filepath.Join(c.BaseDir, "log", "net-proxy.log")}
 	return nil
 }
 
 // netProxyWait bounds the proxy's start.
 const netProxyWait = 10 * time.Second
 
-// startNetProxy starts the env's link proxy (its state must be saved:
-// the proxy reads it) and waits until its API answers. The process has a
+// startNetProxy starts the env's link proxy and waits until it answers.
+// Its pid is saved as soon as it runs, so that a crash of this command
+// leaves a record for the next up or down to stop it. The process has a
 // session of its own, so Ctrl-C on the command that started it does not
 // reach it; Down stops it.
-func startNetProxy(ctx context.Context, c *Cluster, stateDir string) error {
+func startNetProxy(ctx context.Context, c *Cluster, store Store) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -234,7 +326,7 @@ func startNetProxy(ctx context.Context, c *Cluster, stateDir string) error {
 	}
 	defer logf.Close()
 	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), NetProxyEnv+"="+c.Name, StateDirEnv+"="+stateDir)
+	cmd.Env = append(os.Environ(), NetProxyEnv+"="+c.Name, StateDirEnv+"="+store.Dir)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -243,11 +335,20 @@ func startNetProxy(ctx context.Context, c *Cluster, stateDir string) error {
 	c.NetProxy.PID = cmd.Process.Pid
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	if err := store.Save(c); err != nil {
+		stopNetProxy(c)
+		return err
+	}
 	deadline := time.Now().Add(netProxyWait)
-	client := &http.Client{Timeout: time.Second}
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", c.NetProxy.Socket)
+		},
+	}}
+	defer client.CloseIdleConnections()
 	for {
-		resp, err := client.Get("http://" + c.NetProxy.API + "/version")
-		if err == nil {
+		if resp, err := client.Get("http://link-proxy/ready"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
@@ -263,7 +364,7 @@ func startNetProxy(ctx context.Context, c *Cluster, stateDir string) error {
 		}
 		if time.Now().After(deadline) {
 			stopNetProxy(c)
-			return fmt.Errorf("the link proxy's API at %s did not answer within %s: %s", c.NetProxy.API, netProxyWait, lastLines(logSince(c.NetProxy.LogFile, 0), 3))
+			return fmt.Errorf("the link proxy did not answer within %s: %s", netProxyWait, lastLines(logSince(c.NetProxy.LogFile, 0), 3))
 		}
 	}
 }
@@ -271,16 +372,13 @@ func startNetProxy(ctx context.Context, c *Cluster, stateDir string) error {
 // stopNetProxy ends the env's link proxy, if it runs: SIGTERM, then
 // SIGKILL after a second.
 func stopNetProxy(c *Cluster) {
-	if c.NetProxy == nil || c.NetProxy.PID <= 0 {
+	if !NetProxyRuns(c) {
 		return
 	}
 	pid := c.NetProxy.PID
-	if !netProxyRuns(c) {
-		return
-	}
 	_ = syscall.Kill(pid, syscall.SIGTERM)
 	for range 100 {
-		if !netProxyRuns(c) {
+		if !NetProxyRuns(c) {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -288,17 +386,26 @@ func stopNetProxy(c *Cluster) {
 	_ = syscall.Kill(pid, syscall.SIGKILL)
 }
 
-// netProxyRuns says whether the recorded pid is still the env's proxy (a
-// reused pid belongs to someone else: its environment says whose).
-func netProxyRuns(c *Cluster) bool {
+// NetProxyRuns says whether the env's link proxy runs: the recorded pid
+// is a process serving this env of this state folder (a reused pid
+// belongs to someone else: its environment says whose). False for an env
+// without one.
+func NetProxyRuns(c *Cluster) bool {
+	if c.NetProxy == nil || c.NetProxy.PID <= 0 {
+		return false
+	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", c.NetProxy.PID))
 	if err != nil {
 		return false
 	}
+	name, dir := false, c.stateDir == ""
 	for _, kv := range strings.Split(string(b), "\x00") {
-		if kv == NetProxyEnv+"="+c.Name {
-			return true
+		switch kv {
+		case NetProxyEnv + "=" + c.Name:
+			name = true
+		case StateDirEnv + "=" + c.stateDir:
+			dir = true
 		}
 	}
-	return false
+	return name && dir
 }

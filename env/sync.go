@@ -2,6 +2,7 @@ package env
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -168,6 +169,10 @@ func (r SyncRule) Only(names []string) SyncRule {
 	return out
 }
 
+// ErrSyncReset is wrapped by a SetSync that gave up on its rule and set
+// synchronous_standby_names back to off.
+var ErrSyncReset = errors.New("reset to off (asynchronous)")
+
 // syncWait bounds the wait for standbys to become synchronous.
 const syncWait = 30 * time.Second
 
@@ -214,7 +219,7 @@ func setSync(ctx context.Context, dsn string, rule SyncRule) error {
 		if rerr != nil {
 			return fmt.Errorf("%w; resetting it to off failed too: %v (commits may wait)", err, rerr)
 		}
-		return fmt.Errorf("%w; reset to off (asynchronous) so that commits do not wait", err)
+		return fmt.Errorf("%w; %w so that commits do not wait", err, ErrSyncReset)
 	}
 	return err
 }

@@ -413,7 +413,9 @@ func recoveryConflicts(s *metrics.StrategyResult) int64 {
 	var n int64
 	for _, nr := range s.Nodes {
 		if nr != nil {
-			n += nr.Errors[RecoveryConflictLabel]
+			// "40001 recovery_conflict": the label of runs stored before
+			// 40P01 conflicts were counted under it too.
+			n += nr.Errors[RecoveryConflictLabel] + nr.Errors["40001 "+RecoveryConflictLabel]
 		}
 	}
 	return n

@@ -8,8 +8,8 @@ import (
 )
 
 // LatencyObserver learns how long each read on a node took: nearest
-// routes by it. The caller tells it of every read that ended on the node
-// (succeeded or failed there; not one the phase's end cut off).
+// routes by it. The caller tells it of every read that succeeded on the
+// node, and of every one that timed out there.
 type LatencyObserver interface {
 	ObserveLatency(node int, d time.Duration)
 }

@@ -481,9 +481,9 @@ func (c *client) op(ctx context.Context, due time.Time) {
 			return
 		}
 		outcome, label := classify(qerr, timedOut)
-		if ph.latencies != nil {
-			// A read that failed after a while (a timeout) says the node
-			// is slow as surely as a slow success does.
+		if ph.latencies != nil && timedOut {
+			// A read that timed out says the node is slow as surely as a
+			// slow success does; a fast failure says nothing of its speed.
 			ph.latencies.ObserveLatency(node, now.Sub(start))
 		}
 		ph.bal.Done(node, outcome)

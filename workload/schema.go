@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -35,7 +36,9 @@ func (s *Scenario) seed(ctx context.Context) error {
 	// Counted and topped up under a lock: load generators starting at
 	// once (run --start-at on several machines) would each add what is
 	// missing, and seed twice the scale.
-	tx, err := s.w().Begin(ctx)
+	// Read committed whatever the server's default: the count must see a
+	// seed committed while this transaction waited for the lock.
+	tx, err := s.w().BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
 		return fmt.Errorf("primary: %s", s.redact(err.Error()))
 	}

@@ -166,6 +166,9 @@ func printLinks(w io.Writer, c *env.Cluster) {
 			fmt.Fprintf(w, "slow link: %s %s (clients through port %d, replication through port %d)\n", n.Name, n.Link, n.Link.ClientPort, n.Link.ReplPort)
 		}
 	}
+	if c.NetProxy != nil && !env.NetProxyRuns(c) {
+		fmt.Fprintf(w, "the link proxy (pid %d) is NOT running: the linked standbys are cut off; pgbenchx env down --name %s, then up again\n", c.NetProxy.PID, c.Name)
+	}
 }
 
 func loadEnv(cmd *cli.Command) (*env.Cluster, error) {

@@ -41,9 +41,9 @@ func nodeActions() []nodeAction {
 		{"thaw", "resume a frozen node (SIGCONT)", "",
 			func(ctx context.Context, _ *env.Cluster, c env.Controller, n string) error { return c.Thaw(ctx, n) }},
 		{"partition", "cut a standby's slow link both ways: a network partition (the env needs --net-delay or --net-bandwidth on it)",
-			"Nothing goes through, in its clients' connections or its replication, and nothing is closed: reads hang until --query-timeout, replication stalls. 'env heal' ends it.",
+			"Nothing goes through, in its clients' connections or its replication (what is sent is dropped), and nothing is closed: reads hang until --query-timeout, replication stalls. 'env heal' ends it. Nothing is recorded: heal before the env is used again.",
 			func(_ context.Context, c *env.Cluster, _ env.Controller, n string) error { return env.Partition(c, n) }},
-		{"heal", "end a partition: what was held goes through", "",
+		{"heal", "end a partition: the connections that were cut are closed, clients and replication connect again", "",
 			func(_ context.Context, c *env.Cluster, _ env.Controller, n string) error { return env.Heal(c, n) }},
 	}
 }
