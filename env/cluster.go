@@ -48,6 +48,8 @@ type Node struct {
 	// it (env up --cpus); zero and empty when uncapped.
 	CPUs   float64 `json:"cpus,omitempty"`
 	Cgroup string  `json:"cgroup,omitempty"`
+	// Container is the node's container (docker provider only).
+	Container string `json:"container,omitempty"`
 	// Link is the slow link the standby sits behind (env up
 	// --net-delay): its DSN reaches it through the link's proxy.
 	Link *Link `json:"link,omitempty"`
@@ -149,6 +151,8 @@ type Cluster struct {
 	// socket by peer identity; empty for envs built before it existed
 	// (they let postgres in that way).
 	AdminUser string `json:"admin_user,omitempty"`
+	// Image is what the nodes' containers run (docker provider only).
+	Image string `json:"image,omitempty"`
 	// NetProxy is the process serving the standbys' slow links (nil
 	// without --net-delay / --net-bandwidth); Down stops it.
 	NetProxy *NetProxy `json:"net_proxy,omitempty"`

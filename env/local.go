@@ -271,6 +271,16 @@ func allAlive(c *Cluster) bool {
 // Alive reports which nodes of a local env have a running postmaster.
 func Alive(c *Cluster) map[string]bool {
 	out := map[string]bool{}
+	if c.Provider == DockerName {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ctl := &dockerControl{c: c}
+		for _, n := range c.Nodes() {
+			st, err := ctl.State(ctx, n.Name)
+			out[n.Name] = err == nil && st == NodeRunning
+		}
+		return out
+	}
 	for _, n := range c.Nodes() {
 		out[n.Name] = postmasterAlive(n.PID, n.DataDir) || postmasterAlive(postmasterPID(n.DataDir), n.DataDir)
 	}

@@ -49,6 +49,9 @@ type Options struct {
 	CacheDir string
 	PgBin    string
 	OSUser   string
+
+	// Docker provider: the image the nodes run (zero: DefaultImage).
+	Image string
 }
 
 // Factory makes a provider configured by the options.

@@ -69,6 +69,7 @@ Examples:
 			&cli.StringFlag{Name: "pg-bin", Usage: "folder of initdb, postgres, pg_basebackup and pg_rewind (default: pg_config --bindir, else newest /usr/lib/postgresql/*/bin)"},
 			cpusFlag(),
 			&cli.StringFlag{Name: "sync", Usage: "synchronous replication: the primary's synchronous_standby_names, e.g. \"ANY 1 (standby1, standby2)\" or \"FIRST 1 (standby1)\", set once every standby streams (default off: asynchronous)"},
+			&cli.StringFlag{Name: "image", Value: env.DefaultImage, Usage: "--provider docker: the PostgreSQL image the nodes run (make docker-image builds the default from Debian's packages)"},
 			&cli.StringFlag{Name: "os-user", Usage: "when run as root, the unprivileged OS user who runs the servers and owns their folders (default postgres)"},
 		}, netFlags()...),
 		Action: envUp,
@@ -83,6 +84,7 @@ func envUp(ctx context.Context, cmd *cli.Command) error {
 		Step:   func(step string, took time.Duration) { fmt.Fprintf(out, "  %-24s %6.2fs\n", step, took.Seconds()) },
 		PgBin:  cmd.String("pg-bin"),
 		OSUser: cmd.String("os-user"),
+		Image:  cmd.String("image"),
 	})
 	if err != nil {
 		return err
@@ -128,7 +130,11 @@ func envUp(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "up in %.2fs, PostgreSQL %s, data in %s\n", time.Since(t0).Seconds(), c.ServerVersion, c.BaseDir)
+	where := "data in " + c.BaseDir
+	if c.Provider == env.DockerName {
+		where = fmt.Sprintf("containers and volumes pgbenchx-%s-*, image %s", c.Name, c.Image)
+	}
+	fmt.Fprintf(out, "up in %.2fs, PostgreSQL %s, %s\n", time.Since(t0).Seconds(), c.ServerVersion, where)
 	if c.Sync != "" {
 		fmt.Fprintf(out, "synchronous replication: synchronous_standby_names = '%s' on the primary\n", c.Sync)
 	}

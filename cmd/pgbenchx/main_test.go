@@ -32,6 +32,8 @@ func TestBadInputExitsTwoWithOneLine(t *testing.T) {
 		{[]string{"env", "up", "--topology", "ring"}, "--topology ring"},
 		{[]string{"env", "up", "--pg-setting", "port=1"}, "--pg-setting"},
 		{[]string{"env", "up", "--provider", "k8s"}, "--provider k8s"},
+		{[]string{"env", "up", "--provider", "docker", "--topology", "cascade"}, "--topology cascade"},
+		{[]string{"env", "up", "--provider", "docker", "--net-delay", "standby1=5ms"}, "--net-delay"},
 		{[]string{"env", "up", "--name", "Has Space"}, "--name"},
 		{[]string{"env", "up", "--no-such-flag"}, "no-such-flag"},
 		{[]string{"env", "status", "--format", "xml"}, "--format xml"},

@@ -1,0 +1,98 @@
+package env_test
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pgbenchx/pgbenchx/env"
+)
+
+// dockerProvider is the docker provider with its state in the test's
+// folder, or a skip saying why there is none here.
+func dockerProvider(t *testing.T) env.Provider {
+	t.Helper()
+	if err := exec.Command("docker", "info").Run(); err != nil {
+		t.Skip("no Docker engine answers here (docker info failed)")
+	}
+	if err := exec.Command("docker", "image", "inspect", env.DefaultImage).Run(); err != nil {
+		t.Skipf("no image %s: make docker-image builds it (make test does where an engine answers)", env.DefaultImage)
+	}
+	p, err := env.Lookup(env.DockerName, env.Options{Store: env.Store{Dir: t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// dockerPS lists the containers labelled with the env's name.
+func dockerPS(t *testing.T, name string, extra ...string) []string {
+	t.Helper()
+	args := append([]string{"ps", "-q", "--filter", "label=" + env.LabelEnv + "=" + name}, extra...)
+	out, err := exec.Command("docker", args...).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Fields(string(out))
+}
+
+// TestDockerEnv builds an env of containers: labelled, the standby's CPU
+// cap in its container's config, streaming and verified; a standby
+// killed and started again streams again; down leaves nothing labelled.
+func TestDockerEnv(t *testing.T) {
+	p := dockerProvider(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := p.Up(ctx, env.Spec{Name: "dkt", Standbys: 2, Fast: true, CPUs: map[string]float64{"standby1": 0.5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Down(context.Background(), c.Name) })
+	if got := dockerPS(t, c.Name); len(got) != 3 {
+		t.Errorf("%d labelled containers running, want 3", len(got))
+	}
+	out, err := exec.Command("docker", "inspect", "-f", "{{.HostConfig.NanoCpus}}", "pgbenchx-dkt-standby1").Output()
+	if err != nil || strings.TrimSpace(string(out)) != "500000000" {
+		t.Errorf("standby1's container NanoCpus %q (%v), want 500000000 (0.5 CPU)", out, err)
+	}
+	for _, ch := range env.Verify(ctx, c) {
+		if !ch.Pass {
+			t.Errorf("verify: %s: %s", ch.Name, ch.Detail)
+		}
+	}
+	ctl, err := p.Control(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ctl.Kill(ctx, "standby2"); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := ctl.State(ctx, "standby2"); err != nil || st != env.NodeStopped {
+		t.Errorf("standby2 after kill: %s (%v), want stopped", st, err)
+	}
+	if err := ctl.Start(ctx, "standby2"); err != nil { // waits until it streams
+		t.Fatal(err)
+	}
+	if err := ctl.Freeze(ctx, "standby1"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := ctl.State(ctx, "standby1"); st != env.NodeFrozen {
+		t.Errorf("standby1 after freeze: %s, want frozen", st)
+	}
+	if err := ctl.Thaw(ctx, "standby1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Down(ctx, c.Name); err != nil {
+		t.Fatal(err)
+	}
+	if left := dockerPS(t, c.Name, "-a"); len(left) != 0 {
+		t.Errorf("%d labelled containers left after down", len(left))
+	}
+	vols, _ := exec.Command("docker", "volume", "ls", "-q", "--filter", "label="+env.LabelEnv+"="+c.Name).Output()
+	nets, _ := exec.Command("docker", "network", "ls", "-q", "--filter", "label="+env.LabelEnv+"="+c.Name).Output()
+	if strings.TrimSpace(string(vols)+string(nets)) != "" {
+		t.Errorf("left after down: volumes %q, networks %q", vols, nets)
+	}
+}
