@@ -277,14 +277,14 @@ func (d *Docker) primaryRoles(ctx context.Context, c *Cluster) error {
 	return nil
 }
 
-// baseBackup copies the primary into a standby's volume over the env's
-// network, as pg_basebackup -R writes it: primary_conninfo names the
-// primary's container and the standby's application_name.
+// baseBackup copies the standby's upstream into its volume over the
+// env's network, as pg_basebackup -R writes it: primary_conninfo names
+// the upstream's container and the standby's application_name.
 func (d *Docker) baseBackup(ctx context.Context, cli *client.Client, c *Cluster, n *Node) error {
 	script := `set -e
 umask 077
 printf '*:*:*:%s:%s\n' "` + c.ReplUser + `" "$PGBX_PASSWORD" > ` + dockerHome + `/.pgpass
-pg_basebackup -d "host=primary port=` + strconv.Itoa(dockerPort) + ` user=` + c.ReplUser + ` application_name=` + n.Name + ` passfile=` + dockerHome + `/.pgpass" -D ` + dockerData + ` -X stream -S ` + n.Slot + ` --checkpoint=fast -R --no-sync
+pg_basebackup -d "host=` + n.Upstream + ` port=` + strconv.Itoa(dockerPort) + ` user=` + c.ReplUser + ` application_name=` + n.Name + ` passfile=` + dockerHome + `/.pgpass" -D ` + dockerData + ` -X stream -S ` + n.Slot + ` --checkpoint=fast -R --no-sync
 `
 	t0 := time.Now()
 	if err := d.oneShot(ctx, cli, c, n, "basebackup", script, []string{"PGBX_PASSWORD=" + c.ReplPassword}); err != nil {

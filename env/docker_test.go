@@ -96,3 +96,33 @@ func TestDockerEnv(t *testing.T) {
 		t.Errorf("left after down: volumes %q, networks %q", vols, nets)
 	}
 }
+
+// TestDockerFailover fails over a docker env: standby1 promoted, standby2
+// follows it, and the env verifies on its new topology.
+func TestDockerFailover(t *testing.T) {
+	p := dockerProvider(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := p.Up(ctx, env.Spec{Name: "dkfo", Standbys: 2, Fast: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Down(context.Background(), c.Name) })
+	ctl, err := p.Control(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := env.Failover(ctx, ctl, c, "standby1", nil)
+	if err != nil {
+		t.Fatalf("failover: %v (%+v)", err, r)
+	}
+	t.Logf("%s", r)
+	if c.Primary.Name != "standby1" || len(c.Standbys) != 1 || c.Standbys[0].Upstream != "standby1" {
+		t.Fatalf("after the failover: primary %s, standbys %+v", c.Primary.Name, c.Standbys)
+	}
+	for _, ch := range env.Verify(ctx, c) {
+		if !ch.Pass {
+			t.Errorf("verify: %s: %s", ch.Name, ch.Detail)
+		}
+	}
+}
