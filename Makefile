@@ -3,7 +3,7 @@ GO          ?= go
 BIN         := bin/pgbenchx
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build run test lint bench deps clean docker-image
+.PHONY: build run test lint bench deps clean docker-image image distributed
 
 build:
 	$(GO) build -o $(BIN) ./cmd/pgbenchx
@@ -29,6 +29,16 @@ test: deps
 # its last line is IMAGE=<name>.
 docker-image:
 	@bash scripts/docker-image.sh
+
+# image builds the pgbenchx load generator's image (FROM scratch, the
+# static binary); its last line is IMAGE=<name>.
+image:
+	@bash scripts/image.sh
+
+# distributed runs two generator containers under docker-compose against a
+# docker env, merges their runs and prints the merged totals.
+distributed: build
+	@bash scripts/distributed.sh
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
