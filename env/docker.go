@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -99,8 +100,6 @@ func (d *Docker) Up(ctx context.Context, spec Spec) (_ *Cluster, err error) {
 	switch {
 	case spec.Topology == Cascade:
 		return nil, input.Bad("topology", string(spec.Topology), "the docker provider builds star envs only, for now")
-	case len(spec.NetLinks) > 0:
-		return nil, input.Bad("net-delay", "", "slow links are not on the docker provider yet")
 	}
 	cli, err := dockerClient(ctx)
 	if err != nil {
@@ -109,6 +108,11 @@ func (d *Docker) Up(ctx context.Context, spec Spec) (_ *Cluster, err error) {
 	defer cli.Close()
 	if _, err := cli.ImageInspect(ctx, d.Image); err != nil {
 		return nil, input.Bad("image", d.Image, "no such image here; build it with: make docker-image (nothing can be pulled)")
+	}
+	if len(spec.NetLinks) > 0 {
+		if _, err := cli.ImageInspect(ctx, ToolImage()); err != nil {
+			return nil, input.Bad("net-delay", "", "slow links on docker run pgbenchx's own image %s as their proxy: build it with make image", ToolImage())
+		}
 	}
 	if old, err := d.Store.Load(spec.Name); err == nil {
 		if old.Status == statusReady && dockerAllRunning(ctx, cli, old) {
@@ -133,6 +137,11 @@ func (d *Docker) Up(ctx context.Context, spec Spec) (_ *Cluster, err error) {
 	t0 := time.Now()
 	if _, err := cli.NetworkCreate(ctx, networkName(c.Name), client.NetworkCreateOptions{Labels: map[string]string{LabelEnv: c.Name}}); err != nil {
 		return nil, fmt.Errorf("docker: network: %w", err)
+	}
+	if c.NetProxy != nil {
+		if err := d.startLinkProxy(ctx, cli, c); err != nil {
+			return nil, err
+		}
 	}
 	if err := d.initPrimary(ctx, cli, c, spec); err != nil {
 		return nil, err
@@ -206,6 +215,20 @@ func (d *Docker) newCluster(spec Spec) (*Cluster, error) {
 		}
 		s.Upstream, s.Slot, s.ApplyDelay = "primary", SlotName(s.Name), spec.ApplyDelay[s.Name]
 		c.Standbys = append(c.Standbys, s)
+	}
+	if err := planLinks(c, spec.NetLinks); err != nil {
+		return nil, err
+	}
+	if c.NetProxy != nil {
+		// A container of pgbenchx's image on the env's network: the
+		// standbys' replication reaches it there. It reads the state
+		// folder (read-only) and answers on a socket in a folder of the
+		// state's, 0700.
+		dir := filepath.Join(d.Store.Dir, spec.Name+".link")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		c.NetProxy = &NetProxy{Container: containerName(spec.Name, "netproxy"), Socket: filepath.Join(dir, "sock"), Listen: "0.0.0.0"}
 	}
 	if err := d.Store.Create(c); err != nil {
 		return nil, fmt.Errorf("env %q: %w", spec.Name, err)
@@ -281,16 +304,89 @@ func (d *Docker) primaryRoles(ctx context.Context, c *Cluster) error {
 // env's network, as pg_basebackup -R writes it: primary_conninfo names
 // the upstream's container and the standby's application_name.
 func (d *Docker) baseBackup(ctx context.Context, cli *client.Client, c *Cluster, n *Node) error {
+	host, port := upstreamAddr(n)
 	script := `set -e
 umask 077
 printf '*:*:*:%s:%s\n' "` + c.ReplUser + `" "$PGBX_PASSWORD" > ` + dockerHome + `/.pgpass
-pg_basebackup -d "host=` + n.Upstream + ` port=` + strconv.Itoa(dockerPort) + ` user=` + c.ReplUser + ` application_name=` + n.Name + ` passfile=` + dockerHome + `/.pgpass" -D ` + dockerData + ` -X stream -S ` + n.Slot + ` --checkpoint=fast -R --no-sync
+pg_basebackup -d "host=` + host + ` port=` + strconv.Itoa(port) + ` user=` + c.ReplUser + ` application_name=` + n.Name + ` passfile=` + dockerHome + `/.pgpass" -D ` + dockerData + ` -X stream -S ` + n.Slot + ` --checkpoint=fast -R --no-sync
 `
 	t0 := time.Now()
+	if n.Link != nil {
+		if err := routeLinkTo(c, n, n.Name+":"+strconv.Itoa(dockerPort), n.Upstream+":"+strconv.Itoa(dockerPort)); err != nil {
+			return err
+		}
+	}
 	if err := d.oneShot(ctx, cli, c, n, "basebackup", script, []string{"PGBX_PASSWORD=" + c.ReplPassword}); err != nil {
 		return fmt.Errorf("%s: pg_basebackup: %w", n.Name, err)
 	}
 	d.step(n.Name+" basebackup", t0)
+	return nil
+}
+
+// upstreamAddr is where standby n's replication connects: its upstream's
+// container, or for a standby behind a link the link proxy's container.
+func upstreamAddr(n *Node) (string, int) {
+	if n.Link != nil {
+		return "netproxy", n.Link.ReplPort
+	}
+	return n.Upstream, dockerPort
+}
+
+// ToolImage is pgbenchx's own image (make image): docker envs run their
+// link proxy in it. PGBENCHX_TOOL_IMAGE names another.
+func ToolImage() string {
+	if s := os.Getenv("PGBENCHX_TOOL_IMAGE"); s != "" {
+		return s
+	}
+	return "pgbenchx:dev"
+}
+
+// startLinkProxy starts the env's link proxy container and waits until
+// it answers on its socket.
+func (d *Docker) startLinkProxy(ctx context.Context, cli *client.Client, c *Cluster) error {
+	t0 := time.Now()
+	ports := network.PortMap{}
+	exposed := network.PortSet{}
+	for _, n := range c.Standbys {
+		if n.Link == nil {
+			continue
+		}
+		p := network.MustParsePort(strconv.Itoa(n.Link.ClientPort) + "/tcp")
+		exposed[p] = struct{}{}
+		ports[p] = []network.PortBinding{{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: strconv.Itoa(n.Link.ClientPort)}}
+	}
+	created, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name: c.NetProxy.Container,
+		Config: &container.Config{Image: ToolImage(), Labels: labels(c.Name, "netproxy"), ExposedPorts: exposed,
+			Env: []string{NetProxyEnv + "=" + c.Name, StateDirEnv + "=/state", NetProxySocketEnv + "=/ctl/sock"}},
+		HostConfig: &container.HostConfig{
+			NetworkMode:  container.NetworkMode(networkName(c.Name)),
+			PortBindings: ports,
+			Mounts: []mount.Mount{
+				{Type: mount.TypeBind, Source: d.Store.Dir, Target: "/state", ReadOnly: true},
+				{Type: mount.TypeBind, Source: filepath.Dir(c.NetProxy.Socket), Target: "/ctl"},
+			},
+		},
+		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+			networkName(c.Name): {Aliases: []string{"netproxy"}},
+		}},
+	})
+	if err != nil {
+		return fmt.Errorf("link proxy: docker: %w", err)
+	}
+	if _, err := cli.ContainerStart(ctx, created.ID, client.ContainerStartOptions{}); err != nil {
+		return fmt.Errorf("link proxy: docker: start: %w", err)
+	}
+	err = poll(ctx, netProxyWait, "the link proxy answering", nil, func() (bool, error) {
+		if st, err := containerState(ctx, cli, created.ID); err != nil || st == NodeStopped {
+			return false, fmt.Errorf("the link proxy container stopped: %s", containerTail(ctx, cli, created.ID))
+		}
+		return netReady(c), nil
+	})
+	if err != nil {
+		return err
+	}
+	d.step("link proxy", t0)
 	return nil
 }
 
@@ -497,6 +593,7 @@ func (d *Docker) Down(ctx context.Context, name string) error {
 		return fmt.Errorf("env %q: %w", name, err)
 	}
 	d.step("removed containers, volumes, network", t0)
+	_ = os.RemoveAll(filepath.Join(d.Store.Dir, name+".link"))
 	if err := d.Store.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/moby/moby/client"
@@ -179,7 +180,14 @@ func (dc *dockerControl) Repoint(ctx context.Context, standby, upstream string) 
 		return fmt.Errorf("%s: connect: %w", standby, err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	ci := fmt.Sprintf("host=%s port=%d user=%s passfile=%s/.pgpass application_name=%s", upstream, dockerPort, dc.c.ReplUser, dockerHome, sb.Name)
+	host, port := upstream, dockerPort
+	if sb.Link != nil { // through its link: the proxy follows the new upstream
+		if err := routeLinkTo(dc.c, sb, sb.Name+":"+strconv.Itoa(dockerPort), upstream+":"+strconv.Itoa(dockerPort)); err != nil {
+			return err
+		}
+		host, port = "netproxy", sb.Link.ReplPort
+	}
+	ci := fmt.Sprintf("host=%s port=%d user=%s passfile=%s/.pgpass application_name=%s", host, port, dc.c.ReplUser, dockerHome, sb.Name)
 	for _, q := range []string{
 		fmt.Sprintf(`ALTER SYSTEM SET primary_conninfo = '%s'`, ci), // names only: nothing to quote
 		fmt.Sprintf(`ALTER SYSTEM SET primary_slot_name = '%s'`, slot),

@@ -126,3 +126,47 @@ func TestDockerFailover(t *testing.T) {
 		}
 	}
 }
+
+// TestDockerSlowLink puts standby2 of a docker env behind a 30 ms link:
+// its proxy is a container on the env's network, a query through its DSN
+// takes the delay, and down removes the proxy too.
+func TestDockerSlowLink(t *testing.T) {
+	p := dockerProvider(t)
+	if err := exec.Command("docker", "image", "inspect", env.ToolImage()).Run(); err != nil {
+		t.Skipf("no image %s: make image (or make docker-image) builds it", env.ToolImage())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := p.Up(ctx, env.Spec{Name: "dkslow", Standbys: 2, Fast: true,
+		NetLinks: map[string]env.Link{"standby2": {Delay: 30 * time.Millisecond}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Down(context.Background(), c.Name) })
+	if !env.NetProxyRuns(c) {
+		t.Fatal("the link proxy container does not run")
+	}
+	best := time.Hour
+	conn := connect(t, &c.Standbys[1])
+	for range 3 {
+		t0 := time.Now()
+		if _, err := conn.Exec(ctx, "SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
+		best = min(best, time.Since(t0))
+	}
+	if best < 30*time.Millisecond {
+		t.Errorf("SELECT 1 through standby2's link took %s, want at least 30ms", best)
+	}
+	for _, ch := range env.Verify(ctx, c) {
+		if !ch.Pass {
+			t.Errorf("verify: %s: %s", ch.Name, ch.Detail)
+		}
+	}
+	if err := p.Down(ctx, c.Name); err != nil {
+		t.Fatal(err)
+	}
+	if left := dockerPS(t, c.Name, "-a"); len(left) != 0 {
+		t.Errorf("%d labelled containers left after down (the proxy's?)", len(left))
+	}
+}

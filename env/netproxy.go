@@ -34,7 +34,16 @@ type NetProxy struct {
 	PID     int    `json:"pid"`
 	Socket  string `json:"socket"`
 	LogFile string `json:"log_file"`
+	// Docker provider: the proxy is a container of the pgbenchx image on
+	// the env's network (the standbys' replication must reach it), its
+	// proxies listening on every address of the container.
+	Container string `json:"container,omitempty"`
+	Listen    string `json:"listen,omitempty"` // host the proxies listen on; empty: 127.0.0.1
 }
+
+// NetProxySocketEnv names the control socket inside a proxy container,
+// where the state file's path (the host's) does not lead.
+const NetProxySocketEnv = "PGBENCHX_NET_PROXY_SOCKET"
 
 // NetProxyEnv, when set to an env's name in a pgbenchx process's
 // environment, makes ServeNetIfAsked serve that env's links instead of
@@ -69,6 +78,14 @@ func serveNet(name string) error {
 	if c.NetProxy == nil {
 		return errors.New("the env has no link proxy")
 	}
+	socket := c.NetProxy.Socket
+	if s := os.Getenv(NetProxySocketEnv); s != "" {
+		socket = s
+	}
+	host := c.NetProxy.Listen
+	if host == "" {
+		host = "127.0.0.1"
+	}
 	server := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
 	for _, n := range c.Standbys {
 		if n.Link == nil {
@@ -79,7 +96,7 @@ func serveNet(name string) error {
 			listen int
 		}{{"client", n.Link.ClientPort}, {"repl", n.Link.ReplPort}} {
 			// Upstreams are set by route once the servers have ports.
-			proxy := toxiproxy.NewProxy(server, n.Name+"-"+p.kind, "127.0.0.1:"+strconv.Itoa(p.listen), "127.0.0.1:0")
+			proxy := toxiproxy.NewProxy(server, n.Name+"-"+p.kind, net.JoinHostPort(host, strconv.Itoa(p.listen)), "127.0.0.1:0")
 			if err := server.Collection.Add(proxy, true); err != nil {
 				return fmt.Errorf("%s: %s proxy: %w", n.Name, p.kind, err)
 			}
@@ -90,12 +107,12 @@ func serveNet(name string) error {
 			}
 		}
 	}
-	_ = os.Remove(c.NetProxy.Socket)
-	ln, err := net.Listen("unix", c.NetProxy.Socket)
+	_ = os.Remove(socket)
+	ln, err := net.Listen("unix", socket)
 	if err != nil {
 		return err
 	}
-	if err := os.Chmod(c.NetProxy.Socket, 0o600); err != nil {
+	if err := os.Chmod(socket, 0o600); err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
@@ -128,7 +145,7 @@ func serveNet(name string) error {
 		return err
 	}
 	server.Collection.Clear()
-	return os.Remove(c.NetProxy.Socket)
+	return os.Remove(socket)
 }
 
 func reply(w http.ResponseWriter, err error) {
@@ -143,10 +160,12 @@ func routeProxy(server *toxiproxy.ApiServer, name, upstream string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := strconv.Atoi(upstream); err != nil {
-		return fmt.Errorf("upstream %q: not a port", upstream)
+	if _, err := strconv.Atoi(upstream); err == nil {
+		upstream = "127.0.0.1:" + upstream
+	} else if _, _, err := net.SplitHostPort(upstream); err != nil {
+		return fmt.Errorf("upstream %q: want a port or host:port", upstream)
 	}
-	return p.Update(&toxiproxy.Proxy{Name: name, Listen: p.Listen, Upstream: "127.0.0.1:" + upstream, Enabled: true})
+	return p.Update(&toxiproxy.Proxy{Name: name, Listen: p.Listen, Upstream: upstream, Enabled: true})
 }
 
 // cutProxy adds (on) or removes a proxy's partition toxics, both ways;
@@ -171,6 +190,23 @@ func cutProxy(server *toxiproxy.ApiServer, name string, on bool) error {
 		}
 	}
 	return nil
+}
+
+// netReady says whether the env's link proxy answers.
+func netReady(c *Cluster) bool {
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", c.NetProxy.Socket)
+		},
+	}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("http://link-proxy/ready")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // netCall asks the env's link proxy to do op with the values.
@@ -221,11 +257,14 @@ func toxics(l Link) []string {
 // (its clients' proxy) and at its upstream's (its replication proxy):
 // ports are known only once the servers started, after the proxy did.
 func routeLink(c *Cluster, n *Node, upPort int) error {
-	for _, r := range []struct {
-		kind string
-		port int
-	}{{"client", n.Port}, {"repl", upPort}} {
-		if err := netCall(c, "route", url.Values{"proxy": {n.Name + "-" + r.kind}, "upstream": {strconv.Itoa(r.port)}}); err != nil {
+	return routeLinkTo(c, n, strconv.Itoa(n.Port), strconv.Itoa(upPort))
+}
+
+// routeLinkTo points a standby's client proxy at self and its replication
+// proxy at up, each a port (on 127.0.0.1) or host:port.
+func routeLinkTo(c *Cluster, n *Node, self, up string) error {
+	for _, r := range []struct{ kind, to string }{{"client", self}, {"repl", up}} {
+		if err := netCall(c, "route", url.Values{"proxy": {n.Name + "-" + r.kind}, "upstream": {r.to}}); err != nil {
 			return fmt.Errorf("%s: %s: %w", n.Name, r.kind, err)
 		}
 	}
@@ -340,19 +379,9 @@ func startNetProxy(ctx context.Context, c *Cluster, store Store) error {
 		return err
 	}
 	deadline := time.Now().Add(netProxyWait)
-	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", c.NetProxy.Socket)
-		},
-	}}
-	defer client.CloseIdleConnections()
 	for {
-		if resp, err := client.Get("http://link-proxy/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+		if netReady(c) {
+			return nil
 		}
 		select {
 		case err := <-exited:
@@ -372,8 +401,8 @@ func startNetProxy(ctx context.Context, c *Cluster, store Store) error {
 // stopNetProxy ends the env's link proxy, if it runs: SIGTERM, then
 // SIGKILL after a second.
 func stopNetProxy(c *Cluster) {
-	if !NetProxyRuns(c) {
-		return
+	if c.NetProxy == nil || c.NetProxy.Container != "" || !NetProxyRuns(c) {
+		return // a container goes with the env's other containers
 	}
 	pid := c.NetProxy.PID
 	_ = syscall.Kill(pid, syscall.SIGTERM)
@@ -391,6 +420,17 @@ func stopNetProxy(c *Cluster) {
 // belongs to someone else: its environment says whose). False for an env
 // without one.
 func NetProxyRuns(c *Cluster) bool {
+	if c.NetProxy != nil && c.NetProxy.Container != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		cli, err := dockerClient(ctx)
+		if err != nil {
+			return false
+		}
+		defer cli.Close()
+		st, err := containerState(ctx, cli, c.NetProxy.Container)
+		return err == nil && st == NodeRunning
+	}
 	if c.NetProxy == nil || c.NetProxy.PID <= 0 {
 		return false
 	}

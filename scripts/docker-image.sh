@@ -1,12 +1,17 @@
 #!/bin/bash
-# Builds the PostgreSQL image docker envs run (env up --provider docker),
-# from Debian's packages: no registry is needed. debootstrap makes a
+# Builds the images docker envs run (env up --provider docker): pgbenchx's
+# own (make image: the link proxy of --net-delay runs in it) and the
+# PostgreSQL one, from Debian's packages: no registry is needed. debootstrap makes a
 # minimal bookworm root with postgresql-15, trimmed of docs, locales and
 # apt lists, and `docker import` turns it into an image. An image of that
 # name already there is reused. The last line printed is IMAGE=<name>.
 set -euo pipefail
 IMAGE=${PGBENCHX_IMAGE:-pgbenchx-postgres:15}
 MIRROR=${PGBENCHX_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# pgbenchx's own image first (the link proxy of docker envs runs in it):
+# rebuilt every time, so that it is this tree's binary; docker's cache
+# makes that quick.
+bash "$(dirname "$0")/image.sh" | sed 's/^IMAGE=/pgbenchx image: /'
 if docker image inspect "$IMAGE" >/dev/null 2>&1; then
 	echo "IMAGE=$IMAGE"
 	exit 0
