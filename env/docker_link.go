@@ -81,4 +81,3 @@ func (d *Docker) startLinkProxy(ctx context.Context, cli *client.Client, c *Clus
 	d.step("link proxy", t0)
 	return nil
 }
-
