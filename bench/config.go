@@ -54,6 +54,9 @@ type Target struct {
 
 	PrimaryDSN  string   // an existing cluster's primary
 	StandbyDSNs []string // and its standbys, in order: standby1, standby2, ...
+	// Image is the docker provider's image for an env it builds (zero:
+	// env.DefaultImage).
+	Image string
 	// Socket reaches an env's nodes through their Unix sockets, not TCP
 	// on 127.0.0.1: for co-located runs, where loopback TCP's cost is the
 	// client's and the servers' both.
@@ -168,6 +171,9 @@ func (c *Config) Validate() error {
 	// A flag naming a node the env will not have (--weights standby3=1
 	// with 2 standbys) fails here, not after the env is built.
 	if _, err := env.Lookup(t.Provider); err != nil {
+		return err
+	}
+	if err := env.CheckProvider(t.Provider, t.Spec); err != nil {
 		return err
 	}
 	if err := checkRouting(*w, specNodes(t.Spec)); err != nil {

@@ -169,7 +169,7 @@ func RunMatrix(ctx context.Context, m Matrix, hooks Hooks) (*MatrixOutcome, erro
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
-	p, err := env.Lookup(m.Target.Provider)
+	p, err := env.Lookup(m.Target.Provider, env.Options{Image: m.Target.Image})
 	if err != nil {
 		return nil, err
 	}

@@ -67,7 +67,7 @@ func Open(ctx context.Context, t Target, say func(string)) (*Cluster, error) {
 		if err := spec.Validate(); err != nil {
 			return nil, err
 		}
-		p, err := env.Lookup(t.Provider)
+		p, err := env.Lookup(t.Provider, env.Options{Image: t.Image})
 		if err != nil {
 			return nil, err
 		}
@@ -131,6 +131,9 @@ func Describe(c *env.Cluster) *Cluster {
 	}
 	if caps := env.CPUCaps(c); len(caps) > 0 {
 		e.CPUCaps = caps
+	}
+	if caps := env.MemoryCaps(c); len(caps) > 0 {
+		e.MemoryCaps = caps
 	}
 	for _, st := range c.Settings {
 		e.Settings = append(e.Settings, st.Key+"="+st.Value)

@@ -43,6 +43,60 @@ func findCgroupFS() (cgroupFS, error) {
 	return cgroupFS{}, errors.New("no cgroup cpu controller found (looked for cgroup v2 at /sys/fs/cgroup and v1 at /sys/fs/cgroup/cpu)")
 }
 
+// MinMemory is the least --memory a node may be given.
+const MinMemory = 64 << 20
+
+// ParseMemory reads --memory: "1GB" (every node) or
+// "standby1=512MB,primary=1GB", sizes 1024-based as in PostgreSQL's
+// settings. The returned map uses "*" for every node.
+func ParseMemory(s string) (map[string]int64, error) {
+	out := map[string]int64{}
+	const want = "want a size per node such as 1GB (every node) or standby1=512MB,standby2=512MB (at least 64MB)"
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return out, nil
+	}
+	items := []string{"*=" + s}
+	if strings.Contains(s, "=") {
+		items = strings.Split(s, ",")
+	}
+	for _, item := range items {
+		node, v, _ := strings.Cut(strings.TrimSpace(item), "=")
+		node = strings.TrimSpace(node)
+		if node != "*" && node != "primary" && !standbyRE.MatchString(node) {
+			return nil, input.Bad("memory", item, want)
+		}
+		n, isSize, _ := input.ParseSize(strings.TrimSpace(v))
+		if !isSize || n < MinMemory {
+			return nil, input.Bad("memory", strings.TrimPrefix(item, "*="), want)
+		}
+		if _, dup := out[node]; dup {
+			return nil, input.Bad("memory", item, "%s is given twice", node)
+		}
+		out[node] = n
+	}
+	return out, nil
+}
+
+// memoryCap is a node's --memory: its own, else every node's, else 0.
+func memoryCap(caps map[string]int64, node string) int64 {
+	if m, ok := caps[node]; ok {
+		return m
+	}
+	return caps["*"]
+}
+
+// MemoryCaps lists the memory caps of the nodes in service, in bytes.
+func MemoryCaps(c *Cluster) map[string]int64 {
+	out := map[string]int64{}
+	for _, n := range c.Nodes() {
+		if n.MemoryBytes > 0 {
+			out[n.Name] = n.MemoryBytes
+		}
+	}
+	return out
+}
+
 // ParseCPUs reads --cpus: "0.5" (every node) or "standby1=0.5,primary=1".
 // The returned map uses "*" for every node.
 func ParseCPUs(s string) (map[string]float64, error) {

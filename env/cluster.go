@@ -48,6 +48,9 @@ type Node struct {
 	// it (env up --cpus); zero and empty when uncapped.
 	CPUs   float64 `json:"cpus,omitempty"`
 	Cgroup string  `json:"cgroup,omitempty"`
+	// MemoryBytes is the node's memory limit (env up --memory; docker
+	// provider only); zero when unlimited.
+	MemoryBytes int64 `json:"memory_bytes,omitempty"`
 	// Container is the node's container (docker provider only).
 	Container string `json:"container,omitempty"`
 	// Link is the slow link the standby sits behind (env up

@@ -97,9 +97,8 @@ func (d *Docker) Up(ctx context.Context, spec Spec) (_ *Cluster, err error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	switch {
-	case spec.Topology == Cascade:
-		return nil, input.Bad("topology", string(spec.Topology), "the docker provider builds star envs only, for now")
+	if err := CheckProvider(DockerName, spec); err != nil {
+		return nil, err
 	}
 	cli, err := dockerClient(ctx)
 	if err != nil {
@@ -202,7 +201,8 @@ func (d *Docker) newCluster(spec Spec) (*Cluster, error) {
 	node := func(name string, role Role) (Node, error) {
 		port, err := freePort()
 		n := Node{Name: name, Role: role, Host: "127.0.0.1", Port: port, User: "postgres", Password: c.Primary.Password,
-			Database: "postgres", Container: containerName(spec.Name, name), CPUs: cpuCap(spec.CPUs, name)}
+			Database: "postgres", Container: containerName(spec.Name, name), CPUs: cpuCap(spec.CPUs, name),
+			MemoryBytes: memoryCap(spec.Memory, name)}
 		return n, err
 	}
 	if c.Primary, err = node("primary", RolePrimary); err != nil {
@@ -403,6 +403,9 @@ func (d *Docker) run(ctx context.Context, cli *client.Client, c *Cluster, n *Nod
 	}
 	if n.CPUs > 0 {
 		hc.NanoCPUs = int64(n.CPUs * 1e9)
+	}
+	if n.MemoryBytes > 0 {
+		hc.Memory = n.MemoryBytes
 	}
 	created, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: n.Container,

@@ -45,7 +45,8 @@ func TestDockerEnv(t *testing.T) {
 	p := dockerProvider(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c, err := p.Up(ctx, env.Spec{Name: "dkt", Standbys: 2, Fast: true, CPUs: map[string]float64{"standby1": 0.5}})
+	c, err := p.Up(ctx, env.Spec{Name: "dkt", Standbys: 2, Fast: true, CPUs: map[string]float64{"standby1": 0.5},
+		Memory: map[string]int64{"standby2": 256 << 20}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,6 +57,10 @@ func TestDockerEnv(t *testing.T) {
 	out, err := exec.Command("docker", "inspect", "-f", "{{.HostConfig.NanoCpus}}", "pgbenchx-dkt-standby1").Output()
 	if err != nil || strings.TrimSpace(string(out)) != "500000000" {
 		t.Errorf("standby1's container NanoCpus %q (%v), want 500000000 (0.5 CPU)", out, err)
+	}
+	out, err = exec.Command("docker", "inspect", "-f", "{{.HostConfig.Memory}}", "pgbenchx-dkt-standby2").Output()
+	if err != nil || strings.TrimSpace(string(out)) != "268435456" {
+		t.Errorf("standby2's container Memory %q (%v), want 268435456 (256MB)", out, err)
 	}
 	for _, ch := range env.Verify(ctx, c) {
 		if !ch.Pass {

@@ -89,6 +89,9 @@ func (l *Local) Up(ctx context.Context, spec Spec) (_ *Cluster, err error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
+	if err := CheckProvider(LocalName, spec); err != nil {
+		return nil, err
+	}
 	u, err := resolveOSUser(l.OSUser)
 	if err != nil {
 		return nil, err

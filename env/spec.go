@@ -55,6 +55,9 @@ type Spec struct {
 	// Sync is the primary's synchronous_standby_names (ParseSync), set
 	// once every standby streams; the zero rule is asynchronous.
 	Sync SyncRule
+	// Memory caps nodes' memory in bytes ("*" for every node, or by node
+	// name): container limits, so the docker provider only.
+	Memory map[string]int64
 	// NetLinks puts standbys behind slow links (ParseNetDelays,
 	// ParseNetBandwidths), by standby name; their ports are the env's.
 	NetLinks map[string]Link
@@ -65,6 +68,19 @@ var (
 	standbyRE = regexp.MustCompile(`^standby([1-9][0-9]*)$`)
 	settingRE = regexp.MustCompile(`^[a-z_][a-z0-9_.]*$`)
 )
+
+// CheckProvider refuses what a spec asks of a provider that cannot do it:
+// memory caps are container limits (docker only); the docker provider
+// builds no cascade yet.
+func CheckProvider(provider string, s Spec) error {
+	switch {
+	case provider != DockerName && len(s.Memory) > 0:
+		return input.Bad("memory", "", "is a container's limit: use it with --provider docker")
+	case provider == DockerName && s.Topology == Cascade:
+		return input.Bad("topology", string(s.Topology), "the docker provider builds star envs only, for now")
+	}
+	return nil
+}
 
 // ValidateName checks an env name: it becomes part of folder names, slot
 // names and process titles, so it is kept short and plain.
@@ -168,6 +184,14 @@ func (s *Spec) Validate() error {
 	}
 	if err := checkLinks(s.NetLinks, s.Standbys); err != nil {
 		return err
+	}
+	for n := range s.Memory {
+		if n == "*" {
+			continue
+		}
+		if i, _ := strconv.Atoi(strings.TrimPrefix(n, "standby")); strings.HasPrefix(n, "standby") && i > s.Standbys {
+			return input.Bad("memory", n, "this env has standby1..standby%d", s.Standbys)
+		}
 	}
 	if s.Topology == Cascade && len(s.Sync.Names) > 0 && (s.Sync.Num > 1 || !slices.Contains(s.Sync.Names, "standby1")) {
 		// Only a standby streaming from the primary can acknowledge its

@@ -172,6 +172,9 @@ type Environment struct {
 	Nodes         []NodeInfo        `json:"nodes"`
 	// CPUCaps is each capped node's CPU quota in cores (env up --cpus).
 	CPUCaps map[string]float64 `json:"cpu_caps,omitempty"`
+	// MemoryCaps is each capped node's memory limit in bytes (env up
+	// --memory, docker provider).
+	MemoryCaps map[string]int64 `json:"memory_caps,omitempty"`
 	// Settings are the postgresql.conf settings the env applied to every
 	// node (env up --pg-setting), key=value.
 	Settings []string `json:"settings,omitempty"`

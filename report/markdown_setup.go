@@ -184,6 +184,13 @@ func writeEnvironment(m *md, r *metrics.Result) {
 	if len(e.CPUCaps) > 0 {
 		rows = append(rows, []string{"CPU caps (cores per node)", weights(e.CPUCaps)})
 	}
+	if len(e.MemoryCaps) > 0 {
+		mem := map[string]string{}
+		for n, b := range e.MemoryCaps {
+			mem[n] = humanBytes(float64(b))
+		}
+		rows = append(rows, []string{"memory caps", weightsOf(mem)})
+	}
 	rows = append(rows, []string{"nodes", orDash(strings.Join(nodes, ", "))})
 	m.p("## Environment\n\n")
 	m.table([]string{"environment", "value"}, "ll", rows)

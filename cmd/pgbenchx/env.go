@@ -69,7 +69,8 @@ Examples:
 			&cli.StringFlag{Name: "pg-bin", Usage: "folder of initdb, postgres, pg_basebackup and pg_rewind (default: pg_config --bindir, else newest /usr/lib/postgresql/*/bin)"},
 			cpusFlag(),
 			&cli.StringFlag{Name: "sync", Usage: "synchronous replication: the primary's synchronous_standby_names, e.g. \"ANY 1 (standby1, standby2)\" or \"FIRST 1 (standby1)\", set once every standby streams (default off: asynchronous)"},
-			&cli.StringFlag{Name: "image", Value: env.DefaultImage, Usage: "--provider docker: the PostgreSQL image the nodes run (make docker-image builds the default from Debian's packages)"},
+			imageFlag(),
+			memoryFlag(),
 			&cli.StringFlag{Name: "os-user", Usage: "when run as root, the unprivileged OS user who runs the servers and owns their folders (default postgres)"},
 		}, netFlags()...),
 		Action: envUp,
@@ -105,6 +106,10 @@ func envUp(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return err
 	}
+	memory, err := env.ParseMemory(cmd.String("memory"))
+	if err != nil {
+		return err
+	}
 	rule, err := env.ParseSync(cmd.String("sync"))
 	if err != nil {
 		return err
@@ -115,9 +120,12 @@ func envUp(ctx context.Context, cmd *cli.Command) error {
 	}
 	spec := env.Spec{
 		Name: cmd.String("name"), Standbys: int(cmd.Int("standbys")), Topology: topo,
-		ApplyDelay: delays, Settings: settings, Fast: cmd.Bool("fast"), CPUs: cpus, Sync: rule, NetLinks: links,
+		ApplyDelay: delays, Settings: settings, Fast: cmd.Bool("fast"), CPUs: cpus, Sync: rule, NetLinks: links, Memory: memory,
 	}
 	if err := spec.Validate(); err != nil {
+		return err
+	}
+	if err := env.CheckProvider(p.Name(), spec); err != nil {
 		return err
 	}
 	durability := "fsync on"

@@ -19,6 +19,16 @@ func cpusFlag() cli.Flag {
 	return &cli.StringFlag{Name: "cpus", Usage: "cap each node's CPU like a machine of that size (root, cgroups): 0.5 for every node, or standby1=0.5,standby2=0.5 (when an env is built)"}
 }
 
+// memoryFlag caps nodes' memory when a docker env is built.
+func memoryFlag() cli.Flag {
+	return &cli.StringFlag{Name: "memory", Usage: "cap each node's memory, --provider docker (a container limit): 1GB for every node, or standby1=512MB,standby2=512MB (when an env is built)"}
+}
+
+// imageFlag is the docker provider's image.
+func imageFlag() cli.Flag {
+	return &cli.StringFlag{Name: "image", Value: env.DefaultImage, Usage: "--provider docker: the PostgreSQL image the nodes run (make docker-image builds the default from Debian's packages)"}
+}
+
 // applyDelayFlag delays a standby's replay when an env is built.
 func applyDelayFlag() cli.Flag {
 	return &cli.StringSliceFlag{Name: "apply-delay", Usage: "recovery_min_apply_delay for a standby, e.g. standby2=500ms (repeatable, or comma-separated; when an env is built)"}

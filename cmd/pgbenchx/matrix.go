@@ -53,6 +53,8 @@ what it buys (stale reads, read-your-writes violations of causal reads).
 			&cli.IntFlag{Name: "repeat", Value: 1, Usage: "runs per cell; 3 or more give spreads and a significance test"},
 			&cli.StringFlag{Name: "provider", Value: "local", Usage: "what builds each cell's env"},
 			cpusFlag(),
+			memoryFlag(),
+			imageFlag(),
 			fastFlag(),
 			applyDelayFlag(),
 			&cli.StringFlag{Name: "sync", Usage: "replication modes: synchronous_standby_names rules to compare, e.g. 'off,ANY 1 (standby1, standby2)' (default off: asynchronous)"},

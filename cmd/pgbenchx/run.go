@@ -73,6 +73,9 @@ Examples:
 			&cli.StringFlag{Name: "primary", Usage: "DSN of an existing primary (with --standby): run there instead of an env"},
 			&cli.StringSliceFlag{Name: "standby", Usage: "DSN of an existing standby (repeatable, in order: standby1, standby2, ...)"},
 			cpusFlag(),
+			memoryFlag(),
+			&cli.StringFlag{Name: "provider", Value: env.LocalName, Usage: "what builds the env when none is up: local or docker"},
+			imageFlag(),
 			&cli.StringSliceFlag{Name: "fault", Usage: "AT:ACTION:NODE (repeatable): at AT after the first measured second, ACTION (kill, stop, restart, freeze, thaw, or failover: the primary dies and NODE is promoted) on NODE of the env, e.g. 5s:kill:standby2"},
 			&cli.StringFlag{Name: "start-at", Usage: "hold the first read phase until this time, RFC 3339 (2026-11-26T10:00:00Z) or +DURATION from now (+30s): load generators on several machines given one time measure the same seconds, for pgbenchx merge"},
 			&cli.StringFlag{Name: "commit", Value: "on", Usage: "the writers' synchronous_commit: on, remote_write, remote_apply, local or off (what a commit waits for on an env built with --sync)"},
@@ -206,6 +209,13 @@ func parseConfig(cmd *cli.Command) (bench.Config, error) {
 	}
 	if t.Spec.NetLinks, err = parseNetLinks(cmd); err != nil {
 		return c, err
+	}
+	if t.Spec.Memory, err = env.ParseMemory(cmd.String("memory")); err != nil {
+		return c, err
+	}
+	t.Image = cmd.String("image")
+	if cmd.Name == "run" {
+		t.Provider = cmd.String("provider")
 	}
 	if t.Spec.CPUs, err = env.ParseCPUs(cmd.String("cpus")); err != nil {
 		return c, err
