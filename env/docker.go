@@ -156,18 +156,40 @@ func (d *Docker) Up(ctx context.Context, spec Spec) (_ *Cluster, err error) {
 	if err := d.primaryRoles(ctx, c); err != nil {
 		return nil, err
 	}
-	for i := range c.Standbys {
-		n := &c.Standbys[i]
-		if err := d.baseBackup(ctx, cli, c, n); err != nil {
-			return nil, err
+	// Standbys of the primary first; in a cascade, standby1's own then
+	// copy from it once it streams, with slots on it.
+	for _, round := range []func(n *Node) bool{
+		func(n *Node) bool { return n.Upstream == c.Primary.Name },
+		func(n *Node) bool { return n.Upstream != c.Primary.Name },
+	} {
+		var built []*Node
+		for i := range c.Standbys {
+			n := &c.Standbys[i]
+			if !round(n) {
+				continue
+			}
+			up, err := c.Node(n.Upstream)
+			if err != nil {
+				return nil, err
+			}
+			if up.Role == RoleStandby {
+				if err := ensureSlotOn(ctx, up, n.Slot); err != nil {
+					return nil, fmt.Errorf("%s: slot %s on %s: %w", n.Name, n.Slot, up.Name, err)
+				}
+			}
+			if err := d.baseBackup(ctx, cli, c, n); err != nil {
+				return nil, err
+			}
+			if err := d.run(ctx, cli, c, n, spec); err != nil {
+				return nil, err
+			}
+			built = append(built, n)
 		}
-		if err := d.run(ctx, cli, c, n, spec); err != nil {
-			return nil, err
-		}
-	}
-	for i := range c.Standbys {
-		if err := waitStreamingFrom(ctx, &c.Primary, c.Standbys[i].Name); err != nil {
-			return nil, err
+		for _, n := range built {
+			up, _ := c.Node(n.Upstream)
+			if err := waitStreamingFrom(ctx, up, n.Name); err != nil {
+				return nil, err
+			}
 		}
 	}
 	d.step("standbys streaming", t0)
@@ -188,7 +210,7 @@ func (d *Docker) Up(ctx context.Context, spec Spec) (_ *Cluster, err error) {
 func (d *Docker) newCluster(spec Spec) (*Cluster, error) {
 	c := &Cluster{
 		SchemaVersion: stateSchema, Name: spec.Name, Provider: DockerName, Status: statusBuilding,
-		OwnerPID: os.Getpid(), CreatedAt: time.Now().UTC(), Topology: Star, Fast: spec.Fast,
+		OwnerPID: os.Getpid(), CreatedAt: time.Now().UTC(), Topology: spec.Topology, Fast: spec.Fast,
 		Settings: spec.Settings, ReplUser: "replicator", Image: d.Image,
 	}
 	var err error
@@ -214,6 +236,9 @@ func (d *Docker) newCluster(spec Spec) (*Cluster, error) {
 			return nil, err
 		}
 		s.Upstream, s.Slot, s.ApplyDelay = "primary", SlotName(s.Name), spec.ApplyDelay[s.Name]
+		if spec.Topology == Cascade && i > 1 {
+			s.Upstream = StandbyName(1)
+		}
 		c.Standbys = append(c.Standbys, s)
 	}
 	if err := planLinks(c, spec.NetLinks); err != nil {
@@ -293,6 +318,9 @@ func (d *Docker) primaryRoles(ctx context.Context, c *Cluster) error {
 		return fmt.Errorf("primary: create the replication role: %w", err)
 	}
 	for _, s := range c.Standbys {
+		if s.Upstream != c.Primary.Name {
+			continue // its slot is on its upstream, made when that streams
+		}
 		if _, err := conn.Exec(ctx, `SELECT pg_create_physical_replication_slot($1)`, s.Slot); err != nil {
 			return fmt.Errorf("primary: slot %s: %w", s.Slot, err)
 		}

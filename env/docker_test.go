@@ -175,3 +175,24 @@ func TestDockerSlowLink(t *testing.T) {
 		t.Errorf("%d labelled containers left after down (the proxy's?)", len(left))
 	}
 }
+
+// TestDockerCascade builds standby2 and standby3 from standby1, with
+// their slots on it, and verifies the chain.
+func TestDockerCascade(t *testing.T) {
+	p := dockerProvider(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := p.Up(ctx, env.Spec{Name: "dkcas", Standbys: 3, Fast: true, Topology: env.Cascade})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Down(context.Background(), c.Name) })
+	if c.Standbys[1].Upstream != "standby1" || c.Standbys[2].Upstream != "standby1" {
+		t.Errorf("upstreams %s, %s: want standby1", c.Standbys[1].Upstream, c.Standbys[2].Upstream)
+	}
+	for _, ch := range env.Verify(ctx, c) {
+		if !ch.Pass {
+			t.Errorf("verify: %s: %s", ch.Name, ch.Detail)
+		}
+	}
+}

@@ -70,14 +70,11 @@ var (
 )
 
 // CheckProvider refuses what a spec asks of a provider that cannot do it:
-// memory caps are container limits (docker only); the docker provider
-// builds no cascade yet.
+// memory caps are container limits (docker only).
 func CheckProvider(provider string, s Spec) error {
 	switch {
 	case provider != DockerName && len(s.Memory) > 0:
 		return input.Bad("memory", "", "is a container's limit: use it with --provider docker")
-	case provider == DockerName && s.Topology == Cascade:
-		return input.Bad("topology", string(s.Topology), "the docker provider builds star envs only, for now")
 	}
 	return nil
 }

@@ -35,7 +35,6 @@ func TestBadInputExitsTwoWithOneLine(t *testing.T) {
 		{[]string{"env", "up", "--memory", "1GB"}, "--memory"},
 		{[]string{"env", "up", "--provider", "docker", "--memory", "standby1=12"}, "--memory standby1=12"},
 		{[]string{"run", "--memory", "1GB"}, "--memory"},
-		{[]string{"env", "up", "--provider", "docker", "--topology", "cascade"}, "--topology cascade"},
 		{[]string{"env", "up", "--name", "Has Space"}, "--name"},
 		{[]string{"env", "up", "--no-such-flag"}, "no-such-flag"},
 		{[]string{"env", "status", "--format", "xml"}, "--format xml"},
