@@ -150,6 +150,9 @@ func (c *Config) Validate() error {
 	if t.Socket && len(t.Spec.NetLinks) > 0 {
 		return input.Bad("socket", "", "the env to build has slow links (--net-delay/--net-bandwidth): a Unix socket would go around them")
 	}
+	if t.Socket && t.Provider == env.DockerName {
+		return input.Bad("socket", "", "is for a local env: a docker env's sockets are in its containers")
+	}
 	if t.External() {
 		if t.Socket {
 			return input.Bad("socket", "", "is for an env pgbenchx builds; to reach an existing cluster through a Unix socket, put its folder in the DSN (host=/var/run/postgresql)")

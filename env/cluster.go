@@ -154,8 +154,10 @@ type Cluster struct {
 	// socket by peer identity; empty for envs built before it existed
 	// (they let postgres in that way).
 	AdminUser string `json:"admin_user,omitempty"`
-	// Image is what the nodes' containers run (docker provider only).
+	// Image is what the nodes' containers run, Owner the label that marks
+	// them as this user's and state folder's (docker provider only).
 	Image string `json:"image,omitempty"`
+	Owner string `json:"owner,omitempty"`
 	// NetProxy is the process serving the standbys' slow links (nil
 	// without --net-delay / --net-bandwidth); Down stops it.
 	NetProxy *NetProxy `json:"net_proxy,omitempty"`

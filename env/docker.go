@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
@@ -36,8 +37,11 @@ const (
 )
 
 const (
-	dockerHome = "/var/lib/postgresql" // the image's postgres home: a new volume there is the postgres user's
-	dockerData = dockerHome + "/data"
+	// dockerHome is where a node's volume is mounted: the path official
+	// postgres images declare as a VOLUME, so no anonymous volume hides
+	// ours; the data folder is a folder of it, and so is the .pgpass.
+	dockerHome = "/var/lib/postgresql/data"
+	dockerData = dockerHome + "/pg"
 	dockerPort = 5432
 	dockerWait = time.Minute
 )
@@ -113,13 +117,8 @@ func (d *Docker) Up(ctx context.Context, spec Spec) (_ *Cluster, err error) {
 			return nil, input.Bad("net-delay", "", "slow links on docker run pgbenchx's own image %s as their proxy: build it with make image", ToolImage())
 		}
 	}
-	if old, err := d.Store.Load(spec.Name); err == nil {
-		if old.Status == statusReady && dockerAllRunning(ctx, cli, old) {
-			return nil, &ExistsError{Name: spec.Name}
-		}
-	}
-	// What a dead run of this name left: containers, volumes, network.
-	if err := removeByLabel(ctx, cli, spec.Name); err != nil {
+	owner := ownerOf(d.Store)
+	if err := d.clearStale(ctx, cli, spec.Name, owner); err != nil {
 		return nil, err
 	}
 	c, err := d.newCluster(spec)
@@ -130,11 +129,18 @@ func (d *Docker) Up(ctx context.Context, spec Spec) (_ *Cluster, err error) {
 		if err != nil {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 			defer cancel()
-			err = errors.Join(err, removeByLabel(cctx, cli, c.Name), d.Store.Remove(c.Name))
+			// The state stays while anything labelled is left: env down
+			// can then still find it.
+			if rerr := removeByLabel(cctx, cli, c.Name, owner); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("cleanup: %w (state kept: pgbenchx env down --name %s)", rerr, c.Name))
+				return
+			}
+			_ = os.RemoveAll(filepath.Join(d.Store.Dir, c.Name+".link"))
+			err = errors.Join(err, d.Store.Remove(c.Name))
 		}
 	}()
 	t0 := time.Now()
-	if _, err := cli.NetworkCreate(ctx, networkName(c.Name), client.NetworkCreateOptions{Labels: map[string]string{LabelEnv: c.Name}}); err != nil {
+	if _, err := cli.NetworkCreate(ctx, networkName(c.Name), client.NetworkCreateOptions{Labels: labelsOf(c, "")}); err != nil {
 		return nil, fmt.Errorf("docker: network: %w", err)
 	}
 	if c.NetProxy != nil {
@@ -211,7 +217,7 @@ func (d *Docker) newCluster(spec Spec) (*Cluster, error) {
 	c := &Cluster{
 		SchemaVersion: stateSchema, Name: spec.Name, Provider: DockerName, Status: statusBuilding,
 		OwnerPID: os.Getpid(), CreatedAt: time.Now().UTC(), Topology: spec.Topology, Fast: spec.Fast,
-		Settings: spec.Settings, ReplUser: "replicator", Image: d.Image,
+		Settings: spec.Settings, ReplUser: "replicator", Image: d.Image, Owner: ownerOf(d.Store),
 	}
 	var err error
 	if c.Primary.Password, err = newPassword(); err != nil {
@@ -356,22 +362,30 @@ func volumeMount(env, node string) mount.Mount {
 	return mount.Mount{Type: mount.TypeVolume, Source: containerName(env, node), Target: dockerHome}
 }
 
-func labels(env, node string) map[string]string {
-	return map[string]string{LabelEnv: env, LabelNode: node}
+// labelsOf mark what env c built, and for whom.
+func labelsOf(c *Cluster, node string) map[string]string {
+	l := map[string]string{LabelEnv: c.Name, LabelOwner: c.Owner}
+	if node != "" {
+		l[LabelNode] = node
+	}
+	return l
 }
 
 // oneShot runs script in a container of its own on node n's volume, as
 // the postgres user, and removes it; a failure says the script's last
 // lines.
 func (d *Docker) oneShot(ctx context.Context, cli *client.Client, c *Cluster, n *Node, what, script string, envv []string) error {
-	if _, err := cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: containerName(c.Name, n.Name), Labels: labels(c.Name, n.Name)}); err != nil {
+	if _, err := cli.VolumeCreate(ctx, client.VolumeCreateOptions{Name: containerName(c.Name, n.Name), Labels: labelsOf(c, n.Name)}); err != nil {
 		return fmt.Errorf("docker: volume: %w", err)
 	}
 	name := containerName(c.Name, n.Name) + "-" + what
+	// As root only to give the volume to postgres, then as postgres: a
+	// new volume's root is root's where the image has no such folder.
+	wrapper := `chown postgres:postgres ` + dockerHome + ` && exec setpriv --reuid=postgres --regid=postgres --init-groups sh -c "$PGBX_SCRIPT"`
 	created, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: name,
-		Config: &container.Config{Image: d.Image, User: "postgres", Cmd: []string{"sh", "-c", script}, Env: envv,
-			Labels: labels(c.Name, n.Name+"-"+what)},
+		Config: &container.Config{Image: d.Image, User: "root", Cmd: []string{"sh", "-c", wrapper}, Env: append(envv, "PGBX_SCRIPT="+script),
+			Labels: labelsOf(c, n.Name+"-"+what)},
 		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(networkName(c.Name)),
 			Mounts: []mount.Mount{volumeMount(c.Name, n.Name)}},
 	})
@@ -403,14 +417,11 @@ func containerTail(ctx context.Context, cli *client.Client, id string) string {
 		return "(no log: " + err.Error() + ")"
 	}
 	defer rc.Close()
-	b, _ := io.ReadAll(io.LimitReader(rc, 8192))
-	out := strings.Map(func(r rune) rune {
-		if r == '\n' || r >= ' ' && r != 0x7f {
-			return r
-		}
-		return -1
-	}, string(b))
-	return strings.Join(strings.Fields(out), " ")
+	var out strings.Builder
+	// The stream is multiplexed (stdout and stderr frames): stdcopy
+	// takes the frame headers off.
+	_, _ = stdcopy.StdCopy(&out, &out, io.LimitReader(rc, 64<<10))
+	return strings.TrimSpace(out.String())
 }
 
 // run starts node n's server container: postgres on its volume, its port
@@ -437,7 +448,7 @@ func (d *Docker) run(ctx context.Context, cli *client.Client, c *Cluster, n *Nod
 	}
 	created, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: n.Container,
-		Config: &container.Config{Image: d.Image, User: "postgres", Cmd: cmd, Labels: labels(c.Name, n.Name),
+		Config: &container.Config{Image: d.Image, User: "postgres", Cmd: cmd, Labels: labelsOf(c, n.Name),
 			ExposedPorts: network.PortSet{port: {}}, StopSignal: "SIGINT"}, // SIGINT: a fast shutdown
 		HostConfig: hc,
 		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
@@ -482,45 +493,11 @@ func waitStreamingFrom(ctx context.Context, up *Node, standby string) error {
 	})
 }
 
-// removeByLabel removes an env's containers, volumes and network: all
-// that carries its label, whatever state a run left it in.
-func removeByLabel(ctx context.Context, cli *client.Client, env string) error {
-	f := client.Filters{}.Add("label", LabelEnv+"="+env)
-	var errs []error
-	cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
-	if err != nil {
-		return fmt.Errorf("docker: %w", err)
-	}
-	for _, ct := range cs.Items {
-		if _, err := cli.ContainerRemove(ctx, ct.ID, client.ContainerRemoveOptions{Force: true}); err != nil {
-			errs = append(errs, fmt.Errorf("docker: container %s: %w", strings.Join(ct.Names, ","), err))
-		}
-	}
-	vs, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: f})
-	if err != nil {
-		return fmt.Errorf("docker: %w", err)
-	}
-	for _, v := range vs.Items {
-		if _, err := cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true}); err != nil {
-			errs = append(errs, fmt.Errorf("docker: volume %s: %w", v.Name, err))
-		}
-	}
-	ns, err := cli.NetworkList(ctx, client.NetworkListOptions{Filters: f})
-	if err != nil {
-		return fmt.Errorf("docker: %w", err)
-	}
-	for _, n := range ns.Items {
-		if _, err := cli.NetworkRemove(ctx, n.ID, client.NetworkRemoveOptions{}); err != nil {
-			errs = append(errs, fmt.Errorf("docker: network %s: %w", n.Name, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// dockerAllRunning says whether every node's container runs.
-func dockerAllRunning(ctx context.Context, cli *client.Client, c *Cluster) bool {
-	for _, n := range c.AllNodes() {
-		if st, err := containerState(ctx, cli, n.Container); err != nil || st != NodeRunning {
+// dockerAllThere says whether every node in service has its container,
+// running, frozen or stopped by a fault: an env that is up.
+func dockerAllThere(ctx context.Context, cli *client.Client, c *Cluster) bool {
+	for _, n := range c.Nodes() {
+		if _, err := cli.ContainerInspect(ctx, n.Container, client.ContainerInspectOptions{}); err != nil {
 			return false
 		}
 	}
@@ -553,7 +530,7 @@ func (d *Docker) Down(ctx context.Context, name string) error {
 	}
 	defer cli.Close()
 	t0 := time.Now()
-	if err := removeByLabel(ctx, cli, name); err != nil {
+	if err := removeByLabel(ctx, cli, name, ownerOf(d.Store)); err != nil {
 		return fmt.Errorf("env %q: %w", name, err)
 	}
 	d.step("removed containers, volumes, network", t0)

@@ -43,10 +43,16 @@ func (dc *dockerControl) with(ctx context.Context, node string, f func(cli *clie
 
 func (dc *dockerControl) Kill(ctx context.Context, node string) error {
 	return dc.with(ctx, node, func(cli *client.Client, n *Node) error {
-		if st, _ := containerState(ctx, cli, n.Container); st == NodeStopped {
+		// An engine that does not answer is not a dead node: a failover
+		// going on would make a second primary.
+		st, err := containerState(ctx, cli, n.Container)
+		if err != nil {
+			return err
+		}
+		if st == NodeStopped {
 			return nil
 		}
-		_, err := cli.ContainerKill(ctx, n.Container, client.ContainerKillOptions{Signal: "SIGKILL"})
+		_, err = cli.ContainerKill(ctx, n.Container, client.ContainerKillOptions{Signal: "SIGKILL"})
 		return err
 	})
 }

@@ -49,7 +49,10 @@ func (d *Docker) startLinkProxy(ctx context.Context, cli *client.Client, c *Clus
 	}
 	created, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: c.NetProxy.Container,
-		Config: &container.Config{Image: ToolImage(), Labels: labels(c.Name, "netproxy"), ExposedPorts: exposed,
+		// As the user who built the env: it reads their state file and
+		// makes the socket they talk to it through.
+		Config: &container.Config{Image: ToolImage(), User: fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid()),
+			Labels: labelsOf(c, "netproxy"), ExposedPorts: exposed,
 			Env: []string{NetProxyEnv + "=" + c.Name, StateDirEnv + "=/state", NetProxySocketEnv + "=/ctl/sock"}},
 		HostConfig: &container.HostConfig{
 			NetworkMode:  container.NetworkMode(networkName(c.Name)),

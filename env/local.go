@@ -247,6 +247,10 @@ func (l *Local) clearStale(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	if c.Provider != "" && c.Provider != LocalName {
+		// Not ours to judge or tear down: its provider's down does that.
+		return fmt.Errorf("env %q is a %s env: pgbenchx env down --name %s first, or choose another --name", name, c.Provider, name)
+	}
 	if c.Status == statusBuilding && c.OwnerPID != os.Getpid() && processAlive(c.OwnerPID) {
 		return fmt.Errorf("env %q is being built by pid %d; wait for it or choose another --name", name, c.OwnerPID)
 	}

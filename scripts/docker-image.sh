@@ -6,7 +6,7 @@
 # apt lists, and `docker import` turns it into an image. An image of that
 # name already there is reused. The last line printed is IMAGE=<name>.
 set -euo pipefail
-IMAGE=${PGBENCHX_IMAGE:-pgbenchx-postgres:15}
+IMAGE=${PGBENCHX_PG_IMAGE:-pgbenchx-postgres:15}
 MIRROR=${PGBENCHX_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # pgbenchx's own image first (the link proxy of docker envs runs in it):
 # rebuilt every time, so that it is this tree's binary; docker's cache

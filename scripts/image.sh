@@ -3,7 +3,7 @@
 # static binary (deploy/Dockerfile). The last line is IMAGE=<name>.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-IMAGE=${PGBENCHX_IMAGE:-pgbenchx:dev}
+IMAGE=${PGBENCHX_TOOL_IMAGE:-pgbenchx:dev}
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 CGO_ENABLED=0 go build -trimpath -o "$ctx/pgbenchx" ./cmd/pgbenchx

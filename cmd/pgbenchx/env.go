@@ -181,7 +181,11 @@ func printLinks(w io.Writer, c *env.Cluster) {
 		}
 	}
 	if c.NetProxy != nil && !env.NetProxyRuns(c) {
-		fmt.Fprintf(w, "the link proxy (pid %d) is NOT running: the linked standbys are cut off; pgbenchx env down --name %s, then up again\n", c.NetProxy.PID, c.Name)
+		which := fmt.Sprintf("pid %d", c.NetProxy.PID)
+		if c.NetProxy.Container != "" {
+			which = "container " + c.NetProxy.Container
+		}
+		fmt.Fprintf(w, "the link proxy (%s) is NOT running: the linked standbys are cut off; pgbenchx env down --name %s, then up again\n", which, c.Name)
 	}
 }
 
