@@ -2,6 +2,7 @@ package env_test
 
 import (
 	"context"
+	"errors"
 	"os/exec"
 	"strings"
 	"testing"
@@ -189,6 +190,37 @@ func TestDockerCascade(t *testing.T) {
 	t.Cleanup(func() { _ = p.Down(context.Background(), c.Name) })
 	if c.Standbys[1].Upstream != "standby1" || c.Standbys[2].Upstream != "standby1" {
 		t.Errorf("upstreams %s, %s: want standby1", c.Standbys[1].Upstream, c.Standbys[2].Upstream)
+	}
+	for _, ch := range env.Verify(ctx, c) {
+		if !ch.Pass {
+			t.Errorf("verify: %s: %s", ch.Name, ch.Detail)
+		}
+	}
+}
+
+// TestDockerUpClearsADeadRun: an env whose container is gone (a dead run,
+// a hand's docker rm) is cleared by the next up of its name, which builds
+// it anew; one that is up is refused.
+func TestDockerUpClearsADeadRun(t *testing.T) {
+	p := dockerProvider(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	spec := env.Spec{Name: "dkdead", Standbys: 1, Fast: true}
+	c, err := p.Up(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Down(context.Background(), c.Name) })
+	var exists *env.ExistsError
+	if _, err := p.Up(ctx, spec); !errors.As(err, &exists) {
+		t.Fatalf("up of an env that is up: %v, want ExistsError", err)
+	}
+	if err := exec.Command("docker", "rm", "-f", "pgbenchx-dkdead-standby1").Run(); err != nil {
+		t.Fatal(err)
+	}
+	c, err = p.Up(ctx, spec)
+	if err != nil {
+		t.Fatalf("up after a dead run: %v", err)
 	}
 	for _, ch := range env.Verify(ctx, c) {
 		if !ch.Pass {
