@@ -2,26 +2,17 @@ package bench_test
 
 import (
 	"context"
-	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/pgbenchx/pgbenchx/env"
+	"github.com/pgbenchx/pgbenchx/env/envtest"
 )
 
 // TestDockerRun measures a run on a docker env: reads on both standbys,
 // the CPU and memory caps recorded as the containers have them.
 func TestDockerRun(t *testing.T) {
-	if err := exec.Command("docker", "info").Run(); err != nil {
-		t.Skip("no Docker engine answers here (docker info failed)")
-	}
-	if err := exec.Command("docker", "image", "inspect", env.DefaultImage).Run(); err != nil {
-		t.Skipf("no image %s: make docker-image builds it (make test does where an engine answers)", env.DefaultImage)
-	}
-	p, err := env.Lookup(env.DockerName, env.Options{Store: env.Store{Dir: t.TempDir()}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := envtest.DockerProvider(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c, err := p.Up(ctx, env.Spec{Name: "dkrun", Standbys: 2, Fast: true,

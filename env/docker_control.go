@@ -150,21 +150,10 @@ func (dc *dockerControl) Promote(ctx context.Context, name string) error {
 	}
 	stateMu.Lock()
 	defer stateMu.Unlock()
-	c := dc.c
-	for i := range c.Standbys {
-		if c.Standbys[i].Name != name {
-			continue
-		}
-		p := c.Standbys[i]
-		p.Role, p.Upstream, p.Slot, p.ApplyDelay = RolePrimary, "", "", 0
-		old := c.Primary
-		old.Role = RoleDetached
-		c.Standbys = append(c.Standbys[:i:i], c.Standbys[i+1:]...)
-		c.Primary = p
-		c.Detached = append(c.Detached, old)
-		return dc.d.Store.Save(c)
+	if err := recordPromotion(dc.c, name); err != nil {
+		return err
 	}
-	return fmt.Errorf("%s: no longer a standby of env %q", name, c.Name)
+	return dc.d.Store.Save(dc.c)
 }
 
 // Repoint makes a standby stream from another upstream: a slot there,

@@ -9,24 +9,10 @@ import (
 	"time"
 
 	"github.com/pgbenchx/pgbenchx/env"
+	"github.com/pgbenchx/pgbenchx/env/envtest"
 )
 
-// dockerProvider is the docker provider with its state in the test's
-// folder, or a skip saying why there is none here.
-func dockerProvider(t *testing.T) env.Provider {
-	t.Helper()
-	if err := exec.Command("docker", "info").Run(); err != nil {
-		t.Skip("no Docker engine answers here (docker info failed)")
-	}
-	if err := exec.Command("docker", "image", "inspect", env.DefaultImage).Run(); err != nil {
-		t.Skipf("no image %s: make docker-image builds it (make test does where an engine answers)", env.DefaultImage)
-	}
-	p, err := env.Lookup(env.DockerName, env.Options{Store: env.Store{Dir: t.TempDir()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+func dockerProvider(t *testing.T) env.Provider { return envtest.DockerProvider(t) }
 
 // dockerPS lists the containers labelled with the env's name.
 func dockerPS(t *testing.T, name string, extra ...string) []string {

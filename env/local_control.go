@@ -358,7 +358,15 @@ func (lc *localControl) Promote(ctx context.Context, name string) error {
 	}
 	stateMu.Lock()
 	defer stateMu.Unlock()
-	c := lc.c
+	if err := recordPromotion(lc.c, name); err != nil {
+		return err
+	}
+	return lc.save()
+}
+
+// recordPromotion makes standby name c's primary and detaches the old
+// one; the caller holds stateMu and saves the state.
+func recordPromotion(c *Cluster, name string) error {
 	for i := range c.Standbys {
 		if c.Standbys[i].Name != name {
 			continue
@@ -370,7 +378,7 @@ func (lc *localControl) Promote(ctx context.Context, name string) error {
 		c.Standbys = append(c.Standbys[:i:i], c.Standbys[i+1:]...)
 		c.Primary = p
 		c.Detached = append(c.Detached, old)
-		return lc.save()
+		return nil
 	}
 	return fmt.Errorf("%s: no longer a standby of env %q (promoted meanwhile?)", name, c.Name)
 }

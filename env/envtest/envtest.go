@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -92,4 +93,22 @@ func DumpLogs(t testing.TB, c *env.Cluster) {
 func Main(m *testing.M) {
 	env.ServeNetIfAsked()
 	os.Exit(m.Run())
+}
+
+// DockerProvider is the docker provider with its state in the test's
+// folder, or a skip saying why there is none here: no engine answers, or
+// its image was not built (make docker-image; make test builds it).
+func DockerProvider(t testing.TB) env.Provider {
+	t.Helper()
+	if err := exec.Command("docker", "info").Run(); err != nil {
+		t.Skip("no Docker engine answers here (docker info failed)")
+	}
+	if err := exec.Command("docker", "image", "inspect", env.DefaultImage).Run(); err != nil {
+		t.Skipf("no image %s: make docker-image builds it (make test does where an engine answers)", env.DefaultImage)
+	}
+	p, err := env.Lookup(env.DockerName, env.Options{Store: env.Store{Dir: t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
