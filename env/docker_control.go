@@ -90,6 +90,11 @@ func (dc *dockerControl) Start(ctx context.Context, node string) error {
 			if err != nil {
 				return err
 			}
+			// An upstream that is down or frozen has nothing to stream:
+			// the standby being ready is all there is to wait for.
+			if st, err := containerState(ctx, cli, up.Container); err != nil || st != NodeRunning {
+				return nil
+			}
 			return waitStreamingFrom(ctx, up, n.Name)
 		}
 		return nil

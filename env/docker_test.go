@@ -214,3 +214,49 @@ func TestDockerUpClearsADeadRun(t *testing.T) {
 		}
 	}
 }
+
+// TestDockerForkedStandbyRebuilt makes the failover asynchronous
+// replication can make: standby1 stopped while the primary writes, so
+// standby2 replays WAL standby1 never gets; the primary dies and standby1
+// is promoted. standby2 cannot follow its timeline (Repoint says
+// ErrForked, read from its container's log); a rebuild makes it follow.
+func TestDockerForkedStandbyRebuilt(t *testing.T) {
+	p := dockerProvider(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := p.Up(ctx, env.Spec{Name: "dkfork", Standbys: 2, Fast: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Down(context.Background(), c.Name) })
+	ctl, err := p.Control(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeReaches(t, &c.Primary, &c.Standbys[1], 1)
+	if err := ctl.Stop(ctx, "standby1"); err != nil {
+		t.Fatal(err)
+	}
+	writeReaches(t, &c.Primary, &c.Standbys[1], 2) // standby1 never sees it
+	if err := ctl.Kill(ctx, "primary"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ctl.Start(ctx, "standby1"); err != nil { // its upstream is dead: it only runs
+		t.Fatal(err)
+	}
+	if err := ctl.Promote(ctx, "standby1"); err != nil {
+		t.Fatal(err)
+	}
+	err = ctl.Repoint(ctx, "standby2", "standby1")
+	if !errors.Is(err, env.ErrForked) {
+		t.Fatalf("repoint of a standby ahead of the fork: %v, want ErrForked", err)
+	}
+	if err := ctl.Rebuild(ctx, "standby2", "standby1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range env.Verify(ctx, c) {
+		if !ch.Pass {
+			t.Errorf("verify after the rebuild: %s: %s", ch.Name, ch.Detail)
+		}
+	}
+}
