@@ -7,6 +7,7 @@ import (
 
 	"github.com/pgbenchx/pgbenchx/input"
 	"github.com/pgbenchx/pgbenchx/routing"
+	"github.com/pgbenchx/pgbenchx/workload"
 )
 
 func TestValidate(t *testing.T) {
@@ -30,7 +31,7 @@ func TestValidate(t *testing.T) {
 		{"rate", func(c *Config) { c.Workload.Rate = 0.5 }},
 		{"scale", func(c *Config) { c.Workload.Scale = 1 }},
 		{"max-tries", func(c *Config) { c.Workload.MaxTries = 11 }},
-		{"heartbeat", func(c *Config) { c.Workload.Heartbeat = 0 }},
+		{"heartbeat", func(c *Config) { c.Workload.Heartbeat = time.Microsecond }},
 		{"query-timeout", func(c *Config) { c.Workload.QueryTimeout = time.Microsecond }},
 		{"label", func(c *Config) { c.Output.Label = "a b" }},
 		{"strategies", func(c *Config) { c.Workload.Strategies = []routing.Strategy{"fastest"} }},
@@ -93,5 +94,25 @@ func TestFaults(t *testing.T) {
 	c.Faults[0].At = 62 * time.Second
 	if err := c.Validate(); !input.Is(err) {
 		t.Errorf("a fault at the end of the second strategy: %v, want bad input", err)
+	}
+}
+
+// TestAutoHeartbeat: 10 ms when built-in reads check staleness, the lag
+// interval when only query-file reads run (they have no stale-read check).
+func TestAutoHeartbeat(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil || c.Workload.Heartbeat != DefaultHeartbeat {
+		t.Errorf("built-in reads: heartbeat %s (%v), want %s", c.Workload.Heartbeat, err, DefaultHeartbeat)
+	}
+	c = Default()
+	c.Workload.Mix = nil
+	c.Workload.Custom = []workload.CustomQuery{{Name: "q", Weight: 1, SQL: "SELECT 1"}}
+	if err := c.Validate(); err != nil || c.Workload.Heartbeat != c.Workload.LagInterval {
+		t.Errorf("query-file reads only: heartbeat %s (%v), want the lag interval %s", c.Workload.Heartbeat, err, c.Workload.LagInterval)
+	}
+	c = Default()
+	c.Workload.Heartbeat = 50 * time.Millisecond
+	if err := c.Validate(); err != nil || c.Workload.Heartbeat != 50*time.Millisecond {
+		t.Errorf("given heartbeat changed to %s (%v)", c.Workload.Heartbeat, err)
 	}
 }

@@ -103,6 +103,9 @@ func finish(cfg Config, res *metrics.Result, runErr error) (*Outcome, error) {
 // measured, even when the run failed or was interrupted (then the result
 // is marked interrupted and the error is context.Canceled).
 func Measure(ctx context.Context, cl *Cluster, cfg Config, hooks Hooks) (*metrics.Result, error) {
+	if cfg.Workload.Heartbeat == 0 { // a Config that skipped Validate
+		cfg.Workload.Heartbeat = AutoHeartbeat(cfg.Workload)
+	}
 	res := &metrics.Result{
 		Schema: metrics.SchemaVersion, Tool: "pgbenchx", Label: cfg.Output.Label, StartedAt: time.Now().UTC(),
 		Config: cfg.Workload.Record(), Environment: cl.Environment,

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,9 @@ type Heartbeat struct {
 // NewHeartbeat continues from the current seq of row id of table, which
 // must exist (and be replayed on the standbys) already.
 func NewHeartbeat(ctx context.Context, primary *pgxpool.Pool, table string, interval time.Duration, id int64) (*Heartbeat, error) {
+	if interval <= 0 {
+		return nil, fmt.Errorf("heartbeat: interval %s: want more than 0", interval)
+	}
 	h := &Heartbeat{ID: id, table: table, interval: interval}
 	h.pool.Store(primary)
 	var seq int64

@@ -109,7 +109,7 @@ func workloadFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "lag-interval", Value: 100 * time.Millisecond, Usage: "how often lag is sampled"},
 		&cli.DurationFlag{Name: "query-timeout", Value: 10 * time.Second, Usage: "each try of a read gets this long: the server cancels it just before (57014), the client abandons it at the limit if the node does not answer (client_timeout: connection dropped, node ejected, read retried elsewhere); 0 = none"},
 		&cli.BoolFlag{Name: "socket", Usage: "reach the env's nodes through their Unix sockets instead of TCP on 127.0.0.1: for co-located runs (run.json says unix_socket)"},
-		&cli.DurationFlag{Name: "heartbeat", Value: 10 * time.Millisecond, Usage: "how often the load generator commits a heartbeat on the primary: the resolution of time lag and of the stale-read check"},
+		&cli.DurationFlag{Name: "heartbeat", Usage: "how often the load generator commits a heartbeat on the primary: the resolution of time lag and of the stale-read check (default 10ms; with --query-file reads only, which have no stale-read check, the lag interval)"},
 		&cli.StringFlag{Name: "slot-warn", Value: "1GB", Usage: "warn when a standby's slot makes the primary keep more WAL than this (down, frozen or far behind), e.g. 512MB; off: never"},
 		&cli.StringFlag{Name: "out", Value: "results", Usage: "folder for run folders"},
 		formatFlag("md,csv,json"),
