@@ -78,14 +78,6 @@ func ParseMemory(s string) (map[string]int64, error) {
 	return out, nil
 }
 
-// memoryCap is a node's --memory: its own, else every node's, else 0.
-func memoryCap(caps map[string]int64, node string) int64 {
-	if m, ok := caps[node]; ok {
-		return m
-	}
-	return caps["*"]
-}
-
 // MemoryCaps lists the memory caps of the nodes in service, in bytes.
 func MemoryCaps(c *Cluster) map[string]int64 {
 	out := map[string]int64{}
@@ -142,8 +134,9 @@ func ParseCPUs(s string) (map[string]float64, error) {
 	return out, nil
 }
 
-// cpuCap is a node's cap from the spec (0 = none).
-func cpuCap(caps map[string]float64, node string) float64 {
+// capOf is a node's cap (--cpus, --memory): its own, else every node's
+// ("*"), else zero.
+func capOf[T float64 | int64](caps map[string]T, node string) T {
 	if v, ok := caps[node]; ok {
 		return v
 	}

@@ -229,8 +229,8 @@ func (d *Docker) newCluster(spec Spec) (*Cluster, error) {
 	node := func(name string, role Role) (Node, error) {
 		port, err := freePort()
 		n := Node{Name: name, Role: role, Host: "127.0.0.1", Port: port, User: "postgres", Password: c.Primary.Password,
-			Database: "postgres", Container: containerName(spec.Name, name), CPUs: cpuCap(spec.CPUs, name),
-			MemoryBytes: memoryCap(spec.Memory, name)}
+			Database: "postgres", Container: containerName(spec.Name, name), CPUs: capOf(spec.CPUs, name),
+			MemoryBytes: capOf(spec.Memory, name)}
 		return n, err
 	}
 	if c.Primary, err = node("primary", RolePrimary); err != nil {

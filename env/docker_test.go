@@ -14,6 +14,22 @@ import (
 
 func dockerProvider(t *testing.T) env.Provider { return envtest.DockerProvider(t) }
 
+// dockerUp builds spec on p, removed when the test ends, and its
+// controller.
+func dockerUp(ctx context.Context, t *testing.T, p env.Provider, spec env.Spec) (*env.Cluster, env.Controller) {
+	t.Helper()
+	c, err := p.Up(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Down(context.Background(), c.Name) })
+	ctl, err := p.Control(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, ctl
+}
+
 // dockerPS lists the containers labelled with the env's name.
 func dockerPS(t *testing.T, name string, extra ...string) []string {
 	t.Helper()
@@ -32,12 +48,8 @@ func TestDockerEnv(t *testing.T) {
 	p := dockerProvider(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c, err := p.Up(ctx, env.Spec{Name: "dkt", Standbys: 2, Fast: true, CPUs: map[string]float64{"standby1": 0.5},
+	c, ctl := dockerUp(ctx, t, p, env.Spec{Name: "dkt", Standbys: 2, Fast: true, CPUs: map[string]float64{"standby1": 0.5},
 		Memory: map[string]int64{"standby2": 256 << 20}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Down(context.Background(), c.Name) })
 	if got := dockerPS(t, c.Name); len(got) != 3 {
 		t.Errorf("%d labelled containers running, want 3", len(got))
 	}
@@ -49,15 +61,7 @@ func TestDockerEnv(t *testing.T) {
 	if err != nil || strings.TrimSpace(string(out)) != "268435456" {
 		t.Errorf("standby2's container Memory %q (%v), want 268435456 (256MB)", out, err)
 	}
-	for _, ch := range env.Verify(ctx, c) {
-		if !ch.Pass {
-			t.Errorf("verify: %s: %s", ch.Name, ch.Detail)
-		}
-	}
-	ctl, err := p.Control(c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	requireVerify(t, c)
 	if err := ctl.Kill(ctx, "standby2"); err != nil {
 		t.Fatal(err)
 	}
@@ -95,15 +99,7 @@ func TestDockerFailover(t *testing.T) {
 	p := dockerProvider(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c, err := p.Up(ctx, env.Spec{Name: "dkfo", Standbys: 2, Fast: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Down(context.Background(), c.Name) })
-	ctl, err := p.Control(c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, ctl := dockerUp(ctx, t, p, env.Spec{Name: "dkfo", Standbys: 2, Fast: true})
 	r, err := env.Failover(ctx, ctl, c, "standby1", nil)
 	if err != nil {
 		t.Fatalf("failover: %v (%+v)", err, r)
@@ -112,11 +108,7 @@ func TestDockerFailover(t *testing.T) {
 	if c.Primary.Name != "standby1" || len(c.Standbys) != 1 || c.Standbys[0].Upstream != "standby1" {
 		t.Fatalf("after the failover: primary %s, standbys %+v", c.Primary.Name, c.Standbys)
 	}
-	for _, ch := range env.Verify(ctx, c) {
-		if !ch.Pass {
-			t.Errorf("verify: %s: %s", ch.Name, ch.Detail)
-		}
-	}
+	requireVerify(t, c)
 }
 
 // TestDockerSlowLink puts standby2 of a docker env behind a 30 ms link:
@@ -129,12 +121,8 @@ func TestDockerSlowLink(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c, err := p.Up(ctx, env.Spec{Name: "dkslow", Standbys: 2, Fast: true,
+	c, _ := dockerUp(ctx, t, p, env.Spec{Name: "dkslow", Standbys: 2, Fast: true,
 		NetLinks: map[string]env.Link{"standby2": {Delay: 30 * time.Millisecond}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Down(context.Background(), c.Name) })
 	if !env.NetProxyRuns(c) {
 		t.Fatal("the link proxy container does not run")
 	}
@@ -150,11 +138,7 @@ func TestDockerSlowLink(t *testing.T) {
 	if best < 30*time.Millisecond {
 		t.Errorf("SELECT 1 through standby2's link took %s, want at least 30ms", best)
 	}
-	for _, ch := range env.Verify(ctx, c) {
-		if !ch.Pass {
-			t.Errorf("verify: %s: %s", ch.Name, ch.Detail)
-		}
-	}
+	requireVerify(t, c)
 	if err := p.Down(ctx, c.Name); err != nil {
 		t.Fatal(err)
 	}
@@ -169,19 +153,11 @@ func TestDockerCascade(t *testing.T) {
 	p := dockerProvider(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c, err := p.Up(ctx, env.Spec{Name: "dkcas", Standbys: 3, Fast: true, Topology: env.Cascade})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Down(context.Background(), c.Name) })
+	c, _ := dockerUp(ctx, t, p, env.Spec{Name: "dkcas", Standbys: 3, Fast: true, Topology: env.Cascade})
 	if c.Standbys[1].Upstream != "standby1" || c.Standbys[2].Upstream != "standby1" {
 		t.Errorf("upstreams %s, %s: want standby1", c.Standbys[1].Upstream, c.Standbys[2].Upstream)
 	}
-	for _, ch := range env.Verify(ctx, c) {
-		if !ch.Pass {
-			t.Errorf("verify: %s: %s", ch.Name, ch.Detail)
-		}
-	}
+	requireVerify(t, c)
 }
 
 // TestDockerUpClearsADeadRun: an env whose container is gone (a dead run,
@@ -208,11 +184,7 @@ func TestDockerUpClearsADeadRun(t *testing.T) {
 	if err != nil {
 		t.Fatalf("up after a dead run: %v", err)
 	}
-	for _, ch := range env.Verify(ctx, c) {
-		if !ch.Pass {
-			t.Errorf("verify: %s: %s", ch.Name, ch.Detail)
-		}
-	}
+	requireVerify(t, c)
 }
 
 // TestDockerForkedStandbyRebuilt makes the failover asynchronous
@@ -224,15 +196,7 @@ func TestDockerForkedStandbyRebuilt(t *testing.T) {
 	p := dockerProvider(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c, err := p.Up(ctx, env.Spec{Name: "dkfork", Standbys: 2, Fast: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Down(context.Background(), c.Name) })
-	ctl, err := p.Control(c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, ctl := dockerUp(ctx, t, p, env.Spec{Name: "dkfork", Standbys: 2, Fast: true})
 	writeReaches(t, &c.Primary, &c.Standbys[1], 1)
 	if err := ctl.Stop(ctx, "standby1"); err != nil {
 		t.Fatal(err)
@@ -247,16 +211,11 @@ func TestDockerForkedStandbyRebuilt(t *testing.T) {
 	if err := ctl.Promote(ctx, "standby1"); err != nil {
 		t.Fatal(err)
 	}
-	err = ctl.Repoint(ctx, "standby2", "standby1")
-	if !errors.Is(err, env.ErrForked) {
+	if err := ctl.Repoint(ctx, "standby2", "standby1"); !errors.Is(err, env.ErrForked) {
 		t.Fatalf("repoint of a standby ahead of the fork: %v, want ErrForked", err)
 	}
 	if err := ctl.Rebuild(ctx, "standby2", "standby1"); err != nil {
 		t.Fatal(err)
 	}
-	for _, ch := range env.Verify(ctx, c) {
-		if !ch.Pass {
-			t.Errorf("verify after the rebuild: %s: %s", ch.Name, ch.Detail)
-		}
-	}
+	requireVerify(t, c)
 }

@@ -214,7 +214,7 @@ func (l *Local) newCluster(spec Spec, u osUser, bin, version string) (*Cluster, 
 			return fail(input.Bad("cpus", "", "%v", err))
 		}
 		for _, n := range c.Nodes() {
-			if n.CPUs = cpuCap(spec.CPUs, n.Name); n.CPUs == 0 {
+			if n.CPUs = capOf(spec.CPUs, n.Name); n.CPUs == 0 {
 				continue
 			}
 			if n.Cgroup, err = makeCgroup(fs, c.Name, n.Name, n.CPUs); err != nil {
@@ -275,16 +275,23 @@ func allAlive(c *Cluster) bool {
 	return c.NetProxy == nil || NetProxyRuns(c)
 }
 
-// Alive reports which nodes of a local env have a running postmaster.
+// Alive reports which nodes of an env run: a local env's by their postmasters,
+// another provider's by what its controller says.
 func Alive(c *Cluster) map[string]bool {
 	out := map[string]bool{}
-	if c.Provider == DockerName {
+	if c.Provider != "" && c.Provider != LocalName {
+		// Another provider's nodes: what its controller says of them.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		ctl := &dockerControl{c: c}
+		var ctl Controller
+		if p, err := ProviderOf(c); err == nil {
+			ctl, _ = p.Control(c)
+		}
 		for _, n := range c.Nodes() {
-			st, err := ctl.State(ctx, n.Name)
-			out[n.Name] = err == nil && st == NodeRunning
+			if ctl != nil {
+				st, err := ctl.State(ctx, n.Name)
+				out[n.Name] = err == nil && st == NodeRunning
+			}
 		}
 		return out
 	}

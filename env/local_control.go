@@ -430,29 +430,7 @@ func (lc *localControl) Repoint(ctx context.Context, standby, upstream string) e
 	if err := stopServer(&sb); err != nil {
 		return err
 	}
-	oldUpstream := sb.Upstream
-	port, err := upstreamPort(lc.c, &sb, &up)
-	if err != nil {
-		return err
-	}
-	if err := writeUpstream(lc.c, &sb, port); err != nil {
-		return fmt.Errorf("%s: write primary_conninfo: %w", standby, err)
-	}
-	slot := sb.Slot
-	err = lc.update(standby, func(m *Node) { m.Upstream, m.Slot, m.PID = upstream, slot, 0 })
-	if err != nil {
-		return err
-	}
-	sb.Upstream = upstream
-	logStart := fileSize(sb.LogFile)
-	if err := lc.startNode(ctx, &sb); err != nil {
-		return err
-	}
-	if err := lc.waitStreaming(ctx, sb, logStart); err != nil {
-		return err
-	}
-	lc.dropOldSlot(ctx, oldUpstream, sb.Slot)
-	return nil
+	return lc.startFollowing(ctx, sb, up)
 }
 
 // checkUpstream refuses an upstream that is not in service, the standby

@@ -130,19 +130,27 @@ func (lc *localControl) rejoin(ctx context.Context, standby, upstream, tool stri
 			return err
 		}
 	}
+	return lc.startFollowing(ctx, sb, up)
+}
+
+// startFollowing points the stopped standby sb at up (through its link's
+// proxy when it has one), records it, starts it, waits until it streams
+// from up and drops its slot on its old upstream: how Repoint and Rewind
+// end.
+func (lc *localControl) startFollowing(ctx context.Context, sb, up Node) error {
 	oldUpstream := sb.Upstream
 	port, err := upstreamPort(lc.c, &sb, &up)
 	if err != nil {
 		return err
 	}
 	if err := writeUpstream(lc.c, &sb, port); err != nil {
-		return fmt.Errorf("%s: write primary_conninfo: %w", standby, err)
+		return fmt.Errorf("%s: write primary_conninfo: %w", sb.Name, err)
 	}
 	slot := sb.Slot
-	if err := lc.update(standby, func(m *Node) { m.Upstream, m.Slot, m.PID = upstream, slot, 0 }); err != nil {
+	if err := lc.update(sb.Name, func(m *Node) { m.Upstream, m.Slot, m.PID = up.Name, slot, 0 }); err != nil {
 		return err
 	}
-	sb.Upstream = upstream
+	sb.Upstream = up.Name
 	logStart := fileSize(sb.LogFile)
 	if err := lc.startNode(ctx, &sb); err != nil {
 		return err
@@ -150,7 +158,7 @@ func (lc *localControl) rejoin(ctx context.Context, standby, upstream, tool stri
 	if err := lc.waitStreaming(ctx, sb, logStart); err != nil {
 		return err
 	}
-	if oldUpstream != upstream {
+	if oldUpstream != up.Name {
 		lc.dropOldSlot(ctx, oldUpstream, sb.Slot)
 	}
 	return nil
