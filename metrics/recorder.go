@@ -33,6 +33,7 @@ type Recorder struct {
 	failedLat   []*Hist // failed attempts by node, allocated when first needed
 	retries     []int64
 	tickOK      []int64 // successful attempts by node since the last tick
+	tickStale   []int64 // stale reads by node since the last tick
 	lastNodeErr []int64
 	stale       []int64
 	checked     []int64
@@ -57,7 +58,7 @@ func NewRecorder(nodes []string, roles []Role, kinds []string, openLoop bool) *R
 		errs: make([]map[string]int64, n), samples: make([]map[string]string, n),
 		ok: make([]*Hist, n*len(kinds)), failedLat: make([]*Hist, n),
 		retries: make([]int64, n), stale: make([]int64, n), checked: make([]int64, n),
-		nodeErrs: make([]atomic.Int64, n), tickOK: make([]int64, n), lastNodeErr: make([]int64, n),
+		nodeErrs: make([]atomic.Int64, n), tickOK: make([]int64, n), tickStale: make([]int64, n), lastNodeErr: make([]int64, n),
 		e2e: NewHist(), interval: NewHist(),
 	}
 	for i := range r.ok {
@@ -288,6 +289,7 @@ func (r *Recorder) fold(buf []uint64, interval bool) (okCount int64) {
 				r.checked[node]++
 				if rec&flagStale != 0 {
 					r.stale[node]++
+					r.tickStale[node]++
 				}
 			}
 		case recAttemptFailed:
@@ -326,13 +328,20 @@ func (r *Recorder) Tick(now time.Time, lag TickLag) {
 	errs, failed := r.errTotal.Load(), r.failed.Load()
 	s := r.interval.Summary()
 	t := Tick{
-		Second: len(r.ticks) + 1, Queries: ok, Errors: errs - r.lastErrs, Failed: failed - r.lastFailed,
+		Second: len(r.ticks) + 1, At: now, Queries: ok, Errors: errs - r.lastErrs, Failed: failed - r.lastFailed,
 		P50MS: s.P50, P99MS: s.P99, LagBytes: lag.Bytes, LagMS: lag.MS, SlotBytes: lag.Slots,
 		NodeQueries: make(map[string]int64, len(r.nodes)), NodeErrors: map[string]int64{},
 	}
 	for n, name := range r.nodes {
 		t.NodeQueries[name] = r.tickOK[n]
 		r.tickOK[n] = 0
+		if st := r.tickStale[n]; st != 0 {
+			if t.NodeStale == nil {
+				t.NodeStale = map[string]int64{}
+			}
+			t.NodeStale[name] = st
+			r.tickStale[n] = 0
+		}
 		if e := r.nodeErrs[n].Load(); e != r.lastNodeErr[n] {
 			t.NodeErrors[name] = e - r.lastNodeErr[n]
 			r.lastNodeErr[n] = e

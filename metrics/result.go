@@ -317,10 +317,13 @@ type NodeResult struct {
 
 // Tick is one second of a strategy's read phase.
 type Tick struct {
-	Second  int   `json:"second"`
-	Queries int64 `json:"queries"` // successful reads
-	Errors  int64 `json:"errors"`  // failed attempts and reads with no node to try
-	Failed  int64 `json:"failed,omitempty"`
+	Second int `json:"second"`
+	// At is the tick's wall-clock time (the end of its second), so a
+	// run's seconds line up with dashboards.
+	At      time.Time `json:"at,omitzero"`
+	Queries int64     `json:"queries"` // successful reads
+	Errors  int64     `json:"errors"`  // failed attempts and reads with no node to try
+	Failed  int64     `json:"failed,omitempty"`
 	// P50MS and P99MS are of the reads that ended this second, end to end
 	// (failed ones too); 0 when none did.
 	P50MS    float64            `json:"p50_ms"`
@@ -331,6 +334,8 @@ type Tick struct {
 	// failed ones in this second: a node leaving and coming back shows.
 	NodeQueries map[string]int64 `json:"node_queries,omitempty"`
 	NodeErrors  map[string]int64 `json:"node_errors,omitempty"`
+	// NodeStale is each node's stale reads this second (of the checked).
+	NodeStale map[string]int64 `json:"node_stale,omitempty"`
 	// SlotBytes is the WAL each standby's slot makes the primary keep
 	// (its current LSN minus the slot's restart_lsn): it grows while a
 	// standby is down, frozen or far behind.
