@@ -2,11 +2,15 @@
 GO          ?= go
 BIN         := bin/pgbenchx
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# The version --version and every run.json give: the commit, marked when
+# the tree had changes; "devel" outside a git checkout.
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS     := -X github.com/pgbenchx/pgbenchx/bench.version=$(VERSION)
 
 .PHONY: build run test lint bench deps clean docker-image image distributed
 
 build:
-	$(GO) build -o $(BIN) ./cmd/pgbenchx
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pgbenchx
 
 # Installs PostgreSQL server packages when missing (apt-get, as root).
 deps:

@@ -30,6 +30,9 @@ type Config struct {
 	// Faults are injected on the env's nodes while the reads are
 	// measured (ParseFault reads --fault's AT:ACTION:NODE).
 	Faults []Fault
+	// Command is the command line that asked for the run, recorded in
+	// run.json with every password taken out.
+	Command []string
 }
 
 // Output says where a run's folder goes and what it holds.

@@ -107,8 +107,8 @@ func Measure(ctx context.Context, cl *Cluster, cfg Config, hooks Hooks) (*metric
 		cfg.Workload.Heartbeat = AutoHeartbeat(cfg.Workload)
 	}
 	res := &metrics.Result{
-		Schema: metrics.SchemaVersion, Tool: "pgbenchx", Label: cfg.Output.Label, StartedAt: time.Now().UTC(),
-		Config: cfg.Workload.Record(), Environment: cl.Environment,
+		Schema: metrics.SchemaVersion, Tool: "pgbenchx", Version: Version(), Command: RedactArgs(cfg.Command),
+		Label: cfg.Output.Label, StartedAt: time.Now().UTC(), Config: cfg.Workload.Record(), Environment: cl.Environment,
 	}
 	for _, f := range cfg.Faults {
 		res.Config.Faults = append(res.Config.Faults, f.String())

@@ -22,8 +22,12 @@ const oldestSchema = 1
 // compare and merge read back. Passwords never enter it (DSNs are redacted
 // before they get here).
 type Result struct {
-	Schema      int               `json:"schema"`
-	Tool        string            `json:"tool"`
+	Schema int    `json:"schema"`
+	Tool   string `json:"tool"`
+	// Version is the pgbenchx that made the run; Command its command
+	// line (argv, passwords redacted): how to make it again.
+	Version     string            `json:"version,omitempty"`
+	Command     []string          `json:"command,omitempty"`
 	Label       string            `json:"label"`
 	StartedAt   time.Time         `json:"started_at"`
 	EndedAt     time.Time         `json:"ended_at"`
@@ -41,6 +45,17 @@ type Result struct {
 	// Failovers are the failovers the run injected, as the env did them.
 	Failovers []Failover `json:"failovers,omitempty"`
 	Warnings  []string   `json:"warnings,omitempty"`
+	// Phases are when each phase of the run began, wall clock: a run's
+	// seconds line up with dashboards.
+	Phases []PhaseStart `json:"phases,omitempty"`
+}
+
+// PhaseStart is a phase of a run and when it began: schema, write,
+// settle, start_at, read <strategy> (its warmup), measure <strategy>.
+type PhaseStart struct {
+	Name   string    `json:"name"`
+	At     time.Time `json:"at"`
+	Detail string    `json:"detail,omitempty"`
 }
 
 // Failover is one failover as the env did it: the old primary killed,
@@ -154,6 +169,9 @@ type Config struct {
 	Mode string `json:"mode,omitempty"`
 	// SlotWarnBytes is --slot-warn: a slot keeping more WAL is warned of.
 	SlotWarnBytes int64 `json:"slot_warn_bytes,omitempty"`
+	// Protocol is how reads were sent (prepared, extended, simple);
+	// empty in files from before it could be chosen: prepared.
+	Protocol string `json:"protocol,omitempty"`
 	// Faults are the faults injected, AT:ACTION:NODE.
 	Faults []string `json:"faults,omitempty"`
 }
@@ -213,6 +231,10 @@ type NodeInfo struct {
 	Name string `json:"name"`
 	Role Role   `json:"role"`
 	DSN  string `json:"dsn"`
+	// Settings are the server settings that shape the figures
+	// (shared_buffers, max_connections, synchronous_commit,
+	// hot_standby_feedback, ...) as the node reported them at the start.
+	Settings map[string]string `json:"settings,omitempty"`
 }
 
 // WritePhase is the bulk insert on the primary and how standbys kept up.

@@ -116,6 +116,9 @@ func WriteTimeseriesCSV(w io.Writer, r *metrics.Result) error {
 	for _, n := range names {
 		header = append(header, "slot_bytes_"+n)
 	}
+	// Wall-clock time of the second's end (UTC, RFC 3339): a run's
+	// seconds line up with dashboards. Empty in runs from before it.
+	header = append(header, "time")
 	cw := csv.NewWriter(w)
 	if err := cw.Write(header); err != nil {
 		return err
@@ -154,6 +157,11 @@ func WriteTimeseriesCSV(w io.Writer, r *metrics.Result) error {
 				}
 				rec = append(rec, kept)
 			}
+			at := ""
+			if !t.At.IsZero() {
+				at = t.At.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+			}
+			rec = append(rec, at)
 			if err := cw.Write(rec); err != nil {
 				return err
 			}

@@ -70,7 +70,7 @@ func fixture() *metrics.Result {
 		MeasuredTo:   start.Add(8 * time.Second),
 		ScheduleLag:  hist(700, 10, 210),
 		Ticks: []metrics.Tick{
-			{Second: 1, Queries: 230, Failed: 1, P50MS: 0.71, P99MS: 3.9,
+			{Second: 1, At: time.Date(2026, 11, 26, 10, 0, 1, 0, time.UTC), Queries: 230, Failed: 1, P50MS: 0.71, P99MS: 3.9,
 				NodeQueries: map[string]int64{"primary": 0, "standby1": 120, "standby2": 110}, NodeErrors: map[string]int64{},
 				LagBytes: map[string]int64{"standby1": 0, "standby2": 4096}, LagMS: map[string]float64{"standby1": 0.4, "standby2": 21.5}},
 			{Second: 2, Queries: 240, Errors: 3, P50MS: 0.69, P99MS: 4.1,

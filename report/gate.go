@@ -545,6 +545,15 @@ func verdictValue(metric string, x float64) string {
 	}
 }
 
+// Detail is what a verdict line says of the scope: the measured value,
+// or why there was nothing to judge.
+func (v Verdict) Detail() string {
+	if v.Why != "" {
+		return v.Why
+	}
+	return verdictValue(v.Gate.Metric, v.Measured)
+}
+
 // WriteVerdicts prints one line per verdict, conditions aligned:
 // "PASS  p99<5ms  lag-aware: 3.210 ms", or with nothing to judge,
 // "FAIL  scaling>1.5  round-robin, 2 vs 1 standbys: no factor: ...".
@@ -558,11 +567,7 @@ func WriteVerdicts(w io.Writer, v []Verdict) error {
 		if !x.Pass {
 			status = "FAIL"
 		}
-		detail := x.Why
-		if detail == "" {
-			detail = verdictValue(x.Gate.Metric, x.Measured)
-		}
-		line := fmt.Sprintf("%s  %-*s  %s: %s", status, width, x.Gate.Text, x.Scope, detail)
+		line := fmt.Sprintf("%s  %-*s  %s: %s", status, width, x.Gate.Text, x.Scope, x.Detail())
 		if _, err := fmt.Fprintln(w, line); err != nil {
 			return err
 		}

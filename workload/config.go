@@ -69,12 +69,27 @@ type Config struct {
 	// same seconds, as merge needs. A run ready after it starts at once,
 	// with a warning.
 	StartAt time.Time
+	// Protocol is how reads are sent, as pgbench's -M: prepared (empty:
+	// parsed once per connection), extended (parsed at every read, as
+	// through a transaction pooler) or simple (one query string).
+	Protocol string
 	// LocalProcesses says the servers run on this host, so walsender CPU
 	// can be read from /proc.
 	LocalProcesses bool
 	// Throttled, when set, returns each CPU-capped node's cumulative
 	// throttled seconds; a phase reports the difference.
 	Throttled func() map[string]float64
+}
+
+// Protocols are the ways reads can be sent (pgbench's -M).
+var Protocols = []string{"prepared", "extended", "simple"}
+
+// ParseProtocol reads --protocol.
+func ParseProtocol(s string) (string, error) {
+	if !contains(Protocols, s) {
+		return "", input.Bad("protocol", s, "want prepared, extended or simple (as pgbench's -M)")
+	}
+	return s, nil
 }
 
 // CommitLevels are synchronous_commit's values.
@@ -227,7 +242,7 @@ func (c *Config) Record() metrics.Config {
 		Weights: c.Weights, ReadPrimary: c.ReadPrimary, MaxTries: c.MaxTries, EjectFor: metrics.Duration(c.EjectFor),
 		LagInterval: metrics.Duration(c.LagInterval), Heartbeat: metrics.Duration(c.Heartbeat), StaleSample: 1,
 		SessionWrites: c.SessionWrites, QueryTimeout: metrics.Duration(c.QueryTimeout), Commit: c.Commit,
-		SlotWarnBytes: c.SlotWarn, StartAt: c.StartAt,
+		SlotWarnBytes: c.SlotWarn, StartAt: c.StartAt, Protocol: c.Protocol,
 	}
 }
 

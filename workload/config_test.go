@@ -18,7 +18,7 @@ func TestRecordKeepsEverySetting(t *testing.T) {
 		WriteRate: 1, ReadPrimary: true, MaxTries: 2, EjectFor: time.Second, MaxLagBytes: 1, MaxLagTime: time.Second,
 		LagFallback: routing.FallbackError, Weights: map[string]float64{"standby1": 1}, LagInterval: time.Second,
 		QueryTimeout: time.Second, Heartbeat: time.Second, SessionWrites: 3, Commit: "remote_apply", SlotWarn: 1 << 30,
-		StartAt: time.Now(),
+		StartAt: time.Now(), Protocol: "extended",
 	}
 	r := reflect.ValueOf(c.Record())
 	for i := range r.NumField() {

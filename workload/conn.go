@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -38,10 +39,16 @@ type readConn struct {
 	// connections (pgxpool's ping after a second idle) would not.
 	gen     *atomic.Uint64
 	dialGen uint64
+	// protocol is how reads are sent: prepared, extended or simple.
+	protocol string
 }
 
-func newReadConn(cfg *pgconn.Config, queries []*query, gen *atomic.Uint64) *readConn {
-	return &readConn{cfg: cfg, queries: queries, stmts: make([]*pgconn.StatementDescription, len(queries)), argBuf: make([]byte, 0, 24), gen: gen}
+func newReadConn(cfg *pgconn.Config, queries []*query, gen *atomic.Uint64, protocol string) *readConn {
+	if protocol == "" {
+		protocol = "prepared"
+	}
+	return &readConn{cfg: cfg, queries: queries, stmts: make([]*pgconn.StatementDescription, len(queries)), argBuf: make([]byte, 0, 24),
+		gen: gen, protocol: protocol}
 }
 
 // connect opens the connection if there is none; ctx bounds the attempt.
@@ -69,7 +76,7 @@ func (rc *readConn) prepare(ctx context.Context) error {
 		return err
 	}
 	for kind, q := range rc.queries {
-		if rc.stmts[kind] == nil {
+		if rc.stmts[kind] == nil && rc.protocol == "prepared" {
 			if rc.stmts[kind], err = c.Prepare(ctx, "q"+strconv.Itoa(kind), q.sql, nil); err != nil {
 				return fmt.Errorf("prepare %s: %w", q.kind, err)
 			}
@@ -163,22 +170,38 @@ func (rc *readConn) run(ctx context.Context, q *query, kind int, arg int64, dead
 			}
 		}
 	}()
-	sd := rc.stmts[kind]
-	if sd == nil {
-		if sd, err = c.Prepare(context.Background(), "q"+strconv.Itoa(kind), q.sql, nil); err != nil {
-			return res, err
+	var rr *pgconn.ResultReader
+	switch rc.protocol {
+	case "simple":
+		return rc.runSimple(c, q, arg)
+	case "extended":
+		// Parsed at every read, as through a pooler that cannot keep
+		// prepared statements: Parse/Bind/Describe/Execute/Sync.
+		var params [][]byte
+		if q.arg != nil {
+			rc.argBuf = strconv.AppendInt(rc.argBuf[:0], arg, 10)
+			rc.params[0] = rc.argBuf
+			params = rc.params[:]
 		}
-		rc.stmts[kind] = sd
+		rr = c.ExecParams(context.Background(), q.sql, params, nil, nil, q.formats)
+	default:
+		sd := rc.stmts[kind]
+		if sd == nil {
+			if sd, err = c.Prepare(context.Background(), "q"+strconv.Itoa(kind), q.sql, nil); err != nil {
+				return res, err
+			}
+			rc.stmts[kind] = sd
+		}
+		var params [][]byte
+		if len(sd.ParamOIDs) > 0 {
+			// Text format: the server reads the id into whatever type the
+			// query compares it with.
+			rc.argBuf = strconv.AppendInt(rc.argBuf[:0], arg, 10)
+			rc.params[0] = rc.argBuf
+			params = rc.params[:]
+		}
+		rr = c.ExecStatement(context.Background(), sd, params, nil, q.formats)
 	}
-	var params [][]byte
-	if len(sd.ParamOIDs) > 0 {
-		// Text format: the server reads the id into whatever type the
-		// query compares it with.
-		rc.argBuf = strconv.AppendInt(rc.argBuf[:0], arg, 10)
-		rc.params[0] = rc.argBuf
-		params = rc.params[:]
-	}
-	rr := c.ExecStatement(context.Background(), sd, params, nil, q.formats)
 	first := true
 	for rr.NextRow() {
 		if first && q.builtin {
@@ -188,6 +211,50 @@ func (rc *readConn) run(ctx context.Context, q *query, kind int, arg int64, dead
 	}
 	_, err = rr.Close()
 	return res, err
+}
+
+// runSimple sends q as one query string, its $1 replaced by the value
+// (simple protocol: results come as text).
+func (rc *readConn) runSimple(c *pgconn.PgConn, q *query, arg int64) (res readResult, err error) {
+	res.seq = -1
+	sql := q.sql
+	if q.arg != nil {
+		sql = strings.ReplaceAll(sql, "$1", strconv.FormatInt(arg, 10))
+	}
+	mrr := c.Exec(context.Background(), sql)
+	first := true
+	for mrr.NextResult() {
+		rr := mrr.ResultReader()
+		for rr.NextRow() {
+			if first && q.builtin {
+				res = builtinResultText(q.kind, rr.Values())
+			}
+			first = false
+		}
+		if _, err := rr.Close(); err != nil {
+			_ = mrr.Close()
+			return res, err
+		}
+	}
+	return res, mrr.Close()
+}
+
+// builtinResultText is builtinResult for text results (simple protocol).
+func builtinResultText(kind string, v [][]byte) readResult {
+	res := readResult{seq: -1}
+	if len(v) < 2 {
+		return res
+	}
+	seq, err1 := strconv.ParseInt(string(v[0]), 10, 64)
+	replay, err2 := strconv.ParseUint(string(v[1]), 10, 64)
+	if err1 != nil || err2 != nil {
+		return res
+	}
+	res.seq, res.replay = seq, replay
+	if kind == "point" && len(v) > 2 {
+		res.found = string(v[2]) == "t"
+	}
+	return res
 }
 
 // builtinResult reads what a built-in read reports ahead of its rows: the

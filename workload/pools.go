@@ -220,7 +220,7 @@ func (s *Scenario) open(_ context.Context, i int, n Node) error {
 		s.qs = s.queries()
 	}
 	for c := range s.conns {
-		s.conns[c][i] = newReadConn(pc.ConnConfig.Config.Copy(), s.qs.list, &s.connGen[i])
+		s.conns[c][i] = newReadConn(pc.ConnConfig.Config.Copy(), s.qs.list, &s.connGen[i], s.Config.Protocol)
 	}
 	if i == s.primary {
 		if s.writer, err = s.writerPool(n); err != nil {

@@ -93,8 +93,11 @@ func (s *Scenario) runEvent(e metrics.Event) {
 // Hooks are told of progress; all optional.
 type Hooks struct {
 	Phase func(msg string)
-	Write WriteProgress
-	Live  LiveFunc
+	// PhaseStart is told a phase's short name as it begins (schema,
+	// write, settle, start_at, read <strategy>): what a dashboard shows.
+	PhaseStart func(name string)
+	Write      WriteProgress
+	Live       LiveFunc
 	// Measuring is told when a read phase's measured time starts (after
 	// its warmup): fault schedules count from the first.
 	Measuring func(strategy routing.Strategy, start time.Time)
@@ -287,9 +290,23 @@ func (s *Scenario) warn(format string, args ...any) {
 // Run executes every phase into res. On interruption it returns
 // context.Canceled with res holding what was measured.
 func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (err error) {
-	phase := func(msg string) {
+	phase := func(name, msg string) {
+		res.Phases = append(res.Phases, metrics.PhaseStart{Name: name, At: time.Now().UTC(), Detail: msg})
+		if hooks.PhaseStart != nil {
+			hooks.PhaseStart(name)
+		}
 		if hooks.Phase != nil {
 			hooks.Phase(msg)
+		}
+	}
+	measuring := hooks.Measuring
+	hooks.Measuring = func(strategy routing.Strategy, at time.Time) {
+		res.Phases = append(res.Phases, metrics.PhaseStart{Name: "measure " + string(strategy), At: at.UTC()})
+		if hooks.PhaseStart != nil {
+			hooks.PhaseStart("measure " + string(strategy))
+		}
+		if measuring != nil {
+			measuring(strategy, at)
 		}
 	}
 	defer func() {
@@ -316,7 +333,8 @@ func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (e
 	for _, n := range notes {
 		s.warn("%s", n)
 	}
-	phase(fmt.Sprintf("schema: %s seeded to %d rows", OrdersTable, s.Config.Scale))
+	s.nodeSettings(ctx, res)
+	phase("schema", fmt.Sprintf("schema: %s seeded to %d rows", OrdersTable, s.Config.Scale))
 	if err := s.seed(ctx); err != nil {
 		return err
 	}
@@ -351,7 +369,7 @@ func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (e
 	s.lag.WaitRound(ctx, time.Time{}, 2*time.Second)
 
 	if s.Config.WriteRows > 0 {
-		phase(fmt.Sprintf("write phase: %d rows in batches of %d on the primary", s.Config.WriteRows, s.Config.WriteBatch))
+		phase("write", fmt.Sprintf("write phase: %d rows in batches of %d on the primary", s.Config.WriteRows, s.Config.WriteBatch))
 		wp, err := s.writePhase(ctx, hooks.Write)
 		res.Write = wp
 		if err != nil {
@@ -377,7 +395,7 @@ func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (e
 	}()
 	if at := s.Config.StartAt; !at.IsZero() {
 		if wait := time.Until(at); wait > 0 {
-			phase(fmt.Sprintf("waiting %s for --start-at %s", wait.Round(time.Millisecond), at.UTC().Format(time.RFC3339Nano)))
+			phase("start_at", fmt.Sprintf("waiting %s for --start-at %s", wait.Round(time.Millisecond), at.UTC().Format(time.RFC3339Nano)))
 			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
@@ -391,10 +409,10 @@ func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (e
 	}
 	for i, strategy := range s.Config.Strategies {
 		if i > 0 {
-			phase("settle: standbys catch up before the next strategy")
+			phase("settle", "settle: standbys catch up before the next strategy")
 			s.settle(ctx)
 		}
-		phase(fmt.Sprintf("read phase: %s, %d clients, %s warmup + %s", strategy, s.Config.Clients, s.Config.Warmup, s.Config.Duration))
+		phase("read "+string(strategy), fmt.Sprintf("read phase: %s, %d clients, %s warmup + %s", strategy, s.Config.Clients, s.Config.Warmup, s.Config.Duration))
 		sr, err := s.readPhase(ctx, strategy, hooks)
 		if sr != nil {
 			res.Strategies = append(res.Strategies, sr)
@@ -413,6 +431,44 @@ func (s *Scenario) Run(ctx context.Context, res *metrics.Result, hooks Hooks) (e
 		}
 	}
 	return nil
+}
+
+// recordedSettings are the server settings a run records per node: the
+// ones that shape its figures.
+var recordedSettings = []string{
+	"server_version", "shared_buffers", "max_connections", "work_mem", "effective_cache_size",
+	"synchronous_commit", "synchronous_standby_names", "hot_standby_feedback", "max_standby_streaming_delay",
+	"recovery_min_apply_delay", "wal_level", "fsync", "full_page_writes", "max_wal_senders",
+	"max_slot_wal_keep_size", "wal_receiver_status_interval", "jit", "random_page_cost",
+}
+
+// nodeSettings records each node's recordedSettings, as it reports them
+// (as SHOW gives them, units included); a node that does not answer
+// keeps none.
+func (s *Scenario) nodeSettings(ctx context.Context, res *metrics.Result) {
+	for i, n := range s.nodes {
+		if s.probes[i] == nil {
+			continue
+		}
+		qctx, cancel := context.WithTimeout(ctx, s.brief())
+		rows, err := s.probes[i].Query(qctx, `SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY($1) ORDER BY name`, recordedSettings)
+		got := map[string]string{}
+		for err == nil && rows.Next() {
+			var k, v string
+			if rows.Scan(&k, &v) == nil {
+				got[k] = v
+			}
+		}
+		if rows != nil {
+			rows.Close()
+		}
+		cancel()
+		for j := range res.Environment.Nodes {
+			if res.Environment.Nodes[j].Name == n.Name && len(got) > 0 {
+				res.Environment.Nodes[j].Settings = got
+			}
+		}
+	}
 }
 
 // syncNames records the primary's synchronous_standby_names: whether

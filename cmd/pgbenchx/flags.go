@@ -1,9 +1,14 @@
 package main
 
 import (
+	"strconv"
+	"strings"
+	"time"
+
 	"github.com/urfave/cli/v3"
 
 	"github.com/pgbenchx/pgbenchx/env"
+	"github.com/pgbenchx/pgbenchx/input"
 )
 
 // Flags more than one command takes, defined once so they read the same
@@ -57,4 +62,38 @@ func parseNetLinks(cmd *cli.Command) (map[string]env.Link, error) {
 // formatFlag chooses the files a command writes; def is its default.
 func formatFlag(def string) cli.Flag {
 	return &cli.StringFlag{Name: "format", Value: def, Usage: "files to write: md, csv, json (any comma-separated subset) or all"}
+}
+
+// parseSeconds reads a duration as Go writes it (30s, 2m) or, as pgbench's
+// -T and -P take it, plain seconds (30, 0.5).
+func parseSeconds(flag, s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if f, err := strconv.ParseFloat(s, 64); err == nil && f >= 0 {
+		return time.Duration(f * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, input.Bad(flag, s, "want a duration like 30s or 2m, or plain seconds (30)")
+	}
+	return d, nil
+}
+
+// progressFlags say how a run reports its progress (on stderr).
+func progressFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "progress", Aliases: []string{"P"}, Value: "1s", Usage: "a progress line on stderr every this long while reads run (qps, p50, p99, errors, lag), as pgbench's -P: 5s or 5"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress on stderr: only the results"},
+	}
+}
+
+// progressFor is the progress printer --progress and --quiet ask for.
+func progressFor(cmd *cli.Command) (*progress, error) {
+	every, err := parseSeconds("progress", cmd.String("progress"))
+	if err != nil {
+		return nil, err
+	}
+	if every < time.Second {
+		return nil, input.Bad("progress", cmd.String("progress"), "want 1s or more: progress is counted in whole measured seconds")
+	}
+	return newProgress(cmd.Root().ErrWriter, every, cmd.Bool("quiet")), nil
 }

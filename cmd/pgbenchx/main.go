@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/pgbenchx/pgbenchx/env"
 	"io"
 	"os"
 	"os/signal"
@@ -24,6 +23,8 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/pgbenchx/pgbenchx/bench"
+	"github.com/pgbenchx/pgbenchx/env"
 	"github.com/pgbenchx/pgbenchx/input"
 )
 
@@ -40,11 +41,26 @@ const (
 const exitCodesHelp = `Exit codes: 0 ok, 1 the run failed, 2 bad input (nothing was started or
 written), 3 a --threshold failed, 130 interrupted (what was measured is written).`
 
+// argvKey holds the command line in the context: run.json records it.
+type argvKey struct{}
+
+// commandLine is the command line the context carries.
+func commandLine(ctx context.Context) []string {
+	args, _ := ctx.Value(argvKey{}).([]string)
+	return args
+}
+
 // usageError marks errors that come from what the user typed.
 type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
+
+func init() {
+	cli.VersionPrinter = func(cmd *cli.Command) {
+		fmt.Fprintln(cmd.Root().Writer, bench.VersionLine())
+	}
+}
 
 func main() {
 	// An env's link proxy is this binary too (env up --net-delay).
@@ -74,7 +90,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := rootCommand(stdout, stderr)
-	err := root.Run(ctx, args)
+	err := root.Run(context.WithValue(ctx, argvKey{}, args), args)
 	if err == nil {
 		return 0
 	}
@@ -104,6 +120,81 @@ func tidyParseError(err error) string {
 	return strconvDetail.ReplaceAllString(msg, ": want a number")
 }
 
+var undefinedFlag = regexp.MustCompile(`flag provided but not defined: -+([^ ]+)`)
+
+// suggestFlag is " (did you mean --clients?)" for a mistyped flag.
+func suggestFlag(cmd *cli.Command, err error) string {
+	m := undefinedFlag.FindStringSubmatch(err.Error())
+	if m == nil {
+		return ""
+	}
+	var names []string
+	for _, f := range cmd.Flags {
+		for _, n := range f.Names() {
+			if len(n) > 1 { // -c is a pgbench habit, not a likely typo's target
+				names = append(names, n)
+			}
+		}
+	}
+	if s := closest(m[1], names); s != "" {
+		return fmt.Sprintf(" (did you mean --%s?)", s)
+	}
+	return ""
+}
+
+// suggestCommand is ` (did you mean "run"?)` for a mistyped command.
+func suggestCommand(cmd *cli.Command, word string) string {
+	var names []string
+	for _, sub := range cmd.Commands {
+		if !sub.Hidden {
+			names = append(names, sub.Names()...)
+		}
+	}
+	if s := closest(word, names); s != "" {
+		return fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	return ""
+}
+
+// closest is the candidate nearest to typed when it is near enough to
+// be what was meant: at most one edit (a swap of two letters is one) per
+// three letters, else "".
+func closest(typed string, candidates []string) string {
+	best, bestD := "", max(1, len(typed)/3)+1
+	for _, c := range candidates {
+		if d := editDistance(typed, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+// editDistance counts the insertions, deletions, substitutions and swaps
+// of adjacent letters that turn a into b (optimal string alignment).
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
+}
+
 func isBadInput(err error) bool {
 	var ue usageError
 	return errors.As(err, &ue) || input.Is(err)
@@ -124,13 +215,19 @@ Examples:
   pgbenchx env down
 
 ` + exitCodesHelp,
-		Writer:                stdout,
-		ErrWriter:             stderr,
-		EnableShellCompletion: false,
-		Suggest:               true,
+		Version:   bench.Version(),
+		Writer:    stdout,
+		ErrWriter: stderr,
+		// pgbenchx completion bash|zsh|fish prints a script to source.
+		EnableShellCompletion: true,
+		ConfigureShellCompletionCommand: func(c *cli.Command) {
+			c.Hidden = false
+			c.Usage = "print a shell completion script: source <(pgbenchx completion bash), or zsh, fish"
+		},
+		Suggest: true,
 		// We print errors and choose exit codes ourselves (see run).
 		ExitErrHandler: func(context.Context, *cli.Command, error) {},
-		Commands:       []*cli.Command{envCommand(), runCommand(), matrixCommand(), compareCommand(), mergeCommand(), reportCommand(), cleanCommand()},
+		Commands:       []*cli.Command{envCommand(), runCommand(), matrixCommand(), capacityCommand(), compareCommand(), mergeCommand(), reportCommand(), cleanCommand()},
 	}
 	setUsageErrors(root)
 	return root
@@ -149,8 +246,9 @@ func unknownCommand(_ context.Context, cmd *cli.Command) error {
 			names = append(names, sub.Name)
 		}
 	}
-	return usageError{fmt.Errorf("unknown command %q: %s takes %s (see: %s --help)",
-		cmd.Args().First(), cmd.FullName(), strings.Join(names, ", "), cmd.FullName())}
+	word := cmd.Args().First()
+	return usageError{fmt.Errorf("unknown command %q%s: %s takes %s (see: %s --help)",
+		word, suggestCommand(cmd, word), cmd.FullName(), strings.Join(names, ", "), cmd.FullName())}
 }
 
 // setUsageErrors makes every parse error (unknown flag, a word where a
@@ -160,7 +258,7 @@ func setUsageErrors(c *cli.Command) {
 		c.Action = unknownCommand
 	}
 	c.OnUsageError = func(_ context.Context, cmd *cli.Command, err error, _ bool) error {
-		return usageError{fmt.Errorf("%s: %s (see: %s --help)", cmd.FullName(), tidyParseError(err), cmd.FullName())}
+		return usageError{fmt.Errorf("%s: %s%s (see: %s --help)", cmd.FullName(), tidyParseError(err), suggestFlag(cmd, err), cmd.FullName())}
 	}
 	for _, sub := range c.Commands {
 		setUsageErrors(sub)

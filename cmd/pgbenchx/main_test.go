@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pgbenchx/pgbenchx/env"
 )
@@ -74,6 +75,18 @@ func TestBadInputExitsTwoWithOneLine(t *testing.T) {
 		{[]string{"env", "failover"}, "--to"},
 		{[]string{"report", "/nonexistent/run"}, "/nonexistent/run"},
 		{[]string{"report"}, "RUN_FOLDER"},
+		{[]string{"run", "-T", "soon"}, "--duration soon"},
+		{[]string{"run", "-M", "binary"}, "--protocol binary"},
+		{[]string{"run", "-P", "0.2"}, "--progress 0.2"},
+		{[]string{"run", "-c", "0"}, "--clients 0"},
+		{[]string{"run", "--metrics-addr", "nonsense"}, "--metrics-addr nonsense"},
+		{[]string{"rnu"}, `did you mean "run"`},
+		{[]string{"run", "--clinets", "4"}, "did you mean --clients"},
+		{[]string{"capacity", "--slo", "p99<<5"}, "--slo"},
+		{[]string{"capacity", "--precision", "2"}, "--precision 2"},
+		{[]string{"capacity", "--step-duration", "100ms"}, "--step-duration"},
+		{[]string{"capacity", "--standbys", "0,1"}, "--standbys 0"},
+		{[]string{"capacity", "--primary", "postgres://x@127.0.0.1/db"}, "--primary"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -88,6 +101,32 @@ func TestBadInputExitsTwoWithOneLine(t *testing.T) {
 				t.Errorf("stack trace in %q", stderr)
 			}
 		})
+	}
+}
+
+// TestHabits covers what pgbench and shell users expect of a CLI.
+func TestHabits(t *testing.T) {
+	code, out, _ := runCLI(t, "--version")
+	if code != 0 || !strings.HasPrefix(out, "pgbenchx ") {
+		t.Errorf("--version: exit %d, %q", code, out)
+	}
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		if code, out, _ := runCLI(t, "completion", shell); code != 0 || !strings.Contains(out, "pgbenchx") {
+			t.Errorf("completion %s: exit %d, %d bytes", shell, code, len(out))
+		}
+	}
+	if _, _, stderr := runCLI(t, "xyzzy"); strings.Contains(stderr, "did you mean") {
+		t.Errorf("a word like no command got a suggestion: %q", stderr)
+	}
+	for typed, want := range map[string]string{"clinets": "clients", "stratgy": "strategy", "c": "", "zzzzzz": ""} {
+		if got := closest(typed, []string{"clients", "strategy", "strategies", "duration"}); got != want {
+			t.Errorf("closest(%q) = %q, want %q", typed, got, want)
+		}
+	}
+	for s, want := range map[string]time.Duration{"30": 30 * time.Second, "0.5": 500 * time.Millisecond, "2m": 2 * time.Minute} {
+		if got, err := parseSeconds("duration", s); err != nil || got != want {
+			t.Errorf("parseSeconds(%q) = %v, %v", s, got, err)
+		}
 	}
 }
 
@@ -115,7 +154,7 @@ func TestMissingEnvIsAFailureNotBadInput(t *testing.T) {
 
 func TestHelpTeachesEveryFlag(t *testing.T) {
 	for _, cmd := range [][]string{{"env", "up"}, {"env", "status"}, {"env", "verify"}, {"env", "dsn"}, {"env", "down"},
-		{"run"}, {"matrix"}, {"compare"}, {"merge"}, {"report"}} {
+		{"run"}, {"matrix"}, {"capacity"}, {"compare"}, {"merge"}, {"report"}} {
 		code, out, _ := runCLI(t, append(cmd, "--help")...)
 		if code != 0 {
 			t.Errorf("%v --help: exit %d", cmd, code)

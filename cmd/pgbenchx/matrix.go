@@ -90,7 +90,11 @@ func matrixAction(ctx context.Context, cmd *cli.Command) error {
 		m.Config.Output.Label = ""
 	}
 	out := cmd.Root().Writer
-	prog := newProgress(out)
+	m.Config.Command = commandLine(ctx)
+	prog, err := progressFor(cmd)
+	if err != nil {
+		return err
+	}
 	o, runErr := bench.RunMatrix(ctx, m, bench.Hooks{
 		Hooks: workload.Hooks{Phase: prog.phase, Write: prog.write, Live: prog.live},
 		Say:   func(msg string) { fmt.Fprintln(out, msg) },

@@ -15,17 +15,22 @@ import (
 	"github.com/pgbenchx/pgbenchx/routing"
 )
 
-// progress prints what a run is doing: a bar for the write phase on a
-// terminal, plain lines otherwise, and one live line a second while reads run.
+// progress prints what a run is doing, on stderr as pgbench does (stdout
+// keeps the results): a bar for the write phase on a terminal, plain lines
+// otherwise, and a live line every --progress while reads run. --quiet
+// prints none of it.
 type progress struct {
 	w        io.Writer
 	tty      bool
 	bar      *progressbar.ProgressBar
 	lastLine time.Time
+	every    time.Duration // live lines: one per this much measured time
+	lastLive time.Duration
+	quiet    bool
 }
 
-func newProgress(w io.Writer) *progress {
-	p := &progress{w: w}
+func newProgress(w io.Writer, every time.Duration, quiet bool) *progress {
+	p := &progress{w: w, every: max(every, time.Second), quiet: quiet}
 	if f, ok := w.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 			p.tty = true
@@ -34,9 +39,17 @@ func newProgress(w io.Writer) *progress {
 	return p
 }
 
-func (p *progress) phase(msg string) { fmt.Fprintf(p.w, "== %s\n", msg) }
+func (p *progress) phase(msg string) {
+	if !p.quiet {
+		fmt.Fprintf(p.w, "== %s\n", msg)
+	}
+	p.lastLive = 0
+}
 
 func (p *progress) write(done, total int) {
+	if p.quiet {
+		return
+	}
 	if p.tty {
 		if p.bar == nil {
 			p.bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(p.w), progressbar.OptionSetDescription("rows"),
@@ -56,6 +69,14 @@ func (p *progress) write(done, total int) {
 }
 
 func (p *progress) live(strategy routing.Strategy, elapsed time.Duration, t metrics.Tick) {
+	// Ticks come once a measured second; elapsed restarts per strategy.
+	if p.quiet || (elapsed > p.lastLive && elapsed-p.lastLive < p.every-p.every/10) {
+		return
+	}
+	if elapsed < p.lastLive {
+		p.lastLive = 0
+	}
+	p.lastLive = elapsed
 	var lag []string
 	for _, n := range sortedNames(t.LagBytes, t.LagMS) {
 		b, ms := "?", "?"

@@ -80,6 +80,7 @@ Examples:
 			&cli.StringFlag{Name: "start-at", Usage: "hold the first read phase until this time, RFC 3339 (2026-11-26T10:00:00Z) or +DURATION from now (+30s): load generators on several machines given one time measure the same seconds, for pgbenchx merge"},
 			&cli.StringFlag{Name: "commit", Value: "on", Usage: "the writers' synchronous_commit: on, remote_write, remote_apply, local or off (what a commit waits for on an env built with --sync)"},
 			thresholdFlag("conditions that must hold, exit 3 when one fails, e.g. \"p99<5ms,stale<1%,errors=0\" (see below)"),
+			metricsAddrFlag(),
 		}, append(netFlags(), workloadFlags()...)...),
 		Action: runAction,
 	}
@@ -90,11 +91,13 @@ func workloadFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "strategy", Usage: "one routing strategy: random, round-robin, least-conn, lag-aware, causal, nearest (lowest recent read latency)"},
 		&cli.StringFlag{Name: "strategies", Usage: "several, run in turn on the same data: a,b,c or all (default round-robin)"},
-		&cli.DurationFlag{Name: "duration", Value: 30 * time.Second, Usage: "measured time per strategy, e.g. 30s"},
+		&cli.StringFlag{Name: "duration", Aliases: []string{"T"}, Value: "30s", Usage: "measured time per strategy, e.g. 30s, 2m, or plain seconds as pgbench's -T (30)"},
 		&cli.DurationFlag{Name: "warmup", Value: 2 * time.Second, Usage: "read load before measuring, left out of every figure"},
-		&cli.IntFlag{Name: "clients", Value: 16, Usage: "concurrent read clients"},
-		&cli.FloatFlag{Name: "rate", Usage: "open loop: queries/s over all clients, latency from each query's due time (0 = closed loop)"},
+		&cli.IntFlag{Name: "clients", Aliases: []string{"c"}, Value: 16, Usage: "concurrent read clients"},
+		&cli.FloatFlag{Name: "rate", Aliases: []string{"R"}, Usage: "open loop: queries/s over all clients, latency from each query's due time (0 = closed loop)"},
 		&cli.StringFlag{Name: "mix", Value: "point=80,range=15,report=5", Usage: "built-in reads: point (by id), range (a customer's recent orders), report (aggregate over recent orders)"},
+		&cli.StringSliceFlag{Name: "file", Aliases: []string{"f"}, Usage: "a pgbench script FILE[@WEIGHT] (repeatable) instead of the mix: \\set with random, random_exponential, random_gaussian, random_zipfian and arithmetic, :var in SQL, several statements per read; named by the file's stem (lookup.sql: lookup); :scale is --scale, :client_id the client; no stale-read check"},
+		&cli.StringFlag{Name: "protocol", Aliases: []string{"M"}, Value: "prepared", Usage: "how reads are sent, as pgbench's -M: prepared (parsed once per connection), extended (parsed every time: what transaction poolers need) or simple (one query string, values inlined)"},
 		&cli.StringFlag{Name: "query-file", Usage: "your own reads instead of the mix (give --mix too to run both), one per line: name weight SQL ($1 = a random order id; unqualified tables resolve in schema pgbenchx, e.g. orders); they have no stale-read check"},
 		&cli.IntFlag{Name: "scale", Value: 100000, Usage: "orders rows seeded before the run"},
 		&cli.IntFlag{Name: "write-rows", Value: 10000, Usage: "rows inserted on the primary in the write phase (0 skips it)"},
@@ -114,6 +117,7 @@ func workloadFlags() []cli.Flag {
 		&cli.StringFlag{Name: "out", Value: "results", Usage: "folder for run folders"},
 		formatFlag("md,csv,json"),
 		&cli.StringFlag{Name: "label", Usage: "a word for the run folder's name (default: the strategies)"},
+		progressFlags()[0], progressFlags()[1],
 	}
 }
 
@@ -121,6 +125,7 @@ func workloadFlags() []cli.Flag {
 // strings are parsed by the package that owns their meaning, every rule
 // is checked by bench.Config.Validate (the caller's).
 func parseConfig(cmd *cli.Command) (bench.Config, error) {
+	var err error
 	c := bench.Default()
 	w := &c.Workload
 	strat := cmd.String("strategies")
@@ -141,9 +146,16 @@ func parseConfig(cmd *cli.Command) (bench.Config, error) {
 		}
 		w.Strategies = ss
 	}
-	var err error
-	w.Duration, w.Warmup = cmd.Duration("duration"), cmd.Duration("warmup")
-	w.Clients, w.Rate = int(cmd.Int("clients")), cmd.Float("rate")
+	if cmd.Name != "capacity" { // its steps have their own duration and rate
+		if w.Duration, err = parseSeconds("duration", cmd.String("duration")); err != nil {
+			return c, err
+		}
+		w.Warmup, w.Rate = cmd.Duration("warmup"), cmd.Float("rate")
+	}
+	w.Clients = int(cmd.Int("clients"))
+	if w.Protocol, err = workload.ParseProtocol(cmd.String("protocol")); err != nil {
+		return c, err
+	}
 	if w.Mix, err = workload.ParseMix(cmd.String("mix")); err != nil {
 		return c, err
 	}
@@ -221,6 +233,9 @@ func parseConfig(cmd *cli.Command) (bench.Config, error) {
 		return c, err
 	}
 	t.Spec.Fast = cmd.Bool("fast")
+	if cmd.Name == "capacity" {
+		return c, nil // bench.Capacity.Validate checks it with the steps' settings
+	}
 	return c, c.Validate()
 }
 
@@ -230,11 +245,21 @@ func runAction(ctx context.Context, cmd *cli.Command) error {
 		return err
 	}
 	out := cmd.Root().Writer
-	prog := newProgress(out)
-	o, runErr := bench.Run(ctx, cfg, bench.Hooks{
+	cfg.Command = commandLine(ctx)
+	prog, err := progressFor(cmd)
+	if err != nil {
+		return err
+	}
+	hooks := bench.Hooks{
 		Hooks: workload.Hooks{Phase: prog.phase, Write: prog.write, Live: prog.live},
 		Say:   func(msg string) { fmt.Fprintln(out, msg) },
-	})
+	}
+	stopMetrics, err := serveMetrics(cmd, &hooks)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
+	o, runErr := bench.Run(ctx, cfg, hooks)
 	if o == nil {
 		return runErr
 	}

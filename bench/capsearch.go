@@ -1,0 +1,92 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"math"
+
+	"github.com/pgbenchx/pgbenchx/metrics"
+)
+
+// A capacity search is a ramp that brackets the highest rate meeting the
+// SLO, then a bisection of the bracket. It knows nothing of clusters: it
+// asks a measurer for one step at a rate, so its logic is tested with a
+// fake one and no timing.
+
+// stepMeasurer measures one open-loop step at rate reads/s.
+type stepMeasurer func(ctx context.Context, rate float64) (metrics.CapacityStep, error)
+
+// searchLimits bound a search.
+type searchLimits struct {
+	Start     float64 // the ramp's first rate
+	Max       float64 // the ramp stops here: capacity is then "at least"
+	Min       float64 // a first step that fails is halved down to this
+	Precision float64 // stop when (limit - capacity) / capacity <= this
+	MaxSteps  int     // a search measures at most this many steps
+}
+
+// search finds the highest rate whose step passes. The ramp doubles from
+// Start while steps pass (or halves while they fail, from the first),
+// then bisects between the last pass and the first failure. ctx's end or
+// a measurer's error stops it with what it has found so far.
+func search(ctx context.Context, measure stepMeasurer, lim searchLimits) (metrics.CapacitySeries, error) {
+	var s metrics.CapacitySeries
+	var pass, fail float64 // the bracket: the highest rate passed, the lowest failed (0: none yet)
+	step := func(phase string, rate float64) (bool, error) {
+		if len(s.Steps) >= lim.MaxSteps {
+			return false, errSteps
+		}
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		st, err := measure(ctx, rate)
+		st.Phase, st.Rate = phase, rate
+		if err != nil {
+			return false, err
+		}
+		s.Steps = append(s.Steps, st)
+		if st.Pass {
+			if rate > pass {
+				pass, s.Achieved = rate, st.Achieved
+			}
+		} else if fail == 0 || rate < fail {
+			fail = rate
+		}
+		return st.Pass, nil
+	}
+	err := func() error {
+		rate := lim.Start
+		ok, err := step("ramp", rate)
+		if err != nil {
+			return err
+		}
+		for ok && rate < lim.Max {
+			rate = math.Min(2*rate, lim.Max)
+			if ok, err = step("ramp", rate); err != nil {
+				return err
+			}
+		}
+		for !ok && pass == 0 {
+			if rate/2 < lim.Min {
+				return nil // not even the lowest rate met the SLO
+			}
+			rate /= 2
+			if ok, err = step("ramp", rate); err != nil {
+				return err
+			}
+		}
+		for fail > 0 && pass > 0 && (fail-pass)/pass > lim.Precision {
+			if _, err := step("bisect", (pass+fail)/2); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	s.Found, s.Capacity, s.Limit = pass > 0, pass, fail
+	if errors.Is(err, errSteps) {
+		err = nil // the bracket is what it is: reported as found to within it
+	}
+	return s, err
+}
+
+var errSteps = errors.New("step budget spent")
