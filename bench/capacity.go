@@ -246,24 +246,9 @@ func (c *Capacity) searchOne(ctx context.Context, target *Cluster, n int, strate
 // judgeStep reads one step's figures and checks the SLO on them.
 func judgeStep(res *metrics.Result, rate float64, slo []report.Gate) metrics.CapacityStep {
 	sr := res.Strategies[0]
-	sum := sr.Total().Summary()
-	var ok, checked, stale int64
-	for _, n := range sr.Nodes {
-		ok += n.Total().TotalCount()
-		checked += n.StaleChecked
-		stale += n.StaleReads
-	}
-	st := metrics.CapacityStep{Rate: rate, P50MS: sum.P50, P90MS: sum.P90, P99MS: sum.P99, P999MS: sum.P999,
-		StalePct: -1, ThrottledSec: sr.ThrottledSec}
-	if sr.Seconds > 0 {
-		st.Achieved = float64(ok) / sr.Seconds
-	}
-	if reads := sum.Count; reads > 0 {
-		st.ErrorPct = 100 * float64(sr.Failed) / float64(reads)
-	}
-	if checked > 0 {
-		st.StalePct = 100 * float64(stale) / float64(checked)
-	}
+	f := figuresOf(sr)
+	st := metrics.CapacityStep{Rate: rate, Achieved: f.achieved, P50MS: f.sum.P50, P90MS: f.sum.P90, P99MS: f.sum.P99,
+		P999MS: f.sum.P999, ErrorPct: f.errorPct, StalePct: f.stalePct, ThrottledSec: sr.ThrottledSec}
 	if sr.ScheduleLag != nil {
 		st.ScheduleLagP99MS = sr.ScheduleLag.Summary().P99
 	}

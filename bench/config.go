@@ -4,8 +4,10 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/pgbenchx/pgbenchx/metrics"
 	"github.com/pgbenchx/pgbenchx/report"
 	"github.com/pgbenchx/pgbenchx/routing"
+	"github.com/pgbenchx/pgbenchx/script"
 	"github.com/pgbenchx/pgbenchx/workload"
 )
 
@@ -30,6 +33,9 @@ type Config struct {
 	// Faults are injected on the env's nodes while the reads are
 	// measured (ParseFault reads --fault's AT:ACTION:NODE).
 	Faults []Fault
+	// Sweep, when set, repeats the run at several clients or rates
+	// (RunSweep); Workload's Clients or Rate is then the first level's.
+	Sweep *Sweep
 	// Command is the command line that asked for the run, recorded in
 	// run.json with every password taken out.
 	Command []string
@@ -118,6 +124,13 @@ func AutoHeartbeat(w workload.Config) time.Duration {
 // Validate checks every setting and fills the defaults that depend on
 // others (the label). The first bad one comes back as *input.Error.
 func (c *Config) Validate() error {
+	if c.Sweep != nil {
+		// Every level as its own run would be checked; then the rest
+		// (defaults included) on the first.
+		if err := c.Sweep.validate(*c); err != nil {
+			return err
+		}
+	}
 	w := &c.Workload
 	if w.Heartbeat == 0 {
 		w.Heartbeat = AutoHeartbeat(*w)
@@ -131,7 +144,7 @@ func (c *Config) Validate() error {
 		{w.Warmup < 0 || w.Warmup > time.Hour, "warmup", w.Warmup.String(), "want 0 to 1h"},
 		{w.Clients < 1 || w.Clients > 1024, "clients", fmt.Sprint(w.Clients), "want 1 to 1024"},
 		{w.Rate < 0 || w.Rate > 1e6 || (w.Rate > 0 && w.Rate < 1), "rate", fmt.Sprint(w.Rate), "want 0 (closed loop) or 1 to 1000000 queries/s"},
-		{len(w.Mix) == 0 && len(w.Custom) == 0, "mix", "", "give a mix or a --query-file"},
+		{len(w.Mix) == 0 && len(w.Custom) == 0 && len(w.Scripts) == 0, "mix", "", "give a mix, a --query-file or -f scripts"},
 		{w.Scale < 100 || w.Scale > 1e9, "scale", fmt.Sprint(w.Scale), "want 100 to 1000000000 rows"},
 		{w.WriteRows < 0 || w.WriteRows > 1e9, "write-rows", fmt.Sprint(w.WriteRows), "want 0 to 1000000000"},
 		{w.WriteBatch < 1 || w.WriteBatch > 100000, "write-batch", fmt.Sprint(w.WriteBatch), "want 1 to 100000"},
@@ -242,6 +255,51 @@ func (c *Config) UseQueryFile(path string, keepMix bool) error {
 	c.Workload.Custom, c.Workload.QueryFile = custom, path
 	c.Workload.QueryFileSHA256 = fmt.Sprintf("%x", sha256.Sum256(b))
 	if !keepMix {
+		c.Workload.Mix = nil
+	}
+	return nil
+}
+
+// UseScripts makes the reads those of pgbench scripts, -f FILE[@WEIGHT]
+// each (weight 1 by default): parsed, named by the file's stem, recorded
+// with their text and hash, replacing the built-in mix unless keepMix.
+func (c *Config) UseScripts(specs []string, keepMix bool) error {
+	names := map[string]bool{}
+	for _, k := range workload.BuiltinKinds {
+		names[k] = true
+	}
+	for _, q := range c.Workload.Custom {
+		names[q.Name] = true
+	}
+	for _, spec := range specs {
+		path, weight := spec, 1
+		if i := strings.LastIndex(spec, "@"); i > 0 {
+			w, err := strconv.Atoi(spec[i+1:])
+			if err != nil || w < 1 {
+				return input.Bad("file", spec, "want FILE or FILE@WEIGHT with a weight of 1 or more, e.g. lookup.sql@2")
+			}
+			path, weight = spec[:i], w
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return input.Bad("file", path, "cannot read it: %v", err)
+		}
+		name := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+		if names[name] {
+			return input.Bad("file", path, "its name %q (the file's stem) is taken by a built-in read, a query file's query or another script: rename the file", name)
+		}
+		names[name] = true
+		sc, err := script.Parse(name, string(b))
+		if err != nil {
+			return input.Bad("file", path, "%v", err)
+		}
+		if missing := sc.MissingVars(map[string]int64{"scale": 0, "client_id": 0, "random_seed": 0, "default_seed": 0}); len(missing) > 0 {
+			return input.Bad("file", path, "uses variables nothing sets: :%s (\\set them; :scale, :client_id, :random_seed and :default_seed are given)", strings.Join(missing, ", :"))
+		}
+		c.Workload.Scripts = append(c.Workload.Scripts, workload.ScriptFile{Path: path, Weight: weight, Script: sc,
+			SHA256: fmt.Sprintf("%x", sha256.Sum256(b))})
+	}
+	if len(specs) > 0 && !keepMix {
 		c.Workload.Mix = nil
 	}
 	return nil

@@ -161,6 +161,13 @@ type Cluster struct {
 	// NetProxy is the process serving the standbys' slow links (nil
 	// without --net-delay / --net-bandwidth); Down stops it.
 	NetProxy *NetProxy `json:"net_proxy,omitempty"`
+	// Proxies are the proxies the env runs (env up --proxy, and a
+	// Patroni stack's HAProxy); Down stops them.
+	Proxies []*Proxy `json:"proxies,omitempty"`
+	// Stack is "patroni" when Patroni runs the cluster (Patroni says
+	// what each node is); its processes are in Patroni.
+	Stack   string        `json:"stack,omitempty"`
+	Patroni *PatroniStack `json:"patroni,omitempty"`
 
 	// stateDir is the Store the cluster was loaded from or saved to, so a
 	// provider found by ProviderOf, and its Controller, save it there.

@@ -61,6 +61,14 @@ type Spec struct {
 	// NetLinks puts standbys behind slow links (ParseNetDelays,
 	// ParseNetBandwidths), by standby name; their ports are the env's.
 	NetLinks map[string]Link
+	// Proxies run in front of the env (ParseProxies): pgpool, haproxy.
+	Proxies []ProxySpec
+	// Stack, when "patroni", has Patroni (and etcd) run the cluster, with
+	// HAProxy routing by Patroni's health checks.
+	Stack string
+	// ReadPrimary gives the primary a read weight in the proxies (pgpool's
+	// backend_weight0, HAProxy's read port); without it, 0.
+	ReadPrimary bool
 }
 
 var (

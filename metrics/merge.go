@@ -142,6 +142,10 @@ func workloadDiff(a, b Config) string {
 		return "background write rate"
 	case a.QueryFileSHA256 != b.QueryFileSHA256:
 		return "query file contents"
+	case !slices.EqualFunc(a.Scripts, b.Scripts, func(x, y ScriptInfo) bool {
+		return x.Name == y.Name && x.Weight == y.Weight && x.SHA256 == y.SHA256
+	}):
+		return "scripts (-f)"
 	case a.Scale != b.Scale:
 		return "scale"
 	case a.Heartbeat != b.Heartbeat:

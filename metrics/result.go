@@ -50,6 +50,18 @@ type Result struct {
 	Phases []PhaseStart `json:"phases,omitempty"`
 }
 
+// ScriptInfo is one pgbench script a run's reads ran (-f FILE@WEIGHT):
+// its name (the file's stem), where it was read from, its weight, and
+// its text with a hash, so a run can be made again and merge can tell
+// the same script at another path from another script.
+type ScriptInfo struct {
+	Name   string `json:"name"`
+	File   string `json:"file"`
+	Weight int    `json:"weight"`
+	SHA256 string `json:"sha256"`
+	Text   string `json:"text"`
+}
+
 // PhaseStart is a phase of a run and when it began: schema, write,
 // settle, start_at, read <strategy> (its warmup), measure <strategy>.
 type PhaseStart struct {
@@ -169,6 +181,9 @@ type Config struct {
 	Mode string `json:"mode,omitempty"`
 	// SlotWarnBytes is --slot-warn: a slot keeping more WAL is warned of.
 	SlotWarnBytes int64 `json:"slot_warn_bytes,omitempty"`
+	// Scripts are the pgbench scripts (-f) the reads ran, each a query
+	// kind named by its file's stem.
+	Scripts []ScriptInfo `json:"scripts,omitempty"`
 	// Protocol is how reads were sent (prepared, extended, simple);
 	// empty in files from before it could be chosen: prepared.
 	Protocol string `json:"protocol,omitempty"`

@@ -34,10 +34,27 @@ func writeMeasured(m *md, r *metrics.Result) {
 	} else {
 		m.p("closed loop (each client sends its next query when the previous one returns). ")
 	}
-	if c.QueryFile != "" {
+	switch {
+	case len(c.Scripts) > 0:
+		var parts []string
+		for _, sc := range c.Scripts {
+			parts = append(parts, fmt.Sprintf("`%s` (%s, weight %d)", sc.Name, sc.File, sc.Weight))
+		}
+		m.p("pgbench scripts %s, each read one run of a script on one node (they have no stale-read check", strings.Join(parts, ", "))
+		if c.QueryFile != "" {
+			m.p("; queries from %s too", c.QueryFile)
+		}
+		if len(c.Mix) > len(c.Scripts) {
+			m.p("; mix `%s`", mix(c.Mix))
+		}
+		m.p(")")
+	case c.QueryFile != "":
 		m.p("Queries from %s", c.QueryFile)
-	} else {
+	default:
 		m.p("Query mix `%s`", orDash(mix(c.Mix)))
+	}
+	if c.Protocol != "" && c.Protocol != "prepared" {
+		m.p(", sent with the %s protocol", c.Protocol)
 	}
 	m.p(", scale %d. Reads went to the %d %s", c.Scale, r.Environment.Standbys, plural(r.Environment.Standbys, "standby", "standbys"))
 	if c.ReadPrimary {

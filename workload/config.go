@@ -10,6 +10,7 @@ import (
 	"github.com/pgbenchx/pgbenchx/input"
 	"github.com/pgbenchx/pgbenchx/metrics"
 	"github.com/pgbenchx/pgbenchx/routing"
+	"github.com/pgbenchx/pgbenchx/script"
 )
 
 // Node is a server the workload talks to. Role, when given, is checked
@@ -29,6 +30,7 @@ type Config struct {
 	Rate       float64 // queries/s over all clients; 0 = closed loop
 	Mix        []Weighted
 	Custom     []CustomQuery // --query-file
+	Scripts    []ScriptFile  // -f: pgbench scripts
 	QueryFile  string        // its path, for the record
 	// QueryFileSHA256 identifies its contents, so merge can tell the same
 	// file at another path from another file.
@@ -150,6 +152,15 @@ func ParseMix(s string) ([]Weighted, error) {
 // maxQueries bounds a --query-file: query kinds are recorded in 8 bits.
 const maxQueries = 200
 
+// ScriptFile is a pgbench script given with -f FILE[@WEIGHT]: each read
+// runs it whole, on one node, as pgbench runs a transaction.
+type ScriptFile struct {
+	Path   string
+	Weight int
+	Script *script.Script
+	SHA256 string
+}
+
 // CustomQuery is one line of a --query-file.
 type CustomQuery struct {
 	Name   string
@@ -213,6 +224,9 @@ func (c *Config) kinds() []string {
 	for _, q := range c.Custom {
 		out = append(out, q.Name)
 	}
+	for _, sf := range c.Scripts {
+		out = append(out, sf.Script.Name)
+	}
 	return out
 }
 
@@ -242,8 +256,16 @@ func (c *Config) Record() metrics.Config {
 		Weights: c.Weights, ReadPrimary: c.ReadPrimary, MaxTries: c.MaxTries, EjectFor: metrics.Duration(c.EjectFor),
 		LagInterval: metrics.Duration(c.LagInterval), Heartbeat: metrics.Duration(c.Heartbeat), StaleSample: 1,
 		SessionWrites: c.SessionWrites, QueryTimeout: metrics.Duration(c.QueryTimeout), Commit: c.Commit,
-		SlotWarnBytes: c.SlotWarn, StartAt: c.StartAt, Protocol: c.Protocol,
+		SlotWarnBytes: c.SlotWarn, StartAt: c.StartAt, Protocol: c.Protocol, Scripts: c.scriptInfos(),
 	}
+}
+
+func (c *Config) scriptInfos() []metrics.ScriptInfo {
+	var out []metrics.ScriptInfo
+	for _, sf := range c.Scripts {
+		out = append(out, metrics.ScriptInfo{Name: sf.Script.Name, File: sf.Path, Weight: sf.Weight, SHA256: sf.SHA256, Text: sf.Script.Text})
+	}
+	return out
 }
 
 // MixMap is the mix as a map, for the result's configuration.
@@ -254,6 +276,9 @@ func (c *Config) MixMap() map[string]int {
 	}
 	for _, q := range c.Custom {
 		m[q.Name] = q.Weight
+	}
+	for _, sf := range c.Scripts {
+		m[sf.Script.Name] = sf.Weight
 	}
 	return m
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgbenchx/pgbenchx/script"
 )
 
 // readConn is one client's connection to one node for its reads: a bare
@@ -41,6 +44,10 @@ type readConn struct {
 	dialGen uint64
 	// protocol is how reads are sent: prepared, extended or simple.
 	protocol string
+	// scriptStmts are a script's statements prepared on conn, by query
+	// kind then step; args is the buffer its parameters are drawn into.
+	scriptStmts [][]*pgconn.StatementDescription
+	args        [][]byte
 }
 
 func newReadConn(cfg *pgconn.Config, queries []*query, gen *atomic.Uint64, protocol string) *readConn {
@@ -62,6 +69,7 @@ func (rc *readConn) connect(ctx context.Context) (*pgconn.PgConn, error) {
 		return nil, err
 	}
 	clear(rc.stmts)
+	rc.scriptStmts = nil
 	rc.dialGen = gen
 	rc.conn.Store(c)
 	return c, nil
@@ -76,6 +84,18 @@ func (rc *readConn) prepare(ctx context.Context) error {
 		return err
 	}
 	for kind, q := range rc.queries {
+		if q.script != nil {
+			if err := rc.prepareScript(ctx, c, kind); err != nil {
+				return fmt.Errorf("prepare %s: %w", q.kind, err)
+			}
+			// A warm-up run, as for the other reads; a state of its own
+			// (client 0) draws its variables. It may fail (a \set that
+			// divides by zero): the phase counts that.
+			deadline, _ := ctx.Deadline()
+			st := q.script.NewState(rand.New(rand.NewPCG(1, uint64(kind))), q.builtins(0))
+			_, _ = rc.run(ctx, q, kind, 0, deadline, st)
+			continue
+		}
 		if rc.stmts[kind] == nil && rc.protocol == "prepared" {
 			if rc.stmts[kind], err = c.Prepare(ctx, "q"+strconv.Itoa(kind), q.sql, nil); err != nil {
 				return fmt.Errorf("prepare %s: %w", q.kind, err)
@@ -87,7 +107,7 @@ func (rc *readConn) prepare(ctx context.Context) error {
 		// Its result does not matter: a read that fails here (a query that
 		// always times out) fails in the phase too, where it is counted.
 		deadline, _ := ctx.Deadline()
-		_, _ = rc.run(ctx, q, kind, 1, deadline)
+		_, _ = rc.run(ctx, q, kind, 1, deadline, nil)
 	}
 	return nil
 }
@@ -129,7 +149,7 @@ var errNotConnected = errors.New("not connected")
 // deadline (zero: none). A connection that broke, or whose read passed
 // the deadline, is dropped; the next read connects again. ctx bounds
 // only a connection attempt.
-func (rc *readConn) run(ctx context.Context, q *query, kind int, arg int64, deadline time.Time) (res readResult, err error) {
+func (rc *readConn) run(ctx context.Context, q *query, kind int, arg int64, deadline time.Time, st *script.State) (res readResult, err error) {
 	res.seq = -1
 	c := rc.conn.Load()
 	if c != nil && rc.gen.Load() != rc.dialGen {
@@ -170,6 +190,9 @@ func (rc *readConn) run(ctx context.Context, q *query, kind int, arg int64, dead
 			}
 		}
 	}()
+	if q.script != nil {
+		return res, rc.runScript(c, q, kind, st, deadline)
+	}
 	var rr *pgconn.ResultReader
 	switch rc.protocol {
 	case "simple":
@@ -211,6 +234,124 @@ func (rc *readConn) run(ctx context.Context, q *query, kind int, arg int64, dead
 	}
 	_, err = rr.Close()
 	return res, err
+}
+
+// scriptError is a script failing in a meta-command: its own fault, not
+// the node's (classify counts it as script_error, the node stays in).
+type scriptError struct{ err error }
+
+func (e scriptError) Error() string { return e.err.Error() }
+func (e scriptError) Unwrap() error { return e.err }
+
+// prepareScript prepares every statement of script kind (prepared
+// protocol only): one that cannot be (a table that does not exist) would
+// fail every read, so the run is refused up front.
+func (rc *readConn) prepareScript(ctx context.Context, c *pgconn.PgConn, kind int) error {
+	if rc.protocol != "prepared" {
+		return nil
+	}
+	sc := rc.queries[kind].script
+	stmts := rc.scriptStatements(kind)
+	for i := range sc.Steps {
+		step := &sc.Steps[i]
+		if step.Kind != script.StepSQL || stmts[i] != nil {
+			continue
+		}
+		sd, err := c.Prepare(ctx, "q"+strconv.Itoa(kind)+"_"+strconv.Itoa(i), step.SQL, nil)
+		if err != nil {
+			return fmt.Errorf("line %d: %w", step.Line, err)
+		}
+		stmts[i] = sd
+	}
+	return nil
+}
+
+// scriptStatements are script kind's statements prepared on the
+// connection, by step (nil: not yet).
+func (rc *readConn) scriptStatements(kind int) []*pgconn.StatementDescription {
+	if rc.scriptStmts == nil {
+		rc.scriptStmts = make([][]*pgconn.StatementDescription, len(rc.queries))
+	}
+	if rc.scriptStmts[kind] == nil {
+		rc.scriptStmts[kind] = make([]*pgconn.StatementDescription, len(rc.queries[kind].script.Steps))
+	}
+	return rc.scriptStmts[kind]
+}
+
+// runScript runs a pgbench script whole: its meta-commands on the
+// client's variables, its statements in order on this connection, as
+// pgbench runs a transaction.
+func (rc *readConn) runScript(c *pgconn.PgConn, q *query, kind int, st *script.State, deadline time.Time) error {
+	sc := q.script
+	err := func() error {
+		for i := range sc.Steps {
+			step := &sc.Steps[i]
+			switch step.Kind {
+			case script.StepSet:
+				if err := st.Set(step); err != nil {
+					return scriptError{err}
+				}
+			case script.StepSleep:
+				d, err := st.Sleep(step)
+				if err != nil {
+					return scriptError{err}
+				}
+				if !deadline.IsZero() && time.Until(deadline) < d {
+					time.Sleep(time.Until(deadline))
+					return os.ErrDeadlineExceeded
+				}
+				time.Sleep(d)
+			case script.StepSQL:
+				if err := rc.scriptStatement(c, kind, i, step, st); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}()
+	if !c.IsClosed() && c.TxStatus() != 'I' {
+		// A statement that failed inside the script's BEGIN left the
+		// transaction aborted, or the script never ended it: end it, or
+		// every later read on this connection fails.
+		_ = c.Exec(context.Background(), "ROLLBACK").Close()
+		if err == nil {
+			err = scriptError{fmt.Errorf("%s ended inside a transaction (rolled back): end it with END or COMMIT", sc.Name)}
+		}
+	}
+	return err
+}
+
+// scriptStatement runs step i of a script with its variables' values.
+func (rc *readConn) scriptStatement(c *pgconn.PgConn, kind, i int, step *script.Step, st *script.State) error {
+	ctx := context.Background()
+	if rc.protocol == "simple" {
+		sql, err := st.Literal(step)
+		if err != nil {
+			return scriptError{err}
+		}
+		return c.Exec(ctx, sql).Close()
+	}
+	args, err := st.AppendArgs(step, rc.args[:0])
+	if err != nil {
+		return scriptError{err}
+	}
+	rc.args = args
+	var rr *pgconn.ResultReader
+	if rc.protocol == "extended" {
+		rr = c.ExecParams(ctx, step.SQL, args, nil, nil, nil)
+	} else {
+		stmts := rc.scriptStatements(kind)
+		sd := stmts[i]
+		if sd == nil {
+			if sd, err = c.Prepare(ctx, "q"+strconv.Itoa(kind)+"_"+strconv.Itoa(i), step.SQL, nil); err != nil {
+				return err
+			}
+			stmts[i] = sd
+		}
+		rr = c.ExecStatement(ctx, sd, args, nil, nil)
+	}
+	_, err = rr.Close()
+	return err
 }
 
 // runSimple sends q as one query string, its $1 replaced by the value

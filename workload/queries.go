@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgbenchx/pgbenchx/routing"
+	"github.com/pgbenchx/pgbenchx/script"
 )
 
 // Every built-in read returns, first, the heartbeat seq its snapshot saw:
@@ -40,6 +41,11 @@ type query struct {
 	kind    string
 	sql     string
 	builtin bool
+	// script, for a pgbench script (-f), is run whole instead of sql;
+	// scale is its :scale.
+	script *script.Script
+	scale  int64
+	seed   int64 // :default_seed
 	// arg draws the read's $1, nil when it takes none: an int64, never
 	// boxed in an interface on the hot path.
 	arg func(r *rand.Rand) int64
@@ -105,7 +111,20 @@ func (s *Scenario) queries() *querySet {
 		}
 		add(q, c.Weight)
 	}
+	// pgbench's hash() and permute() read :default_seed: one per run,
+	// shared by every client.
+	seed := rand.Int64()
+	for _, sf := range s.Config.Scripts {
+		add(&query{kind: sf.Script.Name, script: sf.Script, scale: int64(s.Config.Scale), seed: seed}, sf.Weight)
+	}
 	return qs
+}
+
+// builtins are a script's predefined variables for client id, as pgbench
+// defines them: scale (here the orders rows, --scale), client_id,
+// random_seed and default_seed (hash and permute's).
+func (q *query) builtins(id int) map[string]int64 {
+	return map[string]int64{"scale": q.scale, "client_id": int64(id), "random_seed": q.seed, "default_seed": q.seed}
 }
 
 func usesParam(sql string) bool {
@@ -126,6 +145,9 @@ const (
 	LabelConnectionLost    = "connection_lost"    // the connection broke mid-read
 	LabelNetworkTimeout    = "network_timeout"    // a network deadline other than ours
 	LabelConnectionError   = "connection_error"   // any other failure to reach the node
+	// LabelScriptError is a pgbench script that failed in a
+	// meta-command (\set, \sleep): the script's fault, not the node's.
+	LabelScriptError = "script_error"
 	// LabelRecoveryConflict is a read a standby cancelled because its
 	// replay needed what the read held: SQLSTATE 40001 (or 40P01) with
 	// "conflict with recovery" in the message.
@@ -146,6 +168,12 @@ func recoveryConflict(e *pgconn.PgError) bool {
 // with an error, else what the client saw. attemptTimedOut says the
 // attempt's own deadline (--query-timeout) passed.
 func classify(err error, attemptTimedOut bool) (routing.Outcome, string) {
+	var se scriptError
+	if errors.As(err, &se) {
+		// The script, not the node: \set on an undefined variable, a
+		// division by zero. The node is fine.
+		return routing.Failed, LabelScriptError
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		label := sqlstateLabel(pgErr.Code)

@@ -11,6 +11,7 @@ import (
 	"github.com/pgbenchx/pgbenchx/metrics"
 	"github.com/pgbenchx/pgbenchx/probe"
 	"github.com/pgbenchx/pgbenchx/routing"
+	"github.com/pgbenchx/pgbenchx/script"
 )
 
 // lagView lets routing read the sampler's last round without knowing
@@ -187,6 +188,12 @@ func (s *Scenario) readPhase(ctx context.Context, strategy routing.Strategy, hoo
 		if cfg.Rate > 0 {
 			cl.timer = newWaiter()
 		}
+		cl.states = make([]*script.State, len(s.qs.list))
+		for k, q := range s.qs.list {
+			if q.script != nil {
+				cl.states[k] = q.script.NewState(cl.rng, q.builtins(c))
+			}
+		}
 		ph.clients = append(ph.clients, cl)
 		wg.Add(1)
 		go func() {
@@ -325,8 +332,9 @@ type client struct {
 	conns     []*readConn // to each node, by index
 	timer     *waiter     // open loop: how it waits for a slot
 	ops       int
-	lastWrite int64  // id of this session's last written row (0 = none)
-	lastLSN   uint64 // commit LSN of that write
+	states    []*script.State // by query kind: a pgbench script's variables, nil for other reads
+	lastWrite int64           // id of this session's last written row (0 = none)
+	lastLSN   uint64          // commit LSN of that write
 	backoff   time.Duration
 }
 
@@ -441,7 +449,7 @@ func (c *client) op(ctx context.Context, due time.Time) {
 		if _, over := ph.cutOff(); over {
 			qerr = errNotConnected // the phase ended before this try began
 		} else {
-			rr, qerr = c.conns[node].run(ctx, q, kind, arg, deadline)
+			rr, qerr = c.conns[node].run(ctx, q, kind, arg, deadline, c.states[kind])
 		}
 		now := time.Now()
 		timedOut := qerr != nil && !deadline.IsZero() && !now.Before(deadline)

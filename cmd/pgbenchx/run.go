@@ -93,8 +93,8 @@ func workloadFlags() []cli.Flag {
 		&cli.StringFlag{Name: "strategies", Usage: "several, run in turn on the same data: a,b,c or all (default round-robin)"},
 		&cli.StringFlag{Name: "duration", Aliases: []string{"T"}, Value: "30s", Usage: "measured time per strategy, e.g. 30s, 2m, or plain seconds as pgbench's -T (30)"},
 		&cli.DurationFlag{Name: "warmup", Value: 2 * time.Second, Usage: "read load before measuring, left out of every figure"},
-		&cli.IntFlag{Name: "clients", Aliases: []string{"c"}, Value: 16, Usage: "concurrent read clients"},
-		&cli.FloatFlag{Name: "rate", Aliases: []string{"R"}, Usage: "open loop: queries/s over all clients, latency from each query's due time (0 = closed loop)"},
+		&cli.StringFlag{Name: "clients", Aliases: []string{"c"}, Value: "16", Usage: "concurrent read clients; run takes a sweep too, e.g. 4,8,16,32: the run repeated at each, one table and a chart per strategy"},
+		&cli.StringFlag{Name: "rate", Aliases: []string{"R"}, Value: "0", Usage: "open loop: queries/s over all clients, latency from each query's due time (0 = closed loop); run takes a sweep too, e.g. 2000,4000,8000"},
 		&cli.StringFlag{Name: "mix", Value: "point=80,range=15,report=5", Usage: "built-in reads: point (by id), range (a customer's recent orders), report (aggregate over recent orders)"},
 		&cli.StringSliceFlag{Name: "file", Aliases: []string{"f"}, Usage: "a pgbench script FILE[@WEIGHT] (repeatable) instead of the mix: \\set with random, random_exponential, random_gaussian, random_zipfian and arithmetic, :var in SQL, several statements per read; named by the file's stem (lookup.sql: lookup); :scale is --scale, :client_id the client; no stale-read check"},
 		&cli.StringFlag{Name: "protocol", Aliases: []string{"M"}, Value: "prepared", Usage: "how reads are sent, as pgbench's -M: prepared (parsed once per connection), extended (parsed every time: what transaction poolers need) or simple (one query string, values inlined)"},
@@ -150,9 +150,33 @@ func parseConfig(cmd *cli.Command) (bench.Config, error) {
 		if w.Duration, err = parseSeconds("duration", cmd.String("duration")); err != nil {
 			return c, err
 		}
-		w.Warmup, w.Rate = cmd.Duration("warmup"), cmd.Float("rate")
+		w.Warmup = cmd.Duration("warmup")
+		rates, err := bench.ParseLevels("rate", cmd.String("rate"))
+		if err != nil {
+			return c, err
+		}
+		w.Rate = rates[0]
+		if len(rates) > 1 {
+			c.Sweep = &bench.Sweep{Dimension: "rate", Levels: rates}
+		}
 	}
-	w.Clients = int(cmd.Int("clients"))
+	clients, err := bench.ParseLevels("clients", cmd.String("clients"))
+	if err != nil {
+		return c, err
+	}
+	if clients[0] != float64(int(clients[0])) {
+		return c, input.Bad("clients", cmd.String("clients"), "want a whole number of clients")
+	}
+	w.Clients = int(clients[0])
+	if len(clients) > 1 {
+		if c.Sweep != nil {
+			return c, input.Bad("clients", cmd.String("clients"), "sweep one of --clients and --rate at a time")
+		}
+		c.Sweep = &bench.Sweep{Dimension: "clients", Levels: clients}
+	}
+	if c.Sweep != nil && cmd.Name != "run" {
+		return c, input.Bad(c.Sweep.Dimension, cmd.String(c.Sweep.Dimension), "a sweep is run's: give one value here")
+	}
 	if w.Protocol, err = workload.ParseProtocol(cmd.String("protocol")); err != nil {
 		return c, err
 	}
@@ -164,6 +188,9 @@ func parseConfig(cmd *cli.Command) (bench.Config, error) {
 		if err := c.UseQueryFile(f, cmd.IsSet("mix")); err != nil {
 			return c, err
 		}
+	}
+	if err := c.UseScripts(cmd.StringSlice("file"), cmd.IsSet("mix") || cmd.String("query-file") != ""); err != nil {
+		return c, err
 	}
 	w.Scale, w.WriteRows, w.WriteBatch = int(cmd.Int("scale")), int(cmd.Int("write-rows")), int(cmd.Int("write-batch"))
 	w.WriteRate = cmd.Float("write-rate")
@@ -259,6 +286,9 @@ func runAction(ctx context.Context, cmd *cli.Command) error {
 		return err
 	}
 	defer stopMetrics()
+	if cfg.Sweep != nil {
+		return sweepAction(ctx, cmd, cfg, hooks)
+	}
 	o, runErr := bench.Run(ctx, cfg, hooks)
 	if o == nil {
 		return runErr
@@ -317,4 +347,29 @@ func parseSlotWarn(s string) (int64, error) {
 		return 0, input.Bad("slot-warn", s, "want a size like 512MB or 1GB (units B, kB, MB, GB, TB; 1024-based), or off")
 	}
 	return n, nil
+}
+
+// sweepAction runs --clients or --rate at every level they list.
+func sweepAction(ctx context.Context, cmd *cli.Command, cfg bench.Config, hooks bench.Hooks) error {
+	out := cmd.Root().Writer
+	o, runErr := bench.RunSweep(ctx, cfg, hooks)
+	if o == nil {
+		return runErr
+	}
+	fmt.Fprintln(out)
+	_ = report.WriteSweepTable(out, o.Result)
+	if len(o.Files) > 0 {
+		fmt.Fprintf(out, "\nreport: %s\n", o.Dir)
+		for _, f := range o.Files {
+			fmt.Fprintf(out, "  %s\n", f)
+		}
+	}
+	if runErr != nil {
+		return runErr
+	}
+	gateErr := checkGates(out, o.Verdicts)
+	if o.Interrupted {
+		return cli.Exit("interrupted: the figures above cover the levels measured before Ctrl-C", exitInterrupted)
+	}
+	return gateErr
 }
