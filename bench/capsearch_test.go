@@ -62,12 +62,41 @@ func TestSearch(t *testing.T) {
 			} else if s.Capacity != tc.lim.Max {
 				t.Errorf("capacity %.0f, want the ceiling %.0f", s.Capacity, tc.lim.Max)
 			}
+			if last := s.Steps[len(s.Steps)-1]; tc.wantLimit && (last.Phase != "confirm" || last.Rate != s.Capacity) {
+				t.Errorf("the capacity was not confirmed: last step %+v", last)
+			}
 			for i, st := range s.Steps {
-				if st.Rate != calls[i] || (st.Phase != "ramp" && st.Phase != "bisect") {
+				if st.Rate != calls[i] || (st.Phase != "ramp" && st.Phase != "bisect" && st.Phase != "confirm") {
 					t.Errorf("step %d: %+v", i, st)
 				}
 			}
 		})
+	}
+}
+
+// TestSearchConfirms: a rate that passed once by luck and fails when
+// measured again is the limit, and the search goes on below it.
+func TestSearchConfirms(t *testing.T) {
+	lim := searchLimits{Start: 1000, Max: 1e6, Min: 10, Precision: 0.05, MaxSteps: 30}
+	lucky := map[float64]bool{}
+	var calls []float64
+	measure := func(_ context.Context, rate float64) (metrics.CapacityStep, error) {
+		calls = append(calls, rate)
+		pass := rate <= 5000
+		if rate > 5000 && rate < 6000 && !lucky[rate] {
+			lucky[rate], pass = true, true // passes the first time only
+		}
+		return metrics.CapacityStep{Pass: pass, Achieved: rate}, nil
+	}
+	s, err := search(context.Background(), measure, lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Found || s.Capacity > 5000 || s.Capacity < 5000/(1+lim.Precision) {
+		t.Fatalf("capacity %.0f (limit %.0f), want just under 5000; steps %v", s.Capacity, s.Limit, calls)
+	}
+	if last := s.Steps[len(s.Steps)-1]; last.Phase != "confirm" || !last.Pass {
+		t.Errorf("the search ended on %+v, want a confirmed pass", last)
 	}
 }
 
