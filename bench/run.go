@@ -11,8 +11,11 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/pgbenchx/pgbenchx/env"
 	"github.com/pgbenchx/pgbenchx/input"
@@ -113,10 +116,14 @@ func Measure(ctx context.Context, cl *Cluster, cfg Config, hooks Hooks) (*metric
 	for _, f := range cfg.Faults {
 		res.Config.Faults = append(res.Config.Faults, f.String())
 	}
-	if err := checkRouting(cfg.Workload, cl.Nodes); err != nil {
+	w := cfg.Workload
+	if err := addVias(&w, cl.Vias); err != nil {
 		return res, err
 	}
-	w := cfg.Workload
+	res.Config.Vias = w.Record().Vias
+	if err := checkRouting(w, cl.Nodes); err != nil {
+		return res, err
+	}
 	if c := cl.Env; c != nil {
 		w.LocalProcesses = c.Provider == "local"
 		if len(env.CPUCaps(c)) > 0 {
@@ -199,6 +206,61 @@ func checkRouting(w workload.Config, nodes []workload.Node) error {
 		}
 	}
 	return nil
+}
+
+// addVias adds the env's proxies to the via: endpoints run --via gave
+// (one given by --via wins over a proxy of that name), and checks that
+// every via:NAME strategy has its endpoint.
+func addVias(w *workload.Config, env []workload.Via) error {
+	given := map[string]bool{}
+	for _, v := range w.Vias {
+		given[v.Name] = true
+	}
+	for _, v := range env {
+		if !given[v.Name] {
+			w.Vias = append(w.Vias, v)
+			given[v.Name] = true
+		}
+	}
+	for _, s := range w.Strategies {
+		if name, ok := routing.ViaName(s); ok && !given[name] {
+			var names []string
+			for n := range given {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			have := "none: give run --via " + name + "=DSN, or env up --proxy " + name
+			if len(names) > 0 {
+				have = strings.Join(names, ", ")
+			}
+			return input.Bad("strategies", string(s), "no endpoint named %s (endpoints: %s)", name, have)
+		}
+	}
+	return nil
+}
+
+// ParseVias reads run --via NAME=DSN (repeatable): an endpoint that
+// routes reads by itself, measured as strategy via:NAME.
+func ParseVias(items []string) ([]workload.Via, error) {
+	var out []workload.Via
+	seen := map[string]bool{}
+	for _, item := range items {
+		name, dsn, ok := strings.Cut(item, "=")
+		name = strings.ToLower(strings.TrimSpace(name))
+		shown := name + "=" + workload.RedactDSNs(dsn)
+		if !ok || !routing.ValidViaName(name) {
+			return nil, input.Bad("via", shown, "want NAME=DSN, NAME of a-z, 0-9, '-' or '_' (e.g. pgcat=postgres://app@10.0.0.5:6432/app)")
+		}
+		if _, err := pgx.ParseConfig(dsn); err != nil {
+			return nil, input.Bad("via", shown, "the DSN is not a valid connection string")
+		}
+		if seen[name] {
+			return nil, input.Bad("via", shown, "%s is given twice", name)
+		}
+		seen[name] = true
+		out = append(out, workload.Via{Name: name, DSN: dsn})
+	}
+	return out, nil
 }
 
 // noLag stands in for the lag sampler when balancers are only checked.

@@ -23,7 +23,10 @@ type Cluster struct {
 	Nodes       []workload.Node
 	Environment metrics.Environment
 	// Env is the env measured; nil for an external cluster.
-	Env           *env.Cluster
+	Env *env.Cluster
+	// Vias are the env's proxies as via: endpoints (via:pgpool,
+	// via:haproxy), besides those given with run --via.
+	Vias          []workload.Via
 	MaxApplyDelay time.Duration
 	release       func()
 }
@@ -152,6 +155,15 @@ func Describe(c *env.Cluster) *Cluster {
 			out.MaxApplyDelay = max(out.MaxApplyDelay, n.ApplyDelay)
 		}
 	}
+	for _, p := range c.Proxies {
+		// As the nodes' user: the proxy logs in to them as the client did.
+		out.Vias = append(out.Vias, workload.Via{Name: p.Name(), DSN: p.DSN(&c.Primary, c.Primary.Password)})
+		if e.Proxies == nil {
+			e.Proxies = map[string]string{}
+		}
+		e.Proxies[p.Name()] = p.Describe()
+	}
+	e.Stack = c.Stack
 	if h, err := os.Hostname(); err == nil {
 		e.Host = h
 	}

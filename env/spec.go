@@ -83,6 +83,12 @@ func CheckProvider(provider string, s Spec) error {
 	switch {
 	case provider != DockerName && len(s.Memory) > 0:
 		return input.Bad("memory", "", "is a container's limit: use it with --provider docker")
+	case provider != LocalName && len(s.Proxies) > 0:
+		return input.Bad("proxy", s.Proxies[0].Kind, "proxies run beside a local env: use --provider local")
+	case provider != LocalName && s.Stack != "":
+		return input.Bad("stack", s.Stack, "a Patroni stack runs on the local provider: use --provider local")
+	case s.Stack != "" && (s.Topology == Cascade || s.Sync.String() != "" || len(s.NetLinks) > 0):
+		return input.Bad("stack", s.Stack, "Patroni builds a star of asynchronous standbys here: leave out --topology cascade, --sync and --net-delay/--net-bandwidth")
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package env
 import (
 	"fmt"
 	"net/url"
+	"sort"
 	"strings"
 
 	"github.com/pgbenchx/pgbenchx/input"
@@ -61,6 +62,35 @@ func (p *Proxy) DSN(n *Node, password string) string {
 		u.User = url.User(n.User)
 	}
 	return u.String()
+}
+
+// Describe says what the proxy is and does, for reports.
+func (p *Proxy) Describe() string {
+	var b strings.Builder
+	switch p.Kind {
+	case ProxyPgpool:
+		fmt.Fprintf(&b, "pgpool-II on 127.0.0.1:%d, statement-level load balancing", p.Port)
+	case ProxyHAProxy:
+		fmt.Fprintf(&b, "HAProxy (TCP) on 127.0.0.1:%d over the standbys", p.Port)
+		if p.For == StackPatroni {
+			b.Reset()
+			fmt.Fprintf(&b, "HAProxy (TCP) on 127.0.0.1:%d over the replicas Patroni's REST API calls healthy", p.Port)
+		}
+		if p.WritePort != 0 {
+			fmt.Fprintf(&b, ", writes on :%d", p.WritePort)
+		}
+	default:
+		fmt.Fprintf(&b, "%s on 127.0.0.1:%d", p.Kind, p.Port)
+	}
+	var opts []string
+	for k, v := range p.Options {
+		opts = append(opts, k+"="+v)
+	}
+	sort.Strings(opts)
+	if len(opts) > 0 {
+		fmt.Fprintf(&b, " (%s)", strings.Join(opts, ", "))
+	}
+	return b.String()
 }
 
 // ParseProxies reads --proxy (repeatable): pgpool or haproxy, each with

@@ -184,6 +184,9 @@ type Config struct {
 	// Scripts are the pgbench scripts (-f) the reads ran, each a query
 	// kind named by its file's stem.
 	Scripts []ScriptInfo `json:"scripts,omitempty"`
+	// Vias are the endpoints via:NAME strategies read through, by name
+	// (DSN, password redacted).
+	Vias map[string]string `json:"vias,omitempty"`
 	// Protocol is how reads were sent (prepared, extended, simple);
 	// empty in files from before it could be chosen: prepared.
 	Protocol string `json:"protocol,omitempty"`
@@ -217,6 +220,12 @@ type Environment struct {
 	// UnixSocket: the load generator reached the nodes through their Unix
 	// sockets (run --socket), not TCP.
 	UnixSocket bool `json:"unix_socket,omitempty"`
+	// Proxies are the proxies the env ran in front of its nodes, each
+	// described ("pgpool-II 4.3.5 on 127.0.0.1:9999, statement-level load
+	// balancing, delay_threshold 1MB"); Stack is "patroni" when Patroni
+	// ran the cluster.
+	Proxies map[string]string `json:"proxies,omitempty"`
+	Stack   string            `json:"stack,omitempty"`
 	// SynchronousStandbyNames is the primary's synchronous_standby_names
 	// when the run began (empty: asynchronous replication).
 	SynchronousStandbyNames string `json:"synchronous_standby_names,omitempty"`
@@ -239,7 +248,13 @@ type Role string
 const (
 	RolePrimary Role = "primary"
 	RoleStandby Role = "standby"
+	// RoleUnknown is the row of via:NAME reads whose serving node could
+	// not be told (a query file's or script's reads, a failed try).
+	RoleUnknown Role = "unknown"
 )
+
+// Unattributed is that row's node name.
+const Unattributed = "unattributed"
 
 // NodeInfo names a node and how it was reached (password redacted).
 type NodeInfo struct {

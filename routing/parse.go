@@ -12,7 +12,7 @@ import (
 )
 
 const (
-	acceptedStrategies = "accepted: random, round-robin, least-conn, lag-aware, causal, nearest or all"
+	acceptedStrategies = "accepted: random, round-robin, least-conn, lag-aware, causal, nearest, all, or via:NAME (reads through a proxy: an env's pgpool or haproxy, or run --via NAME=DSN)"
 	acceptedFallbacks  = "accepted: primary, least-lagged or error"
 	acceptedMaxLag     = "accepted: a size (64kB, 1MB, 2GB, 1048576B), a duration (500ms, 1s) or one of each, comma-separated (1MB,500ms)"
 	acceptedWeights    = "accepted: name=weight pairs, comma-separated (standby1=2,standby2=1), weights >= 0, at least one > 0"
@@ -38,6 +38,11 @@ func ParseStrategies(s string) ([]Strategy, error) {
 			return slices.Clone(All), nil
 		case p == "all":
 			return nil, bad("all already names every strategy")
+		case slices.Contains(out, st):
+			return nil, bad(p + " is given twice")
+		case strings.HasPrefix(p, ViaPrefix) && !ValidViaName(strings.TrimPrefix(p, ViaPrefix)):
+			return nil, bad(input.Quote(p) + ": via:NAME takes a name of a-z, 0-9, '-' or '_'")
+		case strings.HasPrefix(p, ViaPrefix):
 		case !slices.Contains(All, st):
 			if len(parts) == 1 {
 				return nil, bad("")

@@ -45,6 +45,10 @@ func TestParseStrategies(t *testing.T) {
 		{"  ", nil},
 		{"random,", nil},
 		{"all,random", nil},
+		{"round-robin,via:pgpool,via:haproxy", []Strategy{RoundRobin, Via("pgpool"), Via("haproxy")}},
+		{"via:", nil},
+		{"via:Has Space", nil},
+		{"via:pgpool,via:pgpool", nil},
 	}
 	for _, tt := range tests {
 		got, err := ParseStrategies(tt.in)
@@ -69,7 +73,7 @@ func TestParseStrategies(t *testing.T) {
 
 func TestInputErrorMessage(t *testing.T) {
 	_, err := ParseStrategies("ring")
-	want := "--strategies ring: accepted: random, round-robin, least-conn, lag-aware, causal, nearest or all"
+	want := "--strategies ring: accepted: random, round-robin, least-conn, lag-aware, causal, nearest, all, or via:NAME (reads through a proxy: an env's pgpool or haproxy, or run --via NAME=DSN)"
 	if err == nil || err.Error() != want {
 		t.Errorf("got %q, want %q", err, want)
 	}

@@ -137,6 +137,9 @@ var (
 // New returns the balancer of a strategy. Mistakes a user can make with a
 // flag come back as *input.Error; mistakes of the calling code as plain errors.
 func New(s Strategy, cfg Config) (Balancer, error) {
+	if _, ok := ViaName(s); ok {
+		return &via{}, nil
+	}
 	if !slices.Contains(All, s) {
 		return nil, &input.Error{Flag: "strategies", Value: string(s), Accepted: acceptedStrategies}
 	}

@@ -31,7 +31,10 @@ type Config struct {
 	Mix        []Weighted
 	Custom     []CustomQuery // --query-file
 	Scripts    []ScriptFile  // -f: pgbench scripts
-	QueryFile  string        // its path, for the record
+	// Vias are the endpoints that route by themselves (a proxy, run
+	// --via NAME=DSN): strategy via:NAME sends every read to its DSN.
+	Vias      []Via
+	QueryFile string // its path, for the record
 	// QueryFileSHA256 identifies its contents, so merge can tell the same
 	// file at another path from another file.
 	QueryFileSHA256 string
@@ -152,6 +155,13 @@ func ParseMix(s string) ([]Weighted, error) {
 // maxQueries bounds a --query-file: query kinds are recorded in 8 bits.
 const maxQueries = 200
 
+// Via is an endpoint reads can go through: a proxy that decides which
+// node serves each read (pgpool-II, HAProxy, PgCat, a Patroni stack).
+type Via struct {
+	Name string // via:NAME
+	DSN  string
+}
+
 // ScriptFile is a pgbench script given with -f FILE[@WEIGHT]: each read
 // runs it whole, on one node, as pgbench runs a transaction.
 type ScriptFile struct {
@@ -256,8 +266,20 @@ func (c *Config) Record() metrics.Config {
 		Weights: c.Weights, ReadPrimary: c.ReadPrimary, MaxTries: c.MaxTries, EjectFor: metrics.Duration(c.EjectFor),
 		LagInterval: metrics.Duration(c.LagInterval), Heartbeat: metrics.Duration(c.Heartbeat), StaleSample: 1,
 		SessionWrites: c.SessionWrites, QueryTimeout: metrics.Duration(c.QueryTimeout), Commit: c.Commit,
-		SlotWarnBytes: c.SlotWarn, StartAt: c.StartAt, Protocol: c.Protocol, Scripts: c.scriptInfos(),
+		SlotWarnBytes: c.SlotWarn, StartAt: c.StartAt, Protocol: c.Protocol, Scripts: c.scriptInfos(), Vias: c.viaRecord(),
 	}
+}
+
+// viaRecord is every via endpoint's DSN, password taken out.
+func (c *Config) viaRecord() map[string]string {
+	if len(c.Vias) == 0 {
+		return nil
+	}
+	m := map[string]string{}
+	for _, v := range c.Vias {
+		m[v.Name] = RedactDSNs(v.DSN)
+	}
+	return m
 }
 
 func (c *Config) scriptInfos() []metrics.ScriptInfo {

@@ -44,6 +44,9 @@ type readConn struct {
 	dialGen uint64
 	// protocol is how reads are sent: prepared, extended or simple.
 	protocol string
+	// via: the connection goes to a via: endpoint, and built-in reads
+	// ask which node served them.
+	via bool
 	// scriptStmts are a script's statements prepared on conn, by query
 	// kind then step; args is the buffer its parameters are drawn into.
 	scriptStmts [][]*pgconn.StatementDescription
@@ -97,7 +100,7 @@ func (rc *readConn) prepare(ctx context.Context) error {
 			continue
 		}
 		if rc.stmts[kind] == nil && rc.protocol == "prepared" {
-			if rc.stmts[kind], err = c.Prepare(ctx, "q"+strconv.Itoa(kind), q.sql, nil); err != nil {
+			if rc.stmts[kind], err = c.Prepare(ctx, "q"+strconv.Itoa(kind), rc.sqlOf(q), nil); err != nil {
 				return fmt.Errorf("prepare %s: %w", q.kind, err)
 			}
 		}
@@ -206,11 +209,11 @@ func (rc *readConn) run(ctx context.Context, q *query, kind int, arg int64, dead
 			rc.params[0] = rc.argBuf
 			params = rc.params[:]
 		}
-		rr = c.ExecParams(context.Background(), q.sql, params, nil, nil, q.formats)
+		rr = c.ExecParams(context.Background(), rc.sqlOf(q), params, nil, nil, rc.formatsOf(q))
 	default:
 		sd := rc.stmts[kind]
 		if sd == nil {
-			if sd, err = c.Prepare(context.Background(), "q"+strconv.Itoa(kind), q.sql, nil); err != nil {
+			if sd, err = c.Prepare(context.Background(), "q"+strconv.Itoa(kind), rc.sqlOf(q), nil); err != nil {
 				return res, err
 			}
 			rc.stmts[kind] = sd
@@ -223,17 +226,32 @@ func (rc *readConn) run(ctx context.Context, q *query, kind int, arg int64, dead
 			rc.params[0] = rc.argBuf
 			params = rc.params[:]
 		}
-		rr = c.ExecStatement(context.Background(), sd, params, nil, q.formats)
+		rr = c.ExecStatement(context.Background(), sd, params, nil, rc.formatsOf(q))
 	}
 	first := true
 	for rr.NextRow() {
 		if first && q.builtin {
-			res = builtinResult(q.kind, rr.Values())
+			res = builtinResult(q.kind, rr.Values(), rc.via)
 		}
 		first = false
 	}
 	_, err = rr.Close()
 	return res, err
+}
+
+// sqlOf and formatsOf are q as this connection sends it.
+func (rc *readConn) sqlOf(q *query) string {
+	if rc.via && q.viaSQL != "" {
+		return q.viaSQL
+	}
+	return q.sql
+}
+
+func (rc *readConn) formatsOf(q *query) []int16 {
+	if rc.via && q.viaSQL != "" {
+		return q.viaFormats
+	}
+	return q.formats
 }
 
 // scriptError is a script failing in a meta-command: its own fault, not
@@ -358,7 +376,7 @@ func (rc *readConn) scriptStatement(c *pgconn.PgConn, kind, i int, step *script.
 // (simple protocol: results come as text).
 func (rc *readConn) runSimple(c *pgconn.PgConn, q *query, arg int64) (res readResult, err error) {
 	res.seq = -1
-	sql := q.sql
+	sql := rc.sqlOf(q)
 	if q.arg != nil {
 		sql = strings.ReplaceAll(sql, "$1", strconv.FormatInt(arg, 10))
 	}
@@ -368,7 +386,7 @@ func (rc *readConn) runSimple(c *pgconn.PgConn, q *query, arg int64) (res readRe
 		rr := mrr.ResultReader()
 		for rr.NextRow() {
 			if first && q.builtin {
-				res = builtinResultText(q.kind, rr.Values())
+				res = builtinResultText(q.kind, rr.Values(), rc.via)
 			}
 			first = false
 		}
@@ -381,7 +399,7 @@ func (rc *readConn) runSimple(c *pgconn.PgConn, q *query, arg int64) (res readRe
 }
 
 // builtinResultText is builtinResult for text results (simple protocol).
-func builtinResultText(kind string, v [][]byte) readResult {
+func builtinResultText(kind string, v [][]byte, via bool) readResult {
 	res := readResult{seq: -1}
 	if len(v) < 2 {
 		return res
@@ -392,24 +410,34 @@ func builtinResultText(kind string, v [][]byte) readResult {
 		return res
 	}
 	res.seq, res.replay = seq, replay
-	if kind == "point" && len(v) > 2 {
-		res.found = string(v[2]) == "t"
+	found := 2
+	if via && len(v) > 3 {
+		port, _ := strconv.ParseInt(string(v[2]), 10, 32)
+		res.port, res.cluster, found = int32(port), string(v[3]), 4
+	}
+	if kind == "point" && len(v) > found {
+		res.found = string(v[found]) == "t"
 	}
 	return res
 }
 
 // builtinResult reads what a built-in read reports ahead of its rows: the
-// heartbeat seq and the replay position as int8 (binary), and for a point
-// read whether the row was found (bool, binary).
-func builtinResult(kind string, v [][]byte) readResult {
+// heartbeat seq and the replay position as int8 (binary), through a via:
+// endpoint the serving node's port (int4, binary) and cluster_name
+// (text), and for a point read whether the row was found (bool, binary).
+func builtinResult(kind string, v [][]byte, via bool) readResult {
 	res := readResult{seq: -1}
 	if len(v) < 2 || len(v[0]) != 8 || len(v[1]) != 8 {
 		return res
 	}
 	res.seq = int64(binary.BigEndian.Uint64(v[0]))
 	res.replay = binary.BigEndian.Uint64(v[1])
-	if kind == "point" && len(v) > 2 && len(v[2]) == 1 {
-		res.found = v[2][0] == 1
+	found := 2
+	if via && len(v) > 3 && len(v[2]) == 4 {
+		res.port, res.cluster, found = int32(binary.BigEndian.Uint32(v[2])), string(v[3]), 4
+	}
+	if kind == "point" && len(v) > found && len(v[found]) == 1 {
+		res.found = v[found][0] == 1
 	}
 	return res
 }

@@ -30,6 +30,11 @@ func (s *Scenario) prepareReads(ctx context.Context) error {
 			return fmt.Errorf("%s: %s", s.nodes[i].Name, s.redact(err.Error()))
 		}
 	}
+	for v, via := range s.Config.Vias {
+		if err := s.eachConn(ctx, len(s.nodes)+v, func(ctx context.Context, rc *readConn) error { return rc.prepare(ctx) }); err != nil {
+			return fmt.Errorf("via:%s: %s", via.Name, s.redact(err.Error()))
+		}
+	}
 	return nil
 }
 
@@ -68,9 +73,17 @@ func (s *Scenario) fill(ctx context.Context, i int) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("%s: opening %d connections for the clients: %s", s.nodes[i].Name, s.Config.Clients, s.redact(err.Error()))
+		return fmt.Errorf("%s: opening %d connections for the clients: %s", s.connName(i), s.Config.Clients, s.redact(err.Error()))
 	}
 	return nil
+}
+
+// connName names connection column i: a node, or a via: endpoint.
+func (s *Scenario) connName(i int) string {
+	if i < len(s.nodes) {
+		return s.nodes[i].Name
+	}
+	return "via:" + s.Config.Vias[i-len(s.nodes)].Name
 }
 
 func hasKind(mix []Weighted, kind string) bool {
@@ -210,17 +223,32 @@ func (s *Scenario) open(_ context.Context, i int, n Node) error {
 		return err
 	}
 	if s.conns == nil {
+		// A connection per client to each node, then to each via:
+		// endpoint (index len(nodes)+v).
 		s.conns = make([][]*readConn, s.Config.Clients)
 		for c := range s.conns {
-			s.conns[c] = make([]*readConn, len(s.nodes))
+			s.conns[c] = make([]*readConn, len(s.nodes)+len(s.Config.Vias))
 		}
-		s.connGen = make([]atomic.Uint64, len(s.nodes))
+		s.connGen = make([]atomic.Uint64, len(s.nodes)+len(s.Config.Vias))
 	}
 	if s.qs == nil {
 		s.qs = s.queries()
 	}
 	for c := range s.conns {
 		s.conns[c][i] = newReadConn(pc.ConnConfig.Config.Copy(), s.qs.list, &s.connGen[i], s.Config.Protocol)
+	}
+	if i == len(s.nodes)-1 {
+		for v, via := range s.Config.Vias {
+			vc, err := s.poolConfig(Node{Name: "via:" + via.Name, DSN: via.DSN}, 1, serverTimeout(s.Config.QueryTimeout))
+			if err != nil {
+				return err
+			}
+			for c := range s.conns {
+				rc := newReadConn(vc.ConnConfig.Config.Copy(), s.qs.list, &s.connGen[len(s.nodes)+v], s.Config.Protocol)
+				rc.via = true
+				s.conns[c][len(s.nodes)+v] = rc
+			}
+		}
 	}
 	if i == s.primary {
 		if s.writer, err = s.writerPool(n); err != nil {

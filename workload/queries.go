@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,6 +23,10 @@ import (
 // the primary), which tells causal routing how far a standby has got
 // without waiting for the next lag sample.
 const readHead = `SELECT h.seq, coalesce(pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0'), 0)::bigint, `
+
+// identityHead names the node that served a read through a proxy: the
+// port it listens on and its cluster_name (an env names each node so).
+const identityHead = `inet_server_port(), current_setting('cluster_name'), `
 
 var builtinSQL = map[string]string{
 	"point": readHead + `o.id IS NOT NULL FROM ` + HeartbeatTable + ` h
@@ -53,6 +58,12 @@ type query struct {
 	// read reports ahead of its rows (parsed by builtinResult), text for
 	// the rest, which is read and dropped.
 	formats []int16
+	// viaSQL and viaFormats are the read as it goes through a via:
+	// endpoint: a built-in read also returns the serving node's port and
+	// cluster_name (identityHead) after its heartbeat and replay columns,
+	// so the read is counted on the node that served it.
+	viaSQL     string
+	viaFormats []int16
 }
 
 // readResult is what a built-in read reports besides its rows.
@@ -60,6 +71,10 @@ type readResult struct {
 	seq    int64  // heartbeat seq seen, -1 if the query does not report it
 	replay uint64 // the node's replay LSN during the read, 0 if unknown
 	found  bool   // point read: the row exists
+	// port and cluster name the node that served a read through a via:
+	// endpoint (0 and "" when unknown).
+	port    int32
+	cluster string
 }
 
 // querySet is the mix, ready to draw from.
@@ -102,6 +117,8 @@ func (s *Scenario) queries() *querySet {
 		case "range":
 			q.arg = func(r *rand.Rand) int64 { return int64(1 + r.IntN(customers(s.Config.Scale))) }
 		}
+		q.viaSQL = strings.Replace(sql, readHead, readHead+identityHead, 1)
+		q.viaFormats = append(append(slices.Clone(q.formats[:2]), 1, 0), q.formats[2:]...)
 		add(q, m.Weight)
 	}
 	for _, c := range s.Config.Custom {

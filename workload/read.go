@@ -69,6 +69,9 @@ type phase struct {
 	events []metrics.Event
 
 	clients []*client
+	// via is the index of the via: endpoint every read goes to, -1 when
+	// the phase routes itself.
+	via int
 }
 
 // abort cuts every client's read or wait short: the phase has ended
@@ -124,6 +127,16 @@ func (s *Scenario) readPhase(ctx context.Context, strategy routing.Strategy, hoo
 		names[i], roles[i] = n.Name, n.Role
 	}
 	rc := cfg.Routing(names, s.prim(), lagView{s.lag})
+	via := -1
+	if name, ok := routing.ViaName(strategy); ok {
+		if via = s.viaIndex(name); via < 0 {
+			return nil, fmt.Errorf("%s: no endpoint named %s (an env's proxy, or run --via %s=DSN)", strategy, name, name)
+		}
+		// Reads through it are counted on the node that served them; a
+		// row of their own for those that could not be told.
+		names = append(names, metrics.Unattributed)
+		roles = append(roles, metrics.RoleUnknown)
+	}
 	// Ejections and readmissions are events: a reader sees when a node
 	// left the read targets and when it was tried again.
 	ejectFor := cfg.EjectFor
@@ -150,7 +163,7 @@ func (s *Scenario) readPhase(ctx context.Context, strategy routing.Strategy, hoo
 		bal.SetRoles(s.prim(), gone)
 	}
 	ph := &phase{s: s, bal: bal, r: metrics.NewRecorder(names, roles, cfg.kinds(), cfg.Rate > 0), queries: s.qs,
-		sessionEvery: cfg.SessionWrites}
+		sessionEvery: cfg.SessionWrites, via: via}
 	ph.observer, _ = bal.(routing.ReplayObserver)
 	ph.latencies, _ = bal.(routing.LatencyObserver)
 	ph.start = time.Now()
@@ -163,6 +176,9 @@ func (s *Scenario) readPhase(ctx context.Context, strategy routing.Strategy, hoo
 			s.runEvent(e)
 		}
 	}()
+	if via >= 0 {
+		ph.sessionEvery = 0 // no session writes: there is no primary to pick
+	}
 	if ph.sessionEvery == 0 && strategy == routing.Causal {
 		ph.sessionEvery = 10
 	}
@@ -446,10 +462,17 @@ func (c *client) op(ctx context.Context, due time.Time) {
 		}
 		var rr readResult
 		var qerr error
+		conn, rn := node, node // the connection used, the row it is counted on
+		if ph.via >= 0 {
+			conn = len(ph.s.nodes) + ph.via
+		}
 		if _, over := ph.cutOff(); over {
 			qerr = errNotConnected // the phase ended before this try began
 		} else {
-			rr, qerr = c.conns[node].run(ctx, q, kind, arg, deadline, c.states[kind])
+			rr, qerr = c.conns[conn].run(ctx, q, kind, arg, deadline, c.states[kind])
+		}
+		if ph.via >= 0 {
+			rn = ph.s.serving(rr)
 		}
 		now := time.Now()
 		timedOut := qerr != nil && !deadline.IsZero() && !now.Before(deadline)
@@ -462,7 +485,7 @@ func (c *client) op(ctx context.Context, due time.Time) {
 					st = metrics.Stale
 				}
 			}
-			c.rec.Attempt(node, kind, now.Sub(from), true, try > 1, st)
+			c.rec.Attempt(rn, kind, now.Sub(from), true, try > 1, st)
 			c.rec.Read(now.Sub(due))
 			if ph.latencies != nil {
 				ph.latencies.ObserveLatency(node, now.Sub(start))
@@ -483,7 +506,7 @@ func (c *client) op(ctx context.Context, due time.Time) {
 			// and neither a success nor a failure.
 			ph.bal.Done(node, routing.Failed)
 			if over {
-				c.rec.Attempt(node, kind, end.Sub(from), false, try > 1, metrics.Unchecked)
+				c.rec.Attempt(rn, kind, end.Sub(from), false, try > 1, metrics.Unchecked)
 				c.unfinished(end, due)
 			}
 			return
@@ -495,8 +518,8 @@ func (c *client) op(ctx context.Context, due time.Time) {
 			ph.latencies.ObserveLatency(node, now.Sub(start))
 		}
 		ph.bal.Done(node, outcome)
-		c.rec.Attempt(node, kind, now.Sub(from), false, try > 1, metrics.Unchecked)
-		ph.r.Error(node, label, func() string { return ph.s.sampleMessage(qerr) })
+		c.rec.Attempt(rn, kind, now.Sub(from), false, try > 1, metrics.Unchecked)
+		ph.r.Error(rn, label, func() string { return ph.s.sampleMessage(qerr) })
 		if try >= ph.s.Config.MaxTries {
 			c.rec.Read(now.Sub(due))
 			ph.r.Failed(false)

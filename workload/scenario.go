@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,8 @@ type Scenario struct {
 	// are dropped before their next read rather than failing it.
 	connGen []atomic.Uint64
 	qs      *querySet
+	// byPort finds a node by its port (-1: several nodes share it).
+	byPort map[int32]int
 	// probes is one small pool per node for the lag sampler, waits and
 	// counts: a read pool stuck on a frozen node must not stall them.
 	probes []*pgxpool.Pool
@@ -146,7 +149,27 @@ func New(ctx context.Context, nodes []Node, cfg Config) (*Scenario, error) {
 		}
 		passwords = append(passwords, pc.ConnConfig.Password)
 	}
+	for _, v := range cfg.Vias {
+		pc, err := pgxpool.ParseConfig(v.DSN)
+		if err != nil {
+			return nil, fmt.Errorf("via:%s: not a valid connection string", v.Name)
+		}
+		passwords = append(passwords, pc.ConnConfig.Password)
+	}
 	s.redact = Redactor(passwords...)
+	// A node is told by its port when no other node has it (an env on one
+	// host); nodes sharing a port (hosts of a real cluster) by name.
+	s.byPort = map[int32]int{}
+	for i, n := range nodes {
+		if pc, err := pgxpool.ParseConfig(n.DSN); err == nil {
+			port := int32(pc.ConnConfig.Port)
+			if _, dup := s.byPort[port]; dup {
+				s.byPort[port] = -1
+			} else {
+				s.byPort[port] = i
+			}
+		}
+	}
 	steps := []func() error{
 		func() error {
 			for _, n := range s.nodes {
@@ -177,6 +200,11 @@ func New(ctx context.Context, nodes []Node, cfg Config) (*Scenario, error) {
 					}
 				}
 			}
+			for v := range s.Config.Vias {
+				if err := s.fill(ctx, len(s.nodes)+v); err != nil {
+					return err
+				}
+			}
 			return nil
 		},
 	}
@@ -187,6 +215,36 @@ func New(ctx context.Context, nodes []Node, cfg Config) (*Scenario, error) {
 		}
 	}
 	return s, nil
+}
+
+// viaIndex is the index of via endpoint name in Config.Vias, -1 if none.
+func (s *Scenario) viaIndex(name string) int {
+	for i, v := range s.Config.Vias {
+		if v.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// serving is the node that served a read through a via: endpoint, as it
+// said: its port when one node alone listens on it, else its
+// cluster_name (the node's name, or ending in -NAME as an env sets it);
+// the unattributed row (len(nodes)) when it cannot be told.
+func (s *Scenario) serving(rr readResult) int {
+	if rr.port != 0 {
+		if i, ok := s.byPort[rr.port]; ok && i >= 0 {
+			return i
+		}
+	}
+	if rr.cluster != "" {
+		for i, n := range s.nodes {
+			if rr.cluster == n.Name || strings.HasSuffix(rr.cluster, "-"+n.Name) {
+				return i
+			}
+		}
+	}
+	return len(s.nodes)
 }
 
 // Nodes are the scenario's nodes with the roles the servers gave.

@@ -62,6 +62,14 @@ Examples:
   pgbenchx run --strategies round-robin,lag-aware --threshold "p99<5ms,stale<1%,errors=0"
   pgbenchx run --fault 5s:kill:standby2 --fault 12s:restart:standby2 --fault 20s:failover:standby1 --duration 30s
   pgbenchx run --primary "$P" --standby "$S1" --standby "$S2" --strategies round-robin,least-conn
+  pgbenchx run --strategies lag-aware,via:pgpool,via:haproxy --apply-delay standby2=1s   # env up --proxy pgpool --proxy haproxy first
+  pgbenchx run --primary "$P" --standby "$S1" --via pgcat="$PGCAT_DSN" --strategies round-robin,via:pgcat
+
+Through a via:NAME endpoint every read goes to that one DSN and the endpoint
+picks the node; built-in reads also return the serving node's port and
+cluster_name, so share, stale reads and latency are still per node (reads
+that cannot be told apart, such as --query-file or -f reads, land on a row
+"unattributed").
 
 ` + thresholdHelp(false),
 		Flags: append([]cli.Flag{
@@ -81,6 +89,7 @@ Examples:
 			&cli.StringFlag{Name: "commit", Value: "on", Usage: "the writers' synchronous_commit: on, remote_write, remote_apply, local or off (what a commit waits for on an env built with --sync)"},
 			thresholdFlag("conditions that must hold, exit 3 when one fails, e.g. \"p99<5ms,stale<1%,errors=0\" (see below)"),
 			metricsAddrFlag(),
+			&cli.StringSliceFlag{Name: "via", Usage: "NAME=DSN (repeatable): an endpoint that routes reads by itself (pgpool, HAProxy, PgCat, PgBouncer...), measured as strategy via:NAME beside ours; an env's proxies are via:pgpool, via:haproxy already"},
 		}, append(netFlags(), workloadFlags()...)...),
 		Action: runAction,
 	}
@@ -226,6 +235,9 @@ func parseConfig(cmd *cli.Command) (bench.Config, error) {
 		t.WantStandbys = int(cmd.Int("standbys"))
 	}
 	if cmd.Name == "run" {
+		if w.Vias, err = bench.ParseVias(cmd.StringSlice("via")); err != nil {
+			return c, err
+		}
 		t.Spec.Standbys = int(cmd.Int("standbys"))
 		for _, f := range cmd.StringSlice("fault") {
 			fault, err := bench.ParseFault(f)
