@@ -12,9 +12,11 @@ LDFLAGS     := -X github.com/pgbenchx/pgbenchx/bench.version=$(VERSION)
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/pgbenchx
 
-# Installs PostgreSQL server packages when missing (apt-get, as root).
+# Installs PostgreSQL server packages when missing (apt-get, as root), and
+# what env up --proxy and --stack run: pgpool-II, HAProxy, Patroni, etcd.
 deps:
 	@scripts/ensure-postgres.sh
+	@scripts/ensure-stacks.sh
 
 run: deps build
 	@BIN=$(BIN) scripts/make-run.sh

@@ -35,7 +35,7 @@ type Capacity struct {
 	// relative to the rate found (default 0.05).
 	Precision    float64
 	StepDuration time.Duration // default 10s
-	StepWarmup   time.Duration // default 2s
+	StepWarmup   time.Duration // 0: none (the CLI's default is 1s)
 	// StartRate is the ramp's first rate (default 1000 reads/s); MaxRate
 	// its ceiling (default 1,000,000); MaxSteps bounds each search (20).
 	StartRate, MaxRate float64

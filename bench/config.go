@@ -166,8 +166,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	for i, s := range w.Strategies {
-		if !slices.Contains(routing.All, s) {
-			return input.Bad("strategies", string(s), "want random, round-robin, least-conn, lag-aware, causal, nearest or all")
+		name, via := routing.ViaName(s)
+		if !slices.Contains(routing.All, s) && !(via && routing.ValidViaName(name)) {
+			return input.Bad("strategies", string(s), "want random, round-robin, least-conn, lag-aware, causal, nearest, all or via:NAME")
 		}
 		if slices.Contains(w.Strategies[:i], s) {
 			return input.Bad("strategies", string(s), "named twice: each strategy runs once")
@@ -322,7 +323,8 @@ func defaultLabel(ss []routing.Strategy) string {
 	}
 	names := make([]string, len(ss))
 	for i, s := range ss {
-		names[i] = string(s)
+		// A folder name: via:pgpool becomes via-pgpool.
+		names[i] = strings.ReplaceAll(string(s), ":", "-")
 	}
 	return strings.Join(names, "+")
 }

@@ -255,6 +255,13 @@ func startFaults(_ context.Context, cl *Cluster, cfg Config, sc *workload.Scenar
 	if err := checkLinkFaults(cfg.Faults, linked); err != nil {
 		return nil, err
 	}
+	if cl.Env.Patroni != nil {
+		for _, f := range cfg.Faults {
+			if f.Action != Failover {
+				return nil, input.Bad("fault", f.String(), "env %q is run by Patroni, which restarts what it sees stop: only failover (the leader killed, Patroni elects) applies", cl.Env.Name)
+			}
+		}
+	}
 	p, err := env.ProviderOf(cl.Env)
 	if err != nil {
 		return nil, err

@@ -124,6 +124,7 @@ func Measure(ctx context.Context, cl *Cluster, cfg Config, hooks Hooks) (*metric
 	if err := checkRouting(w, cl.Nodes); err != nil {
 		return res, err
 	}
+	res.Warnings = append(res.Warnings, pinnedByPgpool(w, cl.Env)...)
 	if c := cl.Env; c != nil {
 		w.LocalProcesses = c.Provider == "local"
 		if len(env.CPUCaps(c)) > 0 {
@@ -237,6 +238,24 @@ func addVias(w *workload.Config, env []workload.Via) error {
 		}
 	}
 	return nil
+}
+
+// pinnedByPgpool warns of via: reads through an env's pgpool sent as
+// prepared statements: pgpool runs a named statement on the node its
+// Parse went to, so each client's reads stay on one node and what is
+// measured is per-connection balancing, not per-statement.
+func pinnedByPgpool(w workload.Config, c *env.Cluster) []string {
+	if c == nil || (w.Protocol != "" && w.Protocol != "prepared") {
+		return nil
+	}
+	var out []string
+	for _, p := range c.Proxies {
+		if p.Kind != env.ProxyPgpool || !slices.Contains(w.Strategies, routing.Via(p.Name())) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("via:%s: reads went as prepared statements, which pgpool runs on the node each connection's Parse went to: its balancing was per connection here; -M extended (parsed every time, as many drivers do) shows its statement-level balancing", p.Name()))
+	}
+	return out
 }
 
 // ParseVias reads run --via NAME=DSN (repeatable): an endpoint that

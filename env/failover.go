@@ -47,6 +47,9 @@ type Follower struct {
 // Failover returns; a standby that could not follow is reported, not a
 // reason to stop (the others still follow).
 func Failover(ctx context.Context, ctl Controller, c *Cluster, to string, promoted func()) (*FailoverReport, error) {
+	if c.Patroni != nil {
+		return patroniFailover(ctx, c, promoted)
+	}
 	n, err := c.Node(to)
 	if err != nil {
 		return nil, err
@@ -98,6 +101,9 @@ func Failover(ctx context.Context, ctl Controller, c *Cluster, to string, promot
 		r.Followers[s] = Follower{How: how, Streaming: time.Since(start)}
 	}
 	r.Total = time.Since(start)
+	if err := restartProxies(ctx, c); err != nil {
+		r.Failed["proxies"] = err.Error()
+	}
 	if c.Sync != "" {
 		// The promoted node was maybe one the old primary waited for:
 		// the new one waits for the standbys that follow it instead.

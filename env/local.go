@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,6 +123,18 @@ func (l *Local) Up(ctx context.Context, spec Spec) (_ *Cluster, err error) {
 			}
 		}
 	}()
+	if spec.Stack == StackPatroni {
+		// Patroni builds, starts and owns the nodes; its HAProxy is the
+		// env's via:haproxy.
+		if err := l.timed("patroni stack", func() error { return l.upPatroni(ctx, c) }); err != nil {
+			return nil, err
+		}
+		c.Status = statusReady
+		if err := l.Store.Save(c); err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
 	if c.NetProxy != nil {
 		// Before the standbys: their primary_conninfo names its ports.
 		if err := l.timed("link proxy", func() error { return startNetProxy(ctx, c, l.Store) }); err != nil {
@@ -141,11 +154,68 @@ func (l *Local) Up(ctx context.Context, spec Spec) (_ *Cluster, err error) {
 		}
 		c.Sync = rule
 	}
+	if err := l.startProxies(ctx, c, spec); err != nil {
+		return nil, err
+	}
 	c.Status = statusReady
 	if err := l.Store.Save(c); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// startProxies starts the proxies spec asks for in front of the built
+// env, each recorded in the state before it starts (a crash leaves what
+// down needs to stop it).
+func (l *Local) startProxies(ctx context.Context, c *Cluster, spec Spec) error {
+	for _, ps := range spec.Proxies {
+		p := &Proxy{Kind: ps.Kind, Options: maps.Clone(ps.Options)}
+		if spec.ReadPrimary {
+			p.Options["read_primary"] = "on"
+		}
+		c.Proxies = append(c.Proxies, p)
+		err := l.timed(ps.Kind, func() error { return startProxy(ctx, c, p) })
+		if serr := l.Store.Save(c); err == nil {
+			err = serr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// restartProxies starts an env's proxies again after its primary
+// changed: HAProxy's write port and pgpool's backends were the old
+// roles. Each keeps its ports when they are still free. A Patroni
+// stack's HAProxy routes by Patroni's checks and is left alone.
+func restartProxies(ctx context.Context, c *Cluster) error {
+	var errs []error
+	for _, p := range c.Proxies {
+		if p.For == StackPatroni {
+			continue
+		}
+		if err := stopProxy(p); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, startProxy(ctx, c, p))
+	}
+	if len(c.Proxies) > 0 && c.stateDir != "" {
+		stateMu.Lock()
+		errs = append(errs, Store{Dir: c.stateDir}.Save(c))
+		stateMu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// stopProxies stops every proxy of the env.
+func stopProxies(c *Cluster) error {
+	var errs []error
+	for _, p := range c.Proxies {
+		errs = append(errs, stopProxy(p))
+	}
+	return errors.Join(errs...)
 }
 
 // newCluster lays out folders and claims the env's name with a state file
@@ -271,6 +341,22 @@ func allAlive(c *Cluster) bool {
 			return false
 		}
 	}
+	for _, p := range c.Proxies {
+		if !proxyRuns(p) {
+			return false
+		}
+	}
+	if p := c.Patroni; p != nil {
+		// Without etcd or a member's Patroni, the stack is not what it was.
+		if !stackAlive(p.Etcd) {
+			return false
+		}
+		for _, m := range p.Members {
+			if !stackAlive(m) {
+				return false
+			}
+		}
+	}
 	// Without its link proxy, a linked standby is cut off for good.
 	return c.NetProxy == nil || NetProxyRuns(c)
 }
@@ -319,7 +405,13 @@ func (l *Local) Down(ctx context.Context, name string) error {
 // detached nodes, drops the slots while the primary still runs, stops the
 // primary, removes folders and, if all went well, the state file.
 func (l *Local) teardown(ctx context.Context, c *Cluster) error {
-	var errs []error
+	// The proxies first: nothing reaches the nodes through them while
+	// they stop. Then Patroni, or it would restart the nodes stopped
+	// below (it stops its own postgres).
+	errs := []error{stopProxies(c)}
+	if c.Patroni != nil {
+		errs = append(errs, l.timed("stopped patroni stack", func() error { return stopPatroni(c) }))
+	}
 	// A stopped postmaster takes SIGINT only once resumed, and stopped
 	// backends would outlive it holding its shared memory; a frozen
 	// primary would not drop slots either.

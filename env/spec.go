@@ -87,8 +87,10 @@ func CheckProvider(provider string, s Spec) error {
 		return input.Bad("proxy", s.Proxies[0].Kind, "proxies run beside a local env: use --provider local")
 	case provider != LocalName && s.Stack != "":
 		return input.Bad("stack", s.Stack, "a Patroni stack runs on the local provider: use --provider local")
-	case s.Stack != "" && (s.Topology == Cascade || s.Sync.String() != "" || len(s.NetLinks) > 0):
-		return input.Bad("stack", s.Stack, "Patroni builds a star of asynchronous standbys here: leave out --topology cascade, --sync and --net-delay/--net-bandwidth")
+	case s.Stack != "" && (s.Topology == Cascade || s.Sync.String() != "" || len(s.NetLinks) > 0 || len(s.ApplyDelay) > 0 || len(s.CPUs) > 0):
+		return input.Bad("stack", s.Stack, "Patroni builds a star of asynchronous standbys here: leave out --topology cascade, --sync, --apply-delay, --cpus and --net-delay/--net-bandwidth")
+	case s.Stack != "" && (len(s.Proxies) > 0 || s.ReadPrimary):
+		return input.Bad("stack", s.Stack, "the Patroni stack brings its own HAProxy (via:haproxy): leave out --proxy and --read-primary")
 	}
 	return nil
 }

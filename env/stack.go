@@ -93,6 +93,9 @@ func (p *Proxy) Describe() string {
 	return b.String()
 }
 
+// ProxyRuns says whether p's process is alive.
+func ProxyRuns(p *Proxy) bool { return proxyRuns(p) }
+
 // ParseProxies reads --proxy (repeatable): pgpool or haproxy, each with
 // options after a colon, key=value comma-separated.
 func ParseProxies(items []string) ([]ProxySpec, error) {

@@ -52,6 +52,7 @@ type Cell struct {
 	StalePct                 float64
 	Errors, Retries          int64
 	Failed                   float64 // summed; NaN when a repeat did not count failed reads
+	Attempts, Reads          int64   // every try (errors included) and every read, of every repeat
 	LagMSMax, LagBytesMax    float64
 	Share                    []NodeShare // of the queries of every repeat, pooled
 	Writes                   WriteFigures
@@ -233,6 +234,7 @@ func summarize(c *Cell) {
 		// Latency: every read once, end to end (failed and retried ones
 		// included); share: each node's successful attempts.
 		h.Add(r.strategy.Reads())
+		c.Reads += r.strategy.Reads().TotalCount()
 		for _, n := range r.strategy.Nodes {
 			if n == nil {
 				continue
@@ -243,6 +245,7 @@ func summarize(c *Cell) {
 		}
 	}
 	c.P50, c.P90, c.P99, c.P999, c.Max = percentiles(h)
+	c.Attempts = all + c.Errors
 	c.Writes = writeFigures(c.Repeats)
 	nodes := make([]string, 0, len(byNode))
 	for n := range byNode {

@@ -79,6 +79,9 @@ var gateMetrics = map[string]gateKind{
 	"p50": kindLatency, "p90": kindLatency, "p99": kindLatency, "p999": kindLatency, "max": kindLatency,
 	"qps": kindQPS, "stale": kindPercent, "errors": kindCount, "failed": kindCount, "retries": kindCount,
 	"scaling": kindFactor, "lag_ms": kindLatency, "lag_bytes": kindBytes,
+	// errors<0.1% and failed<0.1% are rates (parseGate renames them):
+	// of the attempts and of the reads.
+	"errors_pct": kindPercent, "failed_pct": kindPercent,
 }
 
 const gateMetricList = "p50, p90, p99, p999, max, qps, stale, errors, failed, retries, scaling, lag_ms or lag_bytes"
@@ -86,8 +89,9 @@ const gateMetricList = "p50, p90, p99, p999, max, qps, stale, errors, failed, re
 // strategyOnly are the metrics a node has no figure for: failed reads
 // failed on every node they tried, and scaling is a strategy's factor.
 var strategyOnly = map[string]string{
-	"failed":  "failed counts reads that failed on every try, which no single node has: for a node use errors (its failed attempts)",
-	"scaling": "scaling is a strategy's factor, not a node's",
+	"failed":     "failed counts reads that failed on every try, which no single node has: for a node use errors (its failed attempts)",
+	"failed_pct": "failed counts reads that failed on every try, which no single node has: for a node use errors (its failed attempts)",
+	"scaling":    "scaling is a strategy's factor, not a node's",
 }
 
 // schemaWithFailed is the first run.json schema that counts failed reads:
@@ -187,6 +191,10 @@ func parseGate(cond string, on GateOn) (Gate, error) {
 		i++
 	}
 	metric := strings.ToLower(body[:i])
+	if m := gateValue.FindStringSubmatch(strings.TrimLeft(strings.TrimSpace(body[i:]), "<>=!")); m != nil && m[2] == "%" &&
+		(metric == "errors" || metric == "failed") {
+		metric += "_pct" // a rate, not a count: errors<0.1%
+	}
 	kind, known := gateMetrics[metric]
 	if !known {
 		return bad(fmt.Sprintf("unknown metric %q: want %s, e.g. p99<5ms", metric, gateMetricList))
@@ -273,6 +281,9 @@ type gateFigures struct {
 	p50, p90, p99, p999, max, qps, stale float64
 	errors, failed, retries              float64
 	lagMS, lagBytes                      float64
+	// errorsPct is failed attempts of all attempts, failedPct failed
+	// reads of all reads, in percent.
+	errorsPct, failedPct float64
 }
 
 func (f gateFigures) get(metric string) float64 {
@@ -301,6 +312,10 @@ func (f gateFigures) get(metric string) float64 {
 		return f.lagMS
 	case "lag_bytes":
 		return f.lagBytes
+	case "errors_pct":
+		return f.errorsPct
+	case "failed_pct":
+		return f.failedPct
 	}
 	return math.NaN()
 }
@@ -319,7 +334,8 @@ func strategyFigures(r *metrics.Result, s *metrics.StrategyResult) gateFigures {
 	t, rep := strategyTotal(s), repeatOf(0, s)
 	return gateFigures{p50: t.P50, p90: t.P90, p99: t.P99, p999: t.P999, max: t.Max, qps: t.QPS,
 		stale: pct(t.StaleReads, t.StaleChecked), errors: float64(t.Errors), failed: failedOf(r, t.Failed),
-		retries: float64(t.Retries), lagMS: rep.LagMSMax, lagBytes: rep.LagBytesMax}
+		retries: float64(t.Retries), lagMS: rep.LagMSMax, lagBytes: rep.LagBytesMax,
+		errorsPct: pct(t.Errors, t.Queries+t.Errors), failedPct: failedOf(r, t.Failed) * 100 / float64(t.Reads)}
 }
 
 // rowFigures are one node's figures in one strategy: its summary row.
@@ -327,12 +343,12 @@ func strategyFigures(r *metrics.Result, s *metrics.StrategyResult) gateFigures {
 func rowFigures(row Row) gateFigures {
 	return gateFigures{p50: row.P50, p90: row.P90, p99: row.P99, p999: row.P999, max: row.Max, qps: row.QPS,
 		stale: row.StalePct(), errors: float64(row.Errors), failed: math.NaN(), retries: float64(row.Retries),
-		lagMS: row.judgedLagMSMax(), lagBytes: row.LagBytesMax}
+		lagMS: row.judgedLagMSMax(), lagBytes: row.LagBytesMax, errorsPct: pct(row.Errors, row.Queries+row.Errors), failedPct: math.NaN()}
 }
 
 func unknownFigures() gateFigures {
 	n := math.NaN()
-	return gateFigures{n, n, n, n, n, n, n, n, n, n, n, n}
+	return gateFigures{n, n, n, n, n, n, n, n, n, n, n, n, n, n}
 }
 
 // runNames lists a run's strategies and nodes, for a verdict on a scope
@@ -469,7 +485,8 @@ func (c *Comparison) checkScaling(g Gate) []Verdict {
 func (cell *Cell) figures() gateFigures {
 	return gateFigures{p50: cell.P50, p90: cell.P90, p99: cell.P99, p999: cell.P999, max: cell.Max,
 		qps: cell.QPS, stale: cell.StalePct, errors: float64(cell.Errors), failed: cell.Failed,
-		retries: float64(cell.Retries), lagMS: cell.LagMSMax, lagBytes: cell.LagBytesMax}
+		retries: float64(cell.Retries), lagMS: cell.LagMSMax, lagBytes: cell.LagBytesMax,
+		errorsPct: pct(cell.Errors, cell.Attempts), failedPct: cell.Failed * 100 / float64(cell.Reads)}
 }
 
 // nodeFigures are one node's figures over a cell's repeats, by the cell's
@@ -481,6 +498,7 @@ func (cell *Cell) nodeFigures(node string) (gateFigures, bool) {
 	f.errors, f.retries = 0, 0
 	h := metrics.NewHist()
 	var qps, stale []float64
+	var queries int64
 	found := false
 	for _, r := range cell.Repeats {
 		for _, row := range strategyRows(r.strategy) {
@@ -492,6 +510,7 @@ func (cell *Cell) nodeFigures(node string) (gateFigures, bool) {
 			stale = append(stale, row.StalePct())
 			f.errors += float64(row.Errors)
 			f.retries += float64(row.Retries)
+			queries += row.Queries
 			f.lagMS = maxKnown(f.lagMS, row.judgedLagMSMax())
 			f.lagBytes = maxKnown(f.lagBytes, row.LagBytesMax)
 		}
@@ -506,6 +525,7 @@ func (cell *Cell) nodeFigures(node string) (gateFigures, bool) {
 	}
 	f.p50, f.p90, f.p99, f.p999, f.max = percentiles(h)
 	f.qps, f.stale = meanOf(qps), meanOf(stale)
+	f.errorsPct = pct(int64(f.errors), queries+int64(f.errors))
 	return f, true
 }
 

@@ -35,6 +35,8 @@ func TestParseGates(t *testing.T) {
 		{"stale<1%", "", "stale", "<", 1},
 		{"stale<0.01", "", "stale", "<", 1},
 		{"errors=0", "", "errors", "=", 0},
+		{"errors<0.1%", "", "errors_pct", "<", 0.1},
+		{"failed<=1%", "", "failed_pct", "<=", 1},
 		{"errors==0", "", "errors", "=", 0},
 		{"failed=0", "", "failed", "=", 0},
 		{"failed<10", "", "failed", "<", 10},
@@ -186,6 +188,14 @@ func TestCheckRun(t *testing.T) {
 		"lag_bytes<1kB @ round-robin": false,
 		"failed=0 @ round-robin":      false, // 1 read failed on every try
 		"failed=0 @ lag-aware":        true,
+	})
+	// Rates: round-robin's 3 failed attempts of how many, its 1 failed
+	// read of how many; lag-aware has neither.
+	rates := CheckRun(r, mustGates(t, "errors<100%,errors<0.001%,failed<0.001%", GateOnRun))
+	wantVerdicts(t, rates, map[string]bool{
+		"errors<100% @ round-robin": true, "errors<0.001% @ round-robin": false,
+		"failed<0.001% @ round-robin": false, "failed<0.001% @ lag-aware": true,
+		"errors<100% @ lag-aware": true, "errors<0.001% @ lag-aware": true,
 	})
 	// Every strategy gets its own verdict per gate.
 	if n := len(r.Strategies) * len(gates); len(v) != n {

@@ -105,6 +105,9 @@ func capacityAction(ctx context.Context, cmd *cli.Command) error {
 	if c.StepWarmup, err = parseSeconds("step-warmup", cmd.String("step-warmup")); err != nil {
 		return err
 	}
+	if c.StartRate <= 0 || c.MaxRate <= 0 {
+		return input.Bad("start-rate", fmt.Sprint(c.StartRate), "want rates above 0 (--start-rate at most --max-rate)")
+	}
 	c.Target.Provider = cmd.String("provider")
 	if !cmd.IsSet("label") {
 		c.Output.Label = ""
@@ -124,6 +127,9 @@ func capacityAction(ctx context.Context, cmd *cli.Command) error {
 	fmt.Fprintln(out)
 	for _, line := range o.Headline {
 		fmt.Fprintln(out, line)
+	}
+	if r := o.Result; r.Colocated && len(r.CPUCaps) == 0 {
+		fmt.Fprintf(out, "(uncapped on one host: the load generator and every node shared %d cores, so this is the host's limit as much as the cluster's; --cpus models separate machines)\n", r.Cores)
 	}
 	if len(o.Files) > 0 {
 		fmt.Fprintf(out, "\nreport: %s\n", o.Dir)

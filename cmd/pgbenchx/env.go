@@ -57,7 +57,18 @@ Examples:
   pgbenchx env up --standbys 3 --topology cascade             # standby2,3 stream from standby1
   pgbenchx env up --standbys 2 --cpus 0.5                     # every node capped to half a core
   pgbenchx env up --standbys 2 --sync "ANY 1 (standby1, standby2)"   # commits wait for one standby
-  pgbenchx env up --name lab2 --pg-setting shared_buffers=256MB --fast`,
+  pgbenchx env up --name lab2 --pg-setting shared_buffers=256MB --fast
+  pgbenchx env up --standbys 2 --proxy pgpool --proxy haproxy # then: run --strategies round-robin,via:pgpool,via:haproxy
+  pgbenchx env up --standbys 2 --proxy pgpool:delay_threshold=8kB,prefer_lower_delay_standby=on
+  pgbenchx env up --standbys 2 --stack patroni                # Patroni + etcd run it, HAProxy routes by Patroni's checks
+
+Proxies and stacks come from Debian's packages (make deps installs them):
+pgpool-II in streaming-replication mode with statement-level load balancing
+(the primary's weight 0 unless --read-primary, delay_threshold 1MB unless
+given; any pgpool.conf key as an option), HAProxy in TCP mode with a read
+port balancing over the standbys (haproxy:balance=leastconn) and a write
+port to the primary. Each is a via:NAME target of run. Their logs sit
+beside the nodes'; env down stops them.`,
 		Flags: append([]cli.Flag{
 			nameFlag,
 			&cli.IntFlag{Name: "standbys", Value: 2, Usage: fmt.Sprintf("how many standbys, 0 to %d", env.MaxStandbys)},
@@ -72,6 +83,9 @@ Examples:
 			imageFlag(),
 			memoryFlag(),
 			&cli.StringFlag{Name: "os-user", Usage: "when run as root, the unprivileged OS user who runs the servers and owns their folders (default postgres)"},
+			&cli.StringSliceFlag{Name: "proxy", Usage: "a proxy in front of the env (repeatable): pgpool or haproxy, options after a colon, e.g. pgpool:delay_threshold=8kB or haproxy:balance=leastconn; run reads through it as via:pgpool, via:haproxy"},
+			&cli.StringFlag{Name: "stack", Usage: "patroni: Patroni (with a local etcd) runs the cluster, HAProxy routes by Patroni's REST health checks (via:haproxy); a failover fault kills the leader and Patroni elects"},
+			&cli.BoolFlag{Name: "read-primary", Usage: "the proxies send reads to the primary too (default: standbys only)"},
 		}, netFlags()...),
 		Action: envUp,
 	}
@@ -118,9 +132,18 @@ func envUp(ctx context.Context, cmd *cli.Command) error {
 	if err != nil {
 		return err
 	}
+	proxies, err := env.ParseProxies(cmd.StringSlice("proxy"))
+	if err != nil {
+		return err
+	}
+	stack, err := env.ParseStack(cmd.String("stack"))
+	if err != nil {
+		return err
+	}
 	spec := env.Spec{
 		Name: cmd.String("name"), Standbys: int(cmd.Int("standbys")), Topology: topo,
 		ApplyDelay: delays, Settings: settings, Fast: cmd.Bool("fast"), CPUs: cpus, Sync: rule, NetLinks: links, Memory: memory,
+		Proxies: proxies, Stack: stack, ReadPrimary: cmd.Bool("read-primary"),
 	}
 	if err := spec.Validate(); err != nil {
 		return err
@@ -147,6 +170,7 @@ func envUp(ctx context.Context, cmd *cli.Command) error {
 		fmt.Fprintf(out, "synchronous replication: synchronous_standby_names = '%s' on the primary\n", c.Sync)
 	}
 	printLinks(out, c)
+	printProxies(out, c)
 	fmt.Fprintln(out)
 	printNodes(out, c)
 	fmt.Fprintf(out, "\nNext: pgbenchx env verify --name %s   |   psql \"$(pgbenchx env dsn --name %s --node standby1)\"\n", c.Name, c.Name)
@@ -268,8 +292,24 @@ Examples:
 				fmt.Fprintf(out, "synchronous_standby_names on %s: %s\n", c.Primary.Name, c.Sync)
 			}
 			printLinks(out, c)
+			printProxies(out, c)
 			return nil
 		},
+	}
+}
+
+// printProxies lists the env's proxies (via: targets of run), whether
+// each runs, and where it logs; and a Patroni stack's leader.
+func printProxies(w io.Writer, c *env.Cluster) {
+	for _, px := range c.Proxies {
+		state := "running"
+		if !env.ProxyRuns(px) {
+			state = "NOT RUNNING"
+		}
+		fmt.Fprintf(w, "proxy via:%s (%s): %s; log %s\n", px.Name(), state, px.Describe(), px.LogFile)
+	}
+	if c.Stack != "" {
+		fmt.Fprintf(w, "stack: %s\n", c.Stack)
 	}
 }
 

@@ -83,6 +83,9 @@ Example:
 				if _, err := c.Node(node); err != nil {
 					return err
 				}
+				if c.Patroni != nil {
+					return input.Bad("node", node, "env %q is run by Patroni, which restarts what it sees stop: use env failover (kills the leader, Patroni elects), or patronictl", c.Name)
+				}
 				t0 := time.Now()
 				if err := a.do(ctx, c, ctl, node); err != nil {
 					return fmt.Errorf("env %q: %s %s: %w", c.Name, a.name, node, err)
@@ -111,7 +114,10 @@ A standby behind a slow link (--net-delay) follows through its link. A
 frozen or stopped --to is refused before the primary is touched.
 
 Example:
-  pgbenchx env failover --to standby1`,
+  pgbenchx env failover --to standby1
+
+On a Patroni env (env up --stack patroni) the leader is killed and Patroni
+elects the next one itself (--to is then only what you expected).`,
 		Flags: []cli.Flag{
 			nameFlag,
 			&cli.StringFlag{Name: "to", Usage: "the standby to promote, e.g. standby1"},

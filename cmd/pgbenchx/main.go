@@ -223,6 +223,7 @@ Examples:
 		ConfigureShellCompletionCommand: func(c *cli.Command) {
 			c.Hidden = false
 			c.Usage = "print a shell completion script: source <(pgbenchx completion bash), or zsh, fish"
+			setUsageErrors(c) // completion tcsh: bad input, not urfave's exit 3
 		},
 		Suggest: true,
 		// We print errors and choose exit codes ourselves (see run).
