@@ -3,6 +3,7 @@ package env
 import (
 	"errors"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -134,5 +135,42 @@ func checkErr(t *testing.T, err error, want, flag string) {
 	}
 	if !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
 		t.Errorf("error %q: want one line containing %q", err, want)
+	}
+}
+
+func TestParseProxies(t *testing.T) {
+	for _, tc := range []struct {
+		in   []string
+		want string // kind:k=v,... per proxy, ";"-joined; "" = an error
+	}{
+		{[]string{"pgpool"}, "pgpool:"},
+		{[]string{"pgpool:delay_threshold=8kB,prefer_lower_delay_standby=on"}, "pgpool:delay_threshold=8kB,prefer_lower_delay_standby=on"},
+		// What the flag parser hands over for the line above.
+		{[]string{"pgpool:delay_threshold=8kB", "prefer_lower_delay_standby=on", "haproxy"}, "pgpool:delay_threshold=8kB,prefer_lower_delay_standby=on;haproxy:"},
+		{[]string{"haproxy", "balance=leastconn"}, "haproxy:balance=leastconn"},
+		{[]string{"pgbouncer"}, ""},
+		{[]string{"pgpool", "pgpool"}, ""},
+		{[]string{"pgpool:delay_threshold"}, ""},
+		{[]string{"pgpool:x='1'"}, ""},
+	} {
+		got, err := ParseProxies(tc.in)
+		if tc.want == "" {
+			if err == nil {
+				t.Errorf("ParseProxies(%q) = %v, want an error", tc.in, got)
+			}
+			continue
+		}
+		var parts []string
+		for _, p := range got {
+			var kv []string
+			for k, v := range p.Options {
+				kv = append(kv, k+"="+v)
+			}
+			sort.Strings(kv)
+			parts = append(parts, p.Kind+":"+strings.Join(kv, ","))
+		}
+		if err != nil || strings.Join(parts, ";") != tc.want {
+			t.Errorf("ParseProxies(%q) = %q, %v; want %q", tc.in, strings.Join(parts, ";"), err, tc.want)
+		}
 	}
 }

@@ -99,9 +99,28 @@ func ProxyRuns(p *Proxy) bool { return proxyRuns(p) }
 // ParseProxies reads --proxy (repeatable): pgpool or haproxy, each with
 // options after a colon, key=value comma-separated.
 func ParseProxies(items []string) ([]ProxySpec, error) {
+	// The flag parser splits a value at its commas: an item that names no
+	// proxy continues the options of the one before
+	// (pgpool:delay_threshold=8kB,prefer_lower_delay_standby=on).
+	var joined []string
+	for _, item := range items {
+		kind, _, _ := strings.Cut(strings.TrimSpace(item), ":")
+		kind = strings.ToLower(kind)
+		if len(joined) > 0 && kind != ProxyPgpool && kind != ProxyHAProxy && strings.Contains(item, "=") {
+			last := joined[len(joined)-1]
+			if !strings.Contains(last, ":") {
+				last += ":"
+			} else {
+				last += ","
+			}
+			joined[len(joined)-1] = last + item
+			continue
+		}
+		joined = append(joined, item)
+	}
 	var out []ProxySpec
 	seen := map[string]bool{}
-	for _, item := range items {
+	for _, item := range joined {
 		kind, opts, _ := strings.Cut(strings.TrimSpace(item), ":")
 		kind = strings.ToLower(kind)
 		if kind != ProxyPgpool && kind != ProxyHAProxy {
