@@ -362,10 +362,11 @@ Everything else pgbenchx prints shows passwords as xxxxx.
 
 Examples:
   psql "$(pgbenchx env dsn --node standby1)"
-  pgbench -n -S -T 10 "$(pgbenchx env dsn --node primary)"`,
+  pgbench -n -S -T 10 "$(pgbenchx env dsn --node primary)"
+  psql "$(pgbenchx env dsn --node pgpool)"      # an env's proxy (env up --proxy pgpool)`,
 		Flags: []cli.Flag{
 			nameFlag,
-			&cli.StringFlag{Name: "node", Usage: "primary, standby1, standby2, ... (default: whichever node is the primary now, also after a failover)"},
+			&cli.StringFlag{Name: "node", Usage: "primary, standby1, standby2, ..., or a proxy: pgpool, haproxy (default: whichever node is the primary now, also after a failover)"},
 		},
 		Action: func(_ context.Context, cmd *cli.Command) error {
 			c, err := loadEnv(cmd)
@@ -375,6 +376,13 @@ Examples:
 			name := cmd.String("node")
 			if name == "" {
 				name = c.Primary.Name
+			}
+			for _, px := range c.Proxies {
+				// A proxy's read port, as run's via: reads reach it.
+				if name == px.Name() || name == "via:"+px.Name() {
+					fmt.Fprintln(cmd.Root().Writer, px.DSN(&c.Primary, c.Primary.Password))
+					return nil
+				}
 			}
 			n, err := c.Node(name)
 			if err != nil {
