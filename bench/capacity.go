@@ -98,6 +98,9 @@ func (c *Capacity) Validate() error {
 	case c.Target.External():
 		return input.Bad("primary", "", "capacity builds a fresh env per standby count: it takes no --primary/--standby")
 	}
+	if err := noViaWithoutEndpoint(c.Workload.Strategies, "capacity"); err != nil {
+		return err
+	}
 	c.Workload.Rate = c.StartRate // open loop: Validate checks what a rate needs
 	c.Workload.Duration, c.Workload.Warmup = c.StepDuration, c.StepWarmup
 	c.Workload.WriteRows = 0

@@ -261,6 +261,18 @@ func (c *Config) UseQueryFile(path string, keepMix bool) error {
 	return nil
 }
 
+// noViaWithoutEndpoint refuses via:NAME strategies for a command that
+// builds its own envs (matrix, capacity): they have no proxy, and only
+// run takes --via.
+func noViaWithoutEndpoint(ss []routing.Strategy, what string) error {
+	for _, s := range ss {
+		if _, ok := routing.ViaName(s); ok {
+			return input.Bad("strategies", string(s), "%s builds its own envs, which have no proxies: measure via: endpoints with pgbenchx run (--via NAME=DSN, or an env up with --proxy)", what)
+		}
+	}
+	return nil
+}
+
 // UseScripts makes the reads those of pgbench scripts, -f FILE[@WEIGHT]
 // each (weight 1 by default): parsed, named by the file's stem, recorded
 // with their text and hash, replacing the built-in mix unless keepMix.

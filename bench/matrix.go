@@ -121,6 +121,9 @@ func (m *Matrix) Validate() error {
 	if m.Target.External() {
 		return input.Bad("primary", "", "a matrix builds its own envs: it takes no --primary/--standby")
 	}
+	if err := noViaWithoutEndpoint(m.Workload.Strategies, "matrix"); err != nil {
+		return err
+	}
 	if m.Target.Provider == "" {
 		m.Target.Provider = "local"
 	}

@@ -64,8 +64,10 @@ METRIC is one of:
   p50 p90 p99 p999 max    latency: us (or µs), ms (the default), s, m or h
   qps                     successful reads per second
   stale                   share of stale reads: 1% or 0.01
-  errors                  failed attempts on nodes plus reads no node could take
-  failed                  reads that failed on every try (a strategy's, not a node's)
+  errors                  failed attempts on nodes plus reads no node could take;
+                          with %, a rate: errors<0.1% of the attempts
+  failed                  reads that failed on every try (a strategy's, not a node's);
+                          with %, a rate: failed<0.1% of the reads
   retries                 attempts made after a try failed on another node
   lag_ms lag_bytes        largest lag sample of a standby (bytes: B kB KiB MB MiB GB GiB)` + scaling + `
 Without SCOPE a condition must hold for ` + every + `;

@@ -87,6 +87,14 @@ func TestBadInputExitsTwoWithOneLine(t *testing.T) {
 		{[]string{"capacity", "--step-duration", "100ms"}, "--step-duration"},
 		{[]string{"capacity", "--standbys", "0,1"}, "--standbys 0"},
 		{[]string{"capacity", "--primary", "postgres://x@127.0.0.1/db"}, "--primary"},
+		{[]string{"capacity", "--strategy", "via:pgpool"}, "--strategies via:pgpool"},
+		{[]string{"matrix", "--strategies", "round-robin,via:pgpool"}, "--strategies via:pgpool"},
+		{[]string{"run", "--via", "pgcat"}, "--via pgcat"},
+		{[]string{"run", "--via", "Bad Name=postgres://u:secret@h/db"}, "--via"},
+		{[]string{"env", "up", "--proxy", "pgbouncer"}, "--proxy pgbouncer"},
+		{[]string{"env", "up", "--stack", "k8s"}, "--stack k8s"},
+		{[]string{"env", "up", "--stack", "patroni", "--proxy", "pgpool"}, "--stack patroni"},
+		{[]string{"env", "up", "--provider", "docker", "--proxy", "haproxy"}, "--proxy haproxy"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
