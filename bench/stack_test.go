@@ -62,7 +62,7 @@ func TestViaPgpoolAttribution(t *testing.T) {
 	w := &cfg.Workload
 	w.Strategies = []routing.Strategy{routing.Via("pgpool"), routing.Via("haproxy")}
 	w.Duration, w.Warmup, w.WriteRate, w.Protocol = 3*time.Second, 0, 0, "extended" // parsed every time: pgpool balances each statement; no warmup: its reads scan too
-	w.Mix = []workload.Weighted{{Kind: "point", Weight: 1}} // one index scan each
+	w.Mix = []workload.Weighted{{Kind: "point", Weight: 1}}                         // one index scan each
 	// Schema and warm-ups first, so that the counters' deltas cover the
 	// measured reads (and the warm-ups of the run below, a few dozen).
 	measure(t, c, cfg)
