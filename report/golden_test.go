@@ -53,6 +53,7 @@ func TestGolden(t *testing.T) {
 	}{
 		{"summary.csv", WriteSummaryCSV},
 		{"totals.csv", WriteTotalsCSV},
+		{"kinds.csv", WriteKindsCSV},
 		{"timeseries.csv", WriteTimeseriesCSV},
 		{"report.md", WriteMarkdown},
 		{"table.txt", WriteTable},

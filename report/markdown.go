@@ -122,6 +122,7 @@ func writeStrategy(m *md, r *metrics.Result, s *metrics.StrategyResult) {
 		num(t.P50, 3), num(t.P99, 3), num(t.P999, 3), num(t.Max, 3),
 		count(t.Errors), count(t.Retries), num(pct(t.StaleReads, t.StaleChecked), 2)})
 	m.table(nodeColumns, "llrrrrrrrrrr", cells)
+	writeKinds(m, r, s.Strategy)
 
 	m.p("- Every read once, end to end (the **all** row): %s reads, %s succeeded (%s qps), %s failed on every try; p50 %s ms, p99 %s ms, max %s ms. A retried read counts its whole time, a failed one the time it failed at.\n",
 		count(t.Reads), count(t.Queries), num(t.QPS, 1), t.failedText(), num(t.P50, 3), num(t.P99, 3), num(t.Max, 3))
@@ -140,7 +141,7 @@ func writeStrategy(m *md, r *metrics.Result, s *metrics.StrategyResult) {
 		}
 		m.p(".\n")
 	} else {
-		m.p("- Stale reads: not checked (reads from --query-file report no heartbeat).\n")
+		m.p("- Stale reads: not checked (reads from --query-file or -f scripts report no heartbeat).\n")
 	}
 	if s.RYWChecks > 0 {
 		m.p("- Read-your-writes: %s checks, %s violations (%s%%).\n",

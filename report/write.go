@@ -102,6 +102,7 @@ func WriteRun(dir string, r *metrics.Result, formats []string) ([]string, error)
 		{FormatJSON, "run.json", writeJSON},
 		{FormatCSV, "summary.csv", WriteSummaryCSV},
 		{FormatCSV, "totals.csv", WriteTotalsCSV},
+		{FormatCSV, "kinds.csv", WriteKindsCSV},
 		{FormatCSV, "timeseries.csv", WriteTimeseriesCSV},
 		{FormatMD, "report.md", withCharts},
 	}

@@ -65,7 +65,7 @@ func TestRunRoundTrip(t *testing.T) {
 			t.Errorf("%s has mode %v, want 0644", p, st.Mode().Perm())
 		}
 	}
-	want := []string{"run.json", "summary.csv", "totals.csv", "timeseries.csv", "lag_bytes.svg", "lag_ms.svg", "slot_bytes.svg",
+	want := []string{"run.json", "summary.csv", "totals.csv", "kinds.csv", "timeseries.csv", "lag_bytes.svg", "lag_ms.svg", "slot_bytes.svg",
 		"throughput.svg", "latency_time.svg", "latency.svg", "share.svg", "report.md"}
 	if !slices.Equal(names, want) {
 		t.Errorf("wrote %v, want %v", names, want)
