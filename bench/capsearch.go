@@ -54,6 +54,26 @@ func search(ctx context.Context, measure stepMeasurer, lim searchLimits) (metric
 		}
 		return st.Pass, nil
 	}
+	// down halves from rate until a step passes or the rate would go
+	// under Min; false: nothing that low met the SLO.
+	down := func(rate float64) (bool, error) {
+		for rate/2 >= lim.Min {
+			rate /= 2
+			ok, err := step("ramp", rate)
+			if err != nil || ok {
+				return ok, err
+			}
+		}
+		return false, nil
+	}
+	bisect := func() error {
+		for fail > 0 && pass > 0 && (fail-pass)/pass > lim.Precision {
+			if _, err := step("bisect", (pass+fail)/2); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	err := func() error {
 		rate := lim.Start
 		ok, err := step("ramp", rate)
@@ -66,22 +86,10 @@ func search(ctx context.Context, measure stepMeasurer, lim searchLimits) (metric
 				return err
 			}
 		}
-		for !ok && pass == 0 {
-			if rate/2 < lim.Min {
-				return nil // not even the lowest rate met the SLO
+		if !ok && pass == 0 {
+			if ok, err = down(rate); err != nil || !ok {
+				return err // not even the lowest rate met the SLO
 			}
-			rate /= 2
-			if ok, err = step("ramp", rate); err != nil {
-				return err
-			}
-		}
-		bisect := func() error {
-			for fail > 0 && pass > 0 && (fail-pass)/pass > lim.Precision {
-				if _, err := step("bisect", (pass+fail)/2); err != nil {
-					return err
-				}
-			}
-			return nil
 		}
 		if err := bisect(); err != nil {
 			return err
@@ -89,7 +97,7 @@ func search(ctx context.Context, measure stepMeasurer, lim searchLimits) (metric
 		// One short step that passed by luck (a quiet moment on a shared
 		// host) would set the capacity: the rate found is measured once
 		// more, and if it fails now, it is the limit and the search goes
-		// on below it.
+		// on below it (down again if nothing below it passed).
 		for pass > 0 && fail > 0 {
 			found := pass
 			ok, err := step("confirm", found)
@@ -100,6 +108,11 @@ func search(ctx context.Context, measure stepMeasurer, lim searchLimits) (metric
 			for _, st := range s.Steps {
 				if st.Pass && st.Rate < found && st.Rate > pass {
 					pass, s.Achieved = st.Rate, st.Achieved
+				}
+			}
+			if pass == 0 {
+				if ok, err := down(found); err != nil || !ok {
+					return err
 				}
 			}
 			if err := bisect(); err != nil {

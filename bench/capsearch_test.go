@@ -100,6 +100,25 @@ func TestSearchConfirms(t *testing.T) {
 	}
 }
 
+// TestSearchConfirmGoesLower: the only rate that passed fails when
+// confirmed, and nothing lower was tried: the search halves below it.
+func TestSearchConfirmGoesLower(t *testing.T) {
+	lim := searchLimits{Start: 1000, Max: 1e6, Min: 10, Precision: 0.05, MaxSteps: 40}
+	seen := map[float64]int{}
+	measure := func(_ context.Context, rate float64) (metrics.CapacityStep, error) {
+		seen[rate]++
+		pass := rate <= 600 || (rate == 1000 && seen[rate] == 1) // 1000 passes once, by luck
+		return metrics.CapacityStep{Pass: pass, Achieved: rate}, nil
+	}
+	s, err := search(context.Background(), measure, lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Found || s.Capacity > 600 || s.Capacity < 600/(1+lim.Precision) {
+		t.Fatalf("capacity %.0f (found %v, limit %.0f), want just under 600; steps %+v", s.Capacity, s.Found, s.Limit, s.Steps)
+	}
+}
+
 func TestSearchStops(t *testing.T) {
 	lim := searchLimits{Start: 1000, Max: 1e6, Min: 10, Precision: 0.001, MaxSteps: 6}
 	var calls []float64

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,5 +115,21 @@ func TestAutoHeartbeat(t *testing.T) {
 	c.Workload.Heartbeat = 50 * time.Millisecond
 	if err := c.Validate(); err != nil || c.Workload.Heartbeat != 50*time.Millisecond {
 		t.Errorf("given heartbeat changed to %s (%v)", c.Workload.Heartbeat, err)
+	}
+}
+
+func TestParseVias(t *testing.T) {
+	// What the flag parser hands over for --via 'pgcat=postgres://u:pw1,pw2@h/db' --via 'hap=postgres://u@h:6432/db'.
+	vias, err := ParseVias([]string{"pgcat=postgres://u:pw1", "pw2@h/db", "hap=postgres://u@h:6432/db"})
+	if err != nil || len(vias) != 2 || vias[0].DSN != "postgres://u:pw1,pw2@h/db" || vias[1].Name != "hap" {
+		t.Fatalf("ParseVias: %+v, %v", vias, err)
+	}
+	for _, bad := range [][]string{{"nodsn"}, {"Bad Name=postgres://h/db"}, {"a=postgres://h/db", "a=postgres://h/db"}, {"x=postgres://u:secret@h:notaport/db"}} {
+		_, err := ParseVias(bad)
+		if err == nil {
+			t.Errorf("ParseVias(%q): no error", bad)
+		} else if strings.Contains(err.Error(), "secret") {
+			t.Errorf("ParseVias(%q): the password in %q", bad, err)
+		}
 	}
 }

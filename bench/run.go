@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -70,6 +71,9 @@ func Run(ctx context.Context, cfg Config, hooks Hooks) (*Outcome, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := checkViaNames(cfg); err != nil {
+		return nil, err
+	}
 	cl, err := Open(ctx, cfg.Target, hooks.Say)
 	if err != nil {
 		return nil, err
@@ -122,6 +126,9 @@ func Measure(ctx context.Context, cl *Cluster, cfg Config, hooks Hooks) (*metric
 	}
 	res.Config.Vias = w.Record().Vias
 	if err := checkRouting(w, cl.Nodes); err != nil {
+		return res, err
+	}
+	if err := pgpoolSlots(w, cl.Env); err != nil {
 		return res, err
 	}
 	res.Warnings = append(res.Warnings, pinnedByPgpool(w, cl.Env)...)
@@ -213,6 +220,18 @@ func checkRouting(w workload.Config, nodes []workload.Node) error {
 // (one given by --via wins over a proxy of that name), and checks that
 // every via:NAME strategy has its endpoint.
 func addVias(w *workload.Config, env []workload.Via) error {
+	defer func() {
+		// Only the endpoints a strategy reads through get connections: a
+		// proxy that is not measured should not take clients' slots
+		// (pgpool has num_init_children of them).
+		used := w.Vias[:0:0]
+		for _, v := range w.Vias {
+			if slices.Contains(w.Strategies, routing.Via(v.Name)) {
+				used = append(used, v)
+			}
+		}
+		w.Vias = used
+	}()
 	given := map[string]bool{}
 	for _, v := range w.Vias {
 		given[v.Name] = true
@@ -240,6 +259,58 @@ func addVias(w *workload.Config, env []workload.Via) error {
 	return nil
 }
 
+// pgpoolSlots refuses more clients through an env's pgpool than it has
+// children (num_init_children): the rest would wait in its listen queue
+// and the run would fail connecting instead of measuring.
+func pgpoolSlots(w workload.Config, c *env.Cluster) error {
+	if c == nil {
+		return nil
+	}
+	for _, p := range c.Proxies {
+		if p.Kind != env.ProxyPgpool || !slices.Contains(w.Strategies, routing.Via(p.Name())) {
+			continue
+		}
+		children := env.PgpoolChildren(p)
+		if w.Clients > children {
+			return input.Bad("clients", fmt.Sprint(w.Clients), "via:%s: pgpool takes %d clients at once (num_init_children): want at most %d, or env up --proxy pgpool:num_init_children=%d",
+				p.Name(), children, children, w.Clients)
+		}
+	}
+	return nil
+}
+
+// checkViaNames refuses a via:NAME strategy with no endpoint before
+// anything starts: one given by --via, or a proxy of the env named, if
+// it is up (an env run builds has none).
+func checkViaNames(cfg Config) error {
+	names := map[string]bool{}
+	for _, v := range cfg.Workload.Vias {
+		names[v.Name] = true
+	}
+	if !cfg.Target.External() {
+		if c, err := (env.Store{Dir: env.DefaultStateDir()}).Load(cfg.Target.Env); err == nil {
+			for _, p := range c.Proxies {
+				names[p.Name()] = true
+			}
+		}
+	}
+	var have []string
+	for n := range names {
+		have = append(have, n)
+	}
+	sort.Strings(have)
+	for _, s := range cfg.Workload.Strategies {
+		if name, ok := routing.ViaName(s); ok && !names[name] {
+			known := "none: give run --via " + name + "=DSN, or env up --proxy " + name + " first"
+			if len(have) > 0 {
+				known = strings.Join(have, ", ")
+			}
+			return input.Bad("strategies", string(s), "no endpoint named %s (endpoints: %s)", name, known)
+		}
+	}
+	return nil
+}
+
 // pinnedByPgpool warns of via: reads through an env's pgpool sent as
 // prepared statements: pgpool runs a named statement on the node its
 // Parse went to, so each client's reads stay on one node and what is
@@ -258,12 +329,25 @@ func pinnedByPgpool(w workload.Config, c *env.Cluster) []string {
 	return out
 }
 
+var viaItem = regexp.MustCompile(`^\s*[A-Za-z0-9_-]+=`)
+
 // ParseVias reads run --via NAME=DSN (repeatable): an endpoint that
 // routes reads by itself, measured as strategy via:NAME.
 func ParseVias(items []string) ([]workload.Via, error) {
+	// The flag parser splits a value at its commas (a password or a
+	// multi-host DSN may hold some): an item that does not start with
+	// NAME= continues the one before.
+	var joined []string
+	for _, item := range items {
+		if len(joined) > 0 && !viaItem.MatchString(item) {
+			joined[len(joined)-1] += "," + item
+			continue
+		}
+		joined = append(joined, item)
+	}
 	var out []workload.Via
 	seen := map[string]bool{}
-	for _, item := range items {
+	for _, item := range joined {
 		name, dsn, ok := strings.Cut(item, "=")
 		name = strings.ToLower(strings.TrimSpace(name))
 		shown := name + "=" + workload.RedactDSNs(dsn)

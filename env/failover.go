@@ -48,7 +48,7 @@ type Follower struct {
 // reason to stop (the others still follow).
 func Failover(ctx context.Context, ctl Controller, c *Cluster, to string, promoted func()) (*FailoverReport, error) {
 	if c.Patroni != nil {
-		return patroniFailover(ctx, c, promoted)
+		return patroniFailover(ctx, c, to, promoted)
 	}
 	n, err := c.Node(to)
 	if err != nil {

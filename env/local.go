@@ -97,6 +97,9 @@ func (l *Local) Up(ctx context.Context, spec Spec) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := stackBinaries(spec); err != nil {
+		return nil, err // before anything is built
+	}
 	bin, err := FindPgBin(ctx, l.PgBin)
 	if err != nil {
 		return nil, err
@@ -170,6 +173,9 @@ func (l *Local) Up(ctx context.Context, spec Spec) (_ *Cluster, err error) {
 func (l *Local) startProxies(ctx context.Context, c *Cluster, spec Spec) error {
 	for _, ps := range spec.Proxies {
 		p := &Proxy{Kind: ps.Kind, Options: maps.Clone(ps.Options)}
+		if p.Options == nil {
+			p.Options = map[string]string{}
+		}
 		if spec.ReadPrimary {
 			p.Options["read_primary"] = "on"
 		}
@@ -190,6 +196,10 @@ func (l *Local) startProxies(ctx context.Context, c *Cluster, spec Spec) error {
 // roles. Each keeps its ports when they are still free. A Patroni
 // stack's HAProxy routes by Patroni's checks and is left alone.
 func restartProxies(ctx context.Context, c *Cluster) error {
+	// Not the caller's context: a failover late in a run must not leave
+	// the proxies stopped when the run's context ends.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
 	var errs []error
 	for _, p := range c.Proxies {
 		if p.For == StackPatroni {
@@ -207,6 +217,28 @@ func restartProxies(ctx context.Context, c *Cluster) error {
 		stateMu.Unlock()
 	}
 	return errors.Join(errs...)
+}
+
+// stackBinaries checks that what spec's proxies and stack run is
+// installed, before anything is built.
+func stackBinaries(spec Spec) error {
+	for _, ps := range spec.Proxies {
+		impl, err := proxyImplOf(ps.Kind)
+		if err == nil {
+			_, err = proxyBinary(ps.Kind, impl)
+		}
+		if err != nil {
+			return input.Bad("proxy", ps.Kind, "%v (make deps installs it)", err)
+		}
+	}
+	if spec.Stack == StackPatroni {
+		for _, b := range []string{"patroni", "etcd", "haproxy"} {
+			if _, err := stackBinary(b); err != nil {
+				return input.Bad("stack", spec.Stack, "%v (make deps installs it)", err)
+			}
+		}
+	}
+	return nil
 }
 
 // stopProxies stops every proxy of the env.
@@ -352,7 +384,8 @@ func allAlive(c *Cluster) bool {
 			return false
 		}
 		for _, m := range p.Members {
-			if !stackAlive(m) {
+			// A member killed by a failover is detached, not missing.
+			if n, err := c.Node(m.Name); err == nil && n.Role != RoleDetached && !stackAlive(m) {
 				return false
 			}
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/pgbenchx/pgbenchx/input"
 )
 
 // patroniFollowWait bounds how long a failover waits for the remaining
@@ -17,7 +19,18 @@ const patroniFollowWait = 60 * time.Second
 // Patroni's choice, not the fault's. promoted is called once the new
 // leader takes writes; the report's Promoted is Patroni's own failover
 // time, from the kill to the promotion its timeline history records.
-func patroniFailover(ctx context.Context, c *Cluster, promoted func()) (*FailoverReport, error) {
+func patroniFailover(ctx context.Context, c *Cluster, to string, promoted func()) (*FailoverReport, error) {
+	if n, err := c.Node(to); err != nil {
+		return nil, err
+	} else if n.Role != RoleStandby {
+		return nil, input.Bad("to", to, "want a standby of env %q; %s is the %s", c.Name, to, n.Role)
+	}
+	if len(c.Standbys) == 0 {
+		return nil, input.Bad("to", to, "env %q has no replica to elect: the leader was left alone", c.Name)
+	}
+	// Patroni elects within its ttl (10 s) and a loop: a minute is lost.
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
 	r := &FailoverReport{OldPrimary: c.Primary.Name, Followers: map[string]Follower{}, Failed: map[string]string{}}
 	start := time.Now()
 	r.At = start

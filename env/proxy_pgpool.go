@@ -213,7 +213,7 @@ func pgpoolConfig(c *Cluster, p *Proxy, pcpPort int) string {
 	// clients and the probes. max_pool 1: each child keeps one connection
 	// per backend, 32 per node at most (max_connections is 100).
 	comment("Pooling: modest.")
-	set("num_init_children", 32)
+	set("num_init_children", pgpoolDefaultChildren)
 	set("max_pool", 1)
 	set("reserved_connections", 0)
 
@@ -288,3 +288,7 @@ func proxyQuery(ctx context.Context, dsn string, port int) error {
 	}
 	return nil
 }
+
+// pgpoolDefaultChildren is pgpool's num_init_children unless an option
+// sets it: how many clients it serves at once.
+const pgpoolDefaultChildren = 32

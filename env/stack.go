@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/pgbenchx/pgbenchx/input"
@@ -91,6 +92,15 @@ func (p *Proxy) Describe() string {
 		fmt.Fprintf(&b, " (%s)", strings.Join(opts, ", "))
 	}
 	return b.String()
+}
+
+// PgpoolChildren is how many clients a pgpool takes at once: its
+// num_init_children (the option if given, else what startProxy sets).
+func PgpoolChildren(p *Proxy) int {
+	if v, err := strconv.Atoi(p.Options["num_init_children"]); err == nil && v > 0 {
+		return v
+	}
+	return pgpoolDefaultChildren
 }
 
 // ProxyRuns says whether p's process is alive.

@@ -277,6 +277,10 @@ func standbys(r *metrics.Result) []string { return mentioned(r, false) }
 func mentioned(r *metrics.Result, withPrimary bool) []string {
 	seen := map[string]bool{}
 	add := func(name string, role metrics.Role) {
+		// A via: strategy's unattributed row is no standby: no lag of its own.
+		if role == metrics.RoleUnknown && !withPrimary {
+			return
+		}
 		if name != "" && (withPrimary || role != metrics.RolePrimary) {
 			seen[name] = true
 		}

@@ -19,7 +19,7 @@ wanted=(
   "python3-psycopg2:python3-psycopg2"
 )
 # Debian's services of those packages.
-services=(pgpool2 haproxy etcd patroni)
+services=(pgpool2:pgpool2 haproxy:haproxy etcd:etcd-server patroni:patroni)
 
 installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
@@ -65,8 +65,11 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 
 # Whatever started anyway (a package that ignores policy-rc.d, or a
 # systemd that starts units on its own): stop it, and keep it from
-# starting at boot.
-for s in "${services[@]}"; do
+# starting at boot. Only the services of packages this run installed: one
+# installed before may be someone's, in use.
+for sp in "${services[@]}"; do
+  s=${sp%%:*} pkg=${sp#*:}
+  case " ${missing[*]} " in *" $pkg "*) ;; *) continue ;; esac
   if [ -d /run/systemd/system ]; then
     systemctl stop "$s" >/dev/null 2>&1 || true
   elif [ -x "/etc/init.d/$s" ] && "/etc/init.d/$s" status >/dev/null 2>&1; then

@@ -194,7 +194,7 @@ func (rc *readConn) run(ctx context.Context, q *query, kind int, arg int64, dead
 		}
 	}()
 	if q.script != nil {
-		return res, rc.runScript(c, q, kind, st, deadline)
+		return res, rc.runScript(ctx, c, q, kind, st, deadline)
 	}
 	var rr *pgconn.ResultReader
 	switch rc.protocol {
@@ -299,7 +299,7 @@ func (rc *readConn) scriptStatements(kind int) []*pgconn.StatementDescription {
 // runScript runs a pgbench script whole: its meta-commands on the
 // client's variables, its statements in order on this connection, as
 // pgbench runs a transaction.
-func (rc *readConn) runScript(c *pgconn.PgConn, q *query, kind int, st *script.State, deadline time.Time) error {
+func (rc *readConn) runScript(ctx context.Context, c *pgconn.PgConn, q *query, kind int, st *script.State, deadline time.Time) error {
 	sc := q.script
 	err := func() error {
 		for i := range sc.Steps {
@@ -315,10 +315,18 @@ func (rc *readConn) runScript(c *pgconn.PgConn, q *query, kind int, st *script.S
 					return scriptError{err}
 				}
 				if !deadline.IsZero() && time.Until(deadline) < d {
-					time.Sleep(time.Until(deadline))
-					return os.ErrDeadlineExceeded
+					// The script's own pause outlasts the try: its fault,
+					// not the node's (a timeout would eject the node).
+					return scriptError{fmt.Errorf("%s: \\sleep %s outlasts --query-timeout", sc.Name, d)}
 				}
-				time.Sleep(d)
+				// The phase's end or Ctrl-C cuts a pause short.
+				t := time.NewTimer(d)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return ctx.Err()
+				case <-t.C:
+				}
 			case script.StepSQL:
 				if err := rc.scriptStatement(c, kind, i, step, st); err != nil {
 					return err
@@ -433,8 +441,13 @@ func builtinResult(kind string, v [][]byte, via bool) readResult {
 	res.seq = int64(binary.BigEndian.Uint64(v[0]))
 	res.replay = binary.BigEndian.Uint64(v[1])
 	found := 2
-	if via && len(v) > 3 && len(v[2]) == 4 {
-		res.port, res.cluster, found = int32(binary.BigEndian.Uint32(v[2])), string(v[3]), 4
+	if via && len(v) > 3 {
+		// The port is NULL when the proxy reached the node over a Unix
+		// socket: cluster_name then names it.
+		if len(v[2]) == 4 {
+			res.port = int32(binary.BigEndian.Uint32(v[2]))
+		}
+		res.cluster, found = string(v[3]), 4
 	}
 	if kind == "point" && len(v) > found && len(v[found]) == 1 {
 		res.found = v[found][0] == 1

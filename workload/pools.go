@@ -239,10 +239,14 @@ func (s *Scenario) open(_ context.Context, i int, n Node) error {
 	}
 	if i == len(s.nodes)-1 {
 		for v, via := range s.Config.Vias {
-			vc, err := s.poolConfig(Node{Name: "via:" + via.Name, DSN: via.DSN}, 1, serverTimeout(s.Config.QueryTimeout))
+			vc, err := s.poolConfig(Node{Name: "via:" + via.Name, DSN: via.DSN}, 1, 0)
 			if err != nil {
 				return err
 			}
+			// Poolers refuse startup parameters they do not know
+			// (PgBouncer without ignore_startup_parameters): a read needs
+			// no lock_timeout, and its deadline is the client's.
+			delete(vc.ConnConfig.RuntimeParams, "lock_timeout")
 			for c := range s.conns {
 				rc := newReadConn(vc.ConnConfig.Config.Copy(), s.qs.list, &s.connGen[len(s.nodes)+v], s.Config.Protocol)
 				rc.via = true

@@ -453,7 +453,9 @@ func (c *client) op(ctx context.Context, due time.Time) {
 			}
 			return
 		}
-		c.backoff = 0
+		if ph.via < 0 {
+			c.backoff = 0 // a via: endpoint is always picked: reset on success below
+		}
 		start := time.Now()
 		hbAtStart, hbFresh := hb.Latest(), hb.Fresh(start)
 		var deadline time.Time
@@ -477,6 +479,7 @@ func (c *client) op(ctx context.Context, due time.Time) {
 		now := time.Now()
 		timedOut := qerr != nil && !deadline.IsZero() && !now.Before(deadline)
 		if qerr == nil {
+			c.backoff = 0
 			ph.bal.Done(node, routing.OK)
 			st := metrics.Unchecked
 			if q.builtin && rr.seq >= 0 && hbFresh {
@@ -520,6 +523,11 @@ func (c *client) op(ctx context.Context, due time.Time) {
 		ph.bal.Done(node, outcome)
 		c.rec.Attempt(rn, kind, now.Sub(from), false, try > 1, metrics.Unchecked)
 		ph.r.Error(rn, label, func() string { return ph.s.sampleMessage(qerr) })
+		if ph.via >= 0 && outcome == routing.ConnError {
+			// The one endpoint refuses (a proxy restarting): back off as
+			// when every node is ejected, or a closed loop spins on it.
+			c.pause(ctx)
+		}
 		if try >= ph.s.Config.MaxTries {
 			c.rec.Read(now.Sub(due))
 			ph.r.Failed(false)

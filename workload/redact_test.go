@@ -15,6 +15,9 @@ func TestRedactor(t *testing.T) {
 		// Outside a DSN nothing changes.
 		{"user s3cret wrote password-less notes", "s3cret", "user s3cret wrote password-less notes"},
 		{"tcp p p:p", "p", "tcp p p:p"},
+		{"--via x=postgres://u:p@ss@h:5/db failed", "", "--via x=postgres://u:xxxxx@h:5/db failed"},
+		{"postgres://u:pw@h/db mail me@example.com", "", "postgres://u:xxxxx@h/db mail me@example.com"},
+		{"postgres://u:pa/ss@h/db", "", "postgres://u:xxxxx@h/db"},
 	}
 	for _, tt := range tests {
 		if got := Redactor(tt.pw)(tt.text); got != tt.want {

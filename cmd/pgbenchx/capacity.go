@@ -105,6 +105,9 @@ func capacityAction(ctx context.Context, cmd *cli.Command) error {
 	if c.StepWarmup, err = parseSeconds("step-warmup", cmd.String("step-warmup")); err != nil {
 		return err
 	}
+	if c.MaxSteps < 1 {
+		return input.Bad("max-steps", fmt.Sprint(c.MaxSteps), "want 1 or more")
+	}
 	if c.StartRate <= 0 || c.MaxRate <= 0 {
 		return input.Bad("start-rate", fmt.Sprint(c.StartRate), "want rates above 0 (--start-rate at most --max-rate)")
 	}

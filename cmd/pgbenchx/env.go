@@ -308,8 +308,14 @@ func printProxies(w io.Writer, c *env.Cluster) {
 		}
 		fmt.Fprintf(w, "proxy via:%s (%s): %s; log %s\n", px.Name(), state, px.Describe(), px.LogFile)
 	}
-	if c.Stack != "" {
-		fmt.Fprintf(w, "stack: %s\n", c.Stack)
+	if c.Patroni != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		leader, err := env.PatroniLeader(ctx, c)
+		if err != nil {
+			leader = "unknown (" + err.Error() + ")"
+		}
+		fmt.Fprintf(w, "stack: patroni (scope %s, etcd on 127.0.0.1:%d); leader now, as Patroni says: %s\n", c.Patroni.Scope, c.Patroni.EtcdPort, leader)
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"time"
 
 	"github.com/urfave/cli/v3"
@@ -25,6 +26,10 @@ func serveMetrics(cmd *cli.Command, hooks *bench.Hooks) (stop func(), err error)
 	addr := cmd.String("metrics-addr")
 	if addr == "" {
 		return func() {}, nil
+	}
+	if host, _, err := net.SplitHostPort(addr); err == nil && host == "" {
+		// ":9187" would listen on every interface: say so explicitly.
+		return nil, input.Bad("metrics-addr", addr, "name the host to listen on: 127.0.0.1:9187 for this machine, or 0.0.0.0:9187 to serve every interface")
 	}
 	exp, err := live.Listen(addr)
 	if err != nil {

@@ -101,6 +101,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return code.ExitCode()
 	}
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		// Ctrl-C before anything was measured: nothing to write, and not
+		// a failure of the run.
+		fmt.Fprintln(stderr, "pgbenchx: interrupted: nothing was measured")
+		return exitInterrupted
+	}
 	fmt.Fprintf(stderr, "pgbenchx: %s\n", err)
 	if isBadInput(err) {
 		return exitBadInput

@@ -101,7 +101,7 @@ func workloadFlags() []cli.Flag {
 		&cli.StringFlag{Name: "strategy", Usage: "one routing strategy: random, round-robin, least-conn, lag-aware, causal, nearest (lowest recent read latency)"},
 		&cli.StringFlag{Name: "strategies", Usage: "several, run in turn on the same data: a,b,c or all (default round-robin)"},
 		&cli.StringFlag{Name: "duration", Aliases: []string{"T"}, Value: "30s", Usage: "measured time per strategy, e.g. 30s, 2m, or plain seconds as pgbench's -T (30)"},
-		&cli.DurationFlag{Name: "warmup", Value: 2 * time.Second, Usage: "read load before measuring, left out of every figure"},
+		&cli.StringFlag{Name: "warmup", Value: "2s", Usage: "read load before measuring, left out of every figure: 2s, or plain seconds (2)"},
 		&cli.StringFlag{Name: "clients", Aliases: []string{"c"}, Value: "16", Usage: "concurrent read clients; run takes a sweep too, e.g. 4,8,16,32: the run repeated at each, one table and a chart per strategy"},
 		&cli.StringFlag{Name: "rate", Aliases: []string{"R"}, Value: "0", Usage: "open loop: queries/s over all clients, latency from each query's due time (0 = closed loop); run takes a sweep too, e.g. 2000,4000,8000"},
 		&cli.StringFlag{Name: "mix", Value: "point=80,range=15,report=5", Usage: "built-in reads: point (by id), range (a customer's recent orders), report (aggregate over recent orders)"},
@@ -159,7 +159,9 @@ func parseConfig(cmd *cli.Command) (bench.Config, error) {
 		if w.Duration, err = parseSeconds("duration", cmd.String("duration")); err != nil {
 			return c, err
 		}
-		w.Warmup = cmd.Duration("warmup")
+		if w.Warmup, err = parseSeconds("warmup", cmd.String("warmup")); err != nil {
+			return c, err
+		}
 		rates, err := bench.ParseLevels("rate", cmd.String("rate"))
 		if err != nil {
 			return c, err
