@@ -26,59 +26,24 @@ func WriteCapacity(dir string, c *metrics.Capacity, formats []string) ([]string,
 	if c == nil {
 		return nil, errors.New("report: no capacity result to write")
 	}
-	chosen := map[string]bool{}
-	for _, f := range formats {
-		switch f {
-		case FormatJSON, FormatCSV, FormatMD:
-			chosen[f] = true
-		default:
-			return nil, fmt.Errorf("report: unknown format %q (want md, csv or json)", f)
-		}
-	}
-	if len(chosen) == 0 {
-		return nil, errors.New("report: no format to write")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	f, err := newFolder(dir, formats)
+	if err != nil {
 		return nil, err
 	}
-	var written []string
-	var errs []error
-	write := func(name string, render func(io.Writer) error) bool {
-		path := filepath.Join(dir, name)
-		if err := writeAtomic(path, render); err != nil {
-			errs = append(errs, fmt.Errorf("write %s: %w", path, err))
-			return false
-		}
-		written = append(written, path)
-		return true
-	}
 	// capacity.json first: everything else can be rendered again from it.
-	if chosen[FormatJSON] {
-		write("capacity.json", func(w io.Writer) error { return writeCapacityJSON(w, c) })
+	if f.chosen[FormatJSON] {
+		f.write("capacity.json", func(w io.Writer) error { return writeCapacityJSON(w, c) })
 	}
-	if chosen[FormatCSV] {
-		write("capacity.csv", func(w io.Writer) error { return writeCapacityCSV(w, c) })
-		write("capacity_summary.csv", func(w io.Writer) error { return writeCapacitySummaryCSV(w, c) })
+	if f.chosen[FormatCSV] {
+		f.write("capacity.csv", func(w io.Writer) error { return writeCapacityCSV(w, c) })
+		f.write("capacity_summary.csv", func(w io.Writer) error { return writeCapacitySummaryCSV(w, c) })
 	}
-	if chosen[FormatMD] {
+	if f.chosen[FormatMD] {
 		// The charts go first, so capacity.md links only the ones written.
-		var charts []string
-		for _, ch := range capacityCharts {
-			svg, err := ch.render(c)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("chart %s: %w", ch.file, err))
-				continue
-			}
-			if len(svg) == 0 {
-				continue // nothing to draw
-			}
-			if write(ch.file, func(w io.Writer) error { _, err := w.Write(svg); return err }) {
-				charts = append(charts, ch.file)
-			}
-		}
-		write("capacity.md", func(w io.Writer) error { return writeCapacityMD(w, c, charts) })
+		charts := f.charts(capacityChartsOf(c))
+		f.write("capacity.md", func(w io.Writer) error { return writeCapacityMD(w, c, charts) })
 	}
-	return written, errors.Join(errs...)
+	return f.done()
 }
 
 // writeCapacityJSON stamps the schema on a copy, so a caller that forgot

@@ -31,6 +31,15 @@ var capacityCharts = []capacityChart{
 	{"capacity.svg", "Capacity per standby count", CapacityChart},
 }
 
+// capacityChartsOf are c's charts, ready to draw.
+func capacityChartsOf(c *metrics.Capacity) []svgChart {
+	out := make([]svgChart, len(capacityCharts))
+	for i, ch := range capacityCharts {
+		out[i] = svgChart{file: ch.file, alt: ch.alt, render: func() ([]byte, error) { return ch.render(c) }}
+	}
+	return out
+}
+
 // compactRate prints a rate to three significant figures with k or M, as
 // a headline reads: 12100 is "12.1k". Rounding comes first, so 999.7
 // becomes "1.00k", not "1000".

@@ -40,58 +40,23 @@ func WriteSweep(dir string, s *metrics.Sweep, formats []string) ([]string, error
 	if s == nil {
 		return nil, errors.New("report: no sweep to write")
 	}
-	chosen := map[string]bool{}
-	for _, f := range formats {
-		switch f {
-		case FormatJSON, FormatCSV, FormatMD:
-			chosen[f] = true
-		default:
-			return nil, fmt.Errorf("report: unknown format %q (want md, csv or json)", f)
-		}
-	}
-	if len(chosen) == 0 {
-		return nil, errors.New("report: no format to write")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	f, err := newFolder(dir, formats)
+	if err != nil {
 		return nil, err
 	}
-	var written []string
-	var errs []error
-	write := func(name string, render func(io.Writer) error) bool {
-		p := filepath.Join(dir, name)
-		if err := writeAtomic(p, render); err != nil {
-			errs = append(errs, fmt.Errorf("write %s: %w", p, err))
-			return false
-		}
-		written = append(written, p)
-		return true
-	}
 	// sweep.json first: everything else can be rendered again from it.
-	if chosen[FormatJSON] {
-		write("sweep.json", func(w io.Writer) error { return writeSweepJSON(w, s) })
+	if f.chosen[FormatJSON] {
+		f.write("sweep.json", func(w io.Writer) error { return writeSweepJSON(w, s) })
 	}
-	if chosen[FormatCSV] {
-		write("sweep.csv", func(w io.Writer) error { return writeSweepCSV(w, s) })
+	if f.chosen[FormatCSV] {
+		f.write("sweep.csv", func(w io.Writer) error { return writeSweepCSV(w, s) })
 	}
-	if chosen[FormatMD] {
+	if f.chosen[FormatMD] {
 		// The charts go first, so sweep.md links only the ones written.
-		var charts []string
-		for _, ch := range sweepCharts(s) {
-			svg, err := ch.render()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("chart %s: %w", ch.file, err))
-				continue
-			}
-			if len(svg) == 0 {
-				continue // nothing to draw
-			}
-			if write(ch.file, func(w io.Writer) error { _, err := w.Write(svg); return err }) {
-				charts = append(charts, ch.file)
-			}
-		}
-		write("sweep.md", func(w io.Writer) error { return writeSweepMD(w, s, charts) })
+		charts := f.charts(sweepCharts(s))
+		f.write("sweep.md", func(w io.Writer) error { return writeSweepMD(w, s, charts) })
 	}
-	return written, errors.Join(errs...)
+	return f.done()
 }
 
 // writeSweepJSON stamps the schema on a copy, so a caller that forgot it

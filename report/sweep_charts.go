@@ -20,10 +20,7 @@ import (
 
 // sweepChart is one chart of sweep.md; a render returning nil has nothing
 // to draw, and the chart is neither written nor linked.
-type sweepChart struct {
-	file, alt string
-	render    func() ([]byte, error)
-}
+type sweepChart = svgChart
 
 // sweepQPSFile is the shared throughput chart.
 const sweepQPSFile = "sweep_qps.svg"

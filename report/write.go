@@ -75,17 +75,9 @@ func WriteRun(dir string, r *metrics.Result, formats []string) ([]string, error)
 	if r == nil {
 		return nil, errors.New("report: no result to write")
 	}
-	chosen := map[string]bool{}
-	for _, f := range formats {
-		switch f {
-		case FormatJSON, FormatCSV, FormatMD:
-			chosen[f] = true
-		default:
-			return nil, fmt.Errorf("report: unknown format %q (want md, csv or json)", f)
-		}
-	}
-	if len(chosen) == 0 {
-		return nil, errors.New("report: no format to write")
+	chosen, err := chooseFormats(formats)
+	if err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -216,3 +208,79 @@ func WriteComparison(dir string, c *Comparison) ([]string, error) {
 	}
 	return written, errors.Join(errs...)
 }
+
+// chooseFormats reads the formats a writer is asked for.
+func chooseFormats(formats []string) (map[string]bool, error) {
+	chosen := map[string]bool{}
+	for _, f := range formats {
+		switch f {
+		case FormatJSON, FormatCSV, FormatMD:
+			chosen[f] = true
+		default:
+			return nil, fmt.Errorf("report: unknown format %q (want md, csv or json)", f)
+		}
+	}
+	if len(chosen) == 0 {
+		return nil, errors.New("report: no format to write")
+	}
+	return chosen, nil
+}
+
+// folder writes the files of a capacity search or a sweep as WriteRun
+// writes a run's: each whole or not at all, going on past one that fails
+// (what can still be written of a long search should be).
+type folder struct {
+	dir     string
+	chosen  map[string]bool
+	written []string
+	errs    []error
+}
+
+func newFolder(dir string, formats []string) (*folder, error) {
+	chosen, err := chooseFormats(formats)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return &folder{dir: dir, chosen: chosen}, nil
+}
+
+func (f *folder) write(name string, render func(io.Writer) error) bool {
+	path := filepath.Join(f.dir, name)
+	if err := writeAtomic(path, render); err != nil {
+		f.errs = append(f.errs, fmt.Errorf("write %s: %w", path, err))
+		return false
+	}
+	f.written = append(f.written, path)
+	return true
+}
+
+// svgChart is a chart file and how to draw it (nil, nil: nothing to draw).
+type svgChart struct {
+	file, alt string
+	render    func() ([]byte, error)
+}
+
+// charts writes the charts that have something to draw and returns their
+// names, so the Markdown beside them links only those.
+func (f *folder) charts(list []svgChart) []string {
+	var names []string
+	for _, ch := range list {
+		svg, err := ch.render()
+		if err != nil {
+			f.errs = append(f.errs, fmt.Errorf("chart %s: %w", ch.file, err))
+			continue
+		}
+		if len(svg) == 0 {
+			continue
+		}
+		if f.write(ch.file, func(w io.Writer) error { _, err := w.Write(svg); return err }) {
+			names = append(names, ch.file)
+		}
+	}
+	return names
+}
+
+func (f *folder) done() ([]string, error) { return f.written, errors.Join(f.errs...) }

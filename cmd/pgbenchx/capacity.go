@@ -134,12 +134,7 @@ func capacityAction(ctx context.Context, cmd *cli.Command) error {
 	if r := o.Result; r.Colocated && len(r.CPUCaps) == 0 {
 		fmt.Fprintf(out, "(uncapped on one host: the load generator and every node shared %d cores, so this is the host's limit as much as the cluster's; --cpus models separate machines)\n", r.Cores)
 	}
-	if len(o.Files) > 0 {
-		fmt.Fprintf(out, "\nreport: %s\n", o.Dir)
-		for _, f := range o.Files {
-			fmt.Fprintf(out, "  %s\n", f)
-		}
-	}
+	printFiles(out, o.Dir, o.Files)
 	if runErr != nil {
 		return runErr
 	}

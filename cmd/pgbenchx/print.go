@@ -65,3 +65,14 @@ func msPtr(f *float64) string {
 	}
 	return fmt.Sprintf("%.1f ms", *f)
 }
+
+// printFiles names the folder a command wrote and its files.
+func printFiles(out io.Writer, dir string, files []string) {
+	if len(files) == 0 {
+		return
+	}
+	fmt.Fprintf(out, "\nreport: %s\n", dir)
+	for _, f := range files {
+		fmt.Fprintf(out, "  %s\n", f)
+	}
+}

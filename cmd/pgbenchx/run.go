@@ -309,12 +309,7 @@ func runAction(ctx context.Context, cmd *cli.Command) error {
 	}
 	fmt.Fprintln(out)
 	_ = report.WriteTable(out, o.Result)
-	if len(o.Files) > 0 {
-		fmt.Fprintf(out, "\nreport: %s\n", o.Dir)
-		for _, f := range o.Files {
-			fmt.Fprintf(out, "  %s\n", f)
-		}
-	}
+	printFiles(out, o.Dir, o.Files)
 	if runErr != nil {
 		return runErr
 	}
@@ -372,12 +367,7 @@ func sweepAction(ctx context.Context, cmd *cli.Command, cfg bench.Config, hooks 
 	}
 	fmt.Fprintln(out)
 	_ = report.WriteSweepTable(out, o.Result)
-	if len(o.Files) > 0 {
-		fmt.Fprintf(out, "\nreport: %s\n", o.Dir)
-		for _, f := range o.Files {
-			fmt.Fprintf(out, "  %s\n", f)
-		}
-	}
+	printFiles(out, o.Dir, o.Files)
 	if runErr != nil {
 		return runErr
 	}
