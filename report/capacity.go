@@ -2,12 +2,10 @@ package report
 
 import (
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -52,35 +50,16 @@ func WriteCapacity(dir string, c *metrics.Capacity, formats []string) ([]string,
 func writeCapacityJSON(w io.Writer, c *metrics.Capacity) error {
 	cp := *c
 	cp.Schema = metrics.CapacitySchemaVersion
-	b, err := json.MarshalIndent(&cp, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(append(b, '\n'))
-	return err
+	return writeIndented(w, &cp)
 }
 
 // LoadCapacity reads a capacity.json back. It refuses a schema this
 // version does not know, whose fields may mean something else, and a
 // run.json given by mistake (it has a schema too, but no series).
 func LoadCapacity(path string) (*metrics.Capacity, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var keys map[string]json.RawMessage
-	if err := json.Unmarshal(b, &keys); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if _, ok := keys["series"]; !ok {
-		return nil, fmt.Errorf("%s: not a capacity.json (no series)", path)
-	}
 	var c metrics.Capacity
-	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if c.Schema < 1 || c.Schema > metrics.CapacitySchemaVersion {
-		return nil, fmt.Errorf("%s: capacity schema %d, this pgbenchx reads schemas 1 to %d", path, c.Schema, metrics.CapacitySchemaVersion)
+	if err := loadFile(path, "capacity", []string{"series"}, &c, func() int { return c.Schema }, metrics.CapacitySchemaVersion); err != nil {
+		return nil, err
 	}
 	return &c, nil
 }

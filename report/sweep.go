@@ -2,13 +2,11 @@ package report
 
 import (
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net/url"
-	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -65,12 +63,7 @@ func WriteSweep(dir string, s *metrics.Sweep, formats []string) ([]string, error
 func writeSweepJSON(w io.Writer, s *metrics.Sweep) error {
 	cp := *s
 	cp.Schema = metrics.SweepSchemaVersion
-	b, err := json.MarshalIndent(&cp, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(append(b, '\n'))
-	return err
+	return writeIndented(w, &cp)
 }
 
 // LoadSweep reads a sweep.json back. It refuses a schema this version
@@ -78,27 +71,11 @@ func writeSweepJSON(w io.Writer, s *metrics.Sweep) error {
 // pgbenchx file given by mistake: run.json and capacity.json carry a
 // schema too, but neither has points and a dimension.
 func LoadSweep(path string) (*metrics.Sweep, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
+	var sw metrics.Sweep
+	if err := loadFile(path, "sweep", []string{"points", "dimension"}, &sw, func() int { return sw.Schema }, metrics.SweepSchemaVersion); err != nil {
 		return nil, err
 	}
-	var keys map[string]json.RawMessage
-	if err := json.Unmarshal(b, &keys); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	for _, k := range []string{"points", "dimension"} {
-		if _, ok := keys[k]; !ok {
-			return nil, fmt.Errorf("%s: not a sweep.json (no %s)", path, k)
-		}
-	}
-	var s metrics.Sweep
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if s.Schema < 1 || s.Schema > metrics.SweepSchemaVersion {
-		return nil, fmt.Errorf("%s: sweep schema %d, this pgbenchx reads schemas 1 to %d", path, s.Schema, metrics.SweepSchemaVersion)
-	}
-	return &s, nil
+	return &sw, nil
 }
 
 // sweepStrategies lists the strategies in the order first measured.

@@ -284,3 +284,39 @@ func (f *folder) charts(list []svgChart) []string {
 }
 
 func (f *folder) done() ([]string, error) { return f.written, errors.Join(f.errs...) }
+
+// loadFile reads a capacity.json or sweep.json (what, "capacity" or
+// "sweep") into v, refusing another pgbenchx file given by mistake (one
+// without every key of keys) and a schema this version does not know.
+func loadFile(path, what string, keys []string, v any, schema func() int, newest int) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(b, &top); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	for _, k := range keys {
+		if _, ok := top[k]; !ok {
+			return fmt.Errorf("%s: not a %s.json (no %s)", path, what, k)
+		}
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if n := schema(); n < 1 || n > newest {
+		return fmt.Errorf("%s: %s schema %d, this pgbenchx reads schemas 1 to %d", path, what, n, newest)
+	}
+	return nil
+}
+
+// writeIndented writes v as indented JSON, a person can read and diff it.
+func writeIndented(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
