@@ -247,8 +247,20 @@ func (s *Scenario) serving(rr readResult) int {
 	return len(s.nodes)
 }
 
-// Nodes are the scenario's nodes with the roles the servers gave.
-func (s *Scenario) Nodes() []Node { return slices.Clone(s.nodes) }
+// Nodes are the scenario's nodes with the roles the servers gave, as
+// they are now: after a failover the new primary is one, and the old one
+// is "detached" (out of service).
+func (s *Scenario) Nodes() []Node {
+	s.pmu.RLock()
+	defer s.pmu.RUnlock()
+	out := slices.Clone(s.nodes)
+	for i := range out {
+		if s.gone&(1<<i) != 0 {
+			out[i].Role = "detached"
+		}
+	}
+	return out
+}
 
 // findPrimary asks every node pg_is_in_recovery(), each with its own
 // deadline: the one node that is not in recovery is the primary. A node

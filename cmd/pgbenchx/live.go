@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/urfave/cli/v3"
@@ -43,18 +44,26 @@ func serveMetrics(cmd *cli.Command, hooks *bench.Hooks) (stop func(), err error)
 			phaseStart(name)
 		}
 	}
+	var scenario atomic.Pointer[workload.Scenario]
+	nodes := func(sc *workload.Scenario) {
+		var out []live.Node
+		for _, n := range sc.Nodes() {
+			out = append(out, live.Node{Name: n.Name, Role: string(n.Role)})
+		}
+		exp.Nodes(out)
+	}
 	hooks.Live = func(s routing.Strategy, elapsed time.Duration, t metrics.Tick) {
 		exp.Tick(string(s), t)
+		if sc := scenario.Load(); sc != nil {
+			nodes(sc) // roles change with a failover
+		}
 		if tick != nil {
 			tick(s, elapsed, t)
 		}
 	}
 	hooks.Started = func(sc *workload.Scenario) {
-		var nodes []live.Node
-		for _, n := range sc.Nodes() {
-			nodes = append(nodes, live.Node{Name: n.Name, Role: string(n.Role)})
-		}
-		exp.Nodes(nodes)
+		scenario.Store(sc)
+		nodes(sc)
 		if started != nil {
 			started(sc)
 		}
