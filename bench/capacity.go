@@ -256,7 +256,7 @@ func (c *Capacity) searchOne(ctx context.Context, target *Cluster, n int, strate
 func readShare(w workload.Config, s routing.Strategy) float64 {
 	every := w.SessionWrites
 	if every == 0 && s == routing.Causal {
-		every = 10 // what the workload does for causal
+		every = workload.CausalSessionEvery
 	}
 	if every <= 0 {
 		return 1

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 
 	"github.com/pgbenchx/pgbenchx/metrics"
@@ -104,7 +105,7 @@ func search(ctx context.Context, measure stepMeasurer, lim searchLimits) (metric
 			if err != nil || ok {
 				return err
 			}
-			pass, fail = 0, found
+			pass, fail, s.Achieved = 0, found, 0
 			for _, st := range s.Steps {
 				if st.Pass && st.Rate < found && st.Rate > pass {
 					pass, s.Achieved = st.Rate, st.Achieved
@@ -123,7 +124,10 @@ func search(ctx context.Context, measure stepMeasurer, lim searchLimits) (metric
 	}()
 	s.Found, s.Capacity, s.Limit = pass > 0, pass, fail
 	if errors.Is(err, errSteps) {
-		err = nil // the bracket is what it is: reported as found to within it
+		// The bracket is what it is; the report says the search stopped
+		// early, so "not found" is not read as every rate failing.
+		s.Error = fmt.Sprintf("stopped early: the %d steps of --max-steps were spent", lim.MaxSteps)
+		err = nil
 	}
 	return s, err
 }

@@ -152,8 +152,8 @@ func ParseCounts(s string) ([]int, error) {
 	var out []int
 	for _, f := range strings.Split(s, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 || n > env.MaxStandbys || slices.Contains(out, n) {
-			return nil, input.Bad("standbys", s, "want distinct standby counts from 1 to %d, comma-separated, e.g. 1,2", env.MaxStandbys)
+		if err != nil || n < 0 || n > env.MaxStandbys || slices.Contains(out, n) {
+			return nil, input.Bad("standbys", s, "want distinct standby counts up to %d, comma-separated, e.g. 1,2", env.MaxStandbys)
 		}
 		out = append(out, n)
 	}

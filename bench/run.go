@@ -272,7 +272,7 @@ func pgpoolSlots(w workload.Config, c *env.Cluster) error {
 		}
 		children := env.PgpoolChildren(p)
 		if w.Clients > children {
-			return input.Bad("clients", fmt.Sprint(w.Clients), "via:%s: pgpool takes %d clients at once (num_init_children): want at most %d, or env up --proxy pgpool:num_init_children=%d",
+			return input.Bad("clients", fmt.Sprint(w.Clients), "via:%s: pgpool takes %d clients at once (num_init_children): want at most %d, or an env made with env up --proxy pgpool:num_init_children=%d (env down first)",
 				p.Name(), children, children, w.Clients)
 		}
 	}
@@ -350,7 +350,9 @@ func ParseVias(items []string) ([]workload.Via, error) {
 	for _, item := range joined {
 		name, dsn, ok := strings.Cut(item, "=")
 		name = strings.ToLower(strings.TrimSpace(name))
-		shown := name + "=" + workload.RedactDSNs(dsn)
+		// The DSN is never echoed: a password split at a comma would not
+		// be recognised as one.
+		shown := name
 		if !ok || !routing.ValidViaName(name) {
 			return nil, input.Bad("via", shown, "want NAME=DSN, NAME of a-z, 0-9, '-' or '_' (e.g. pgcat=postgres://app@10.0.0.5:6432/app)")
 		}

@@ -89,9 +89,9 @@ func TestViaPgpoolAttribution(t *testing.T) {
 			}
 		}
 	}
-	// The stats of a server's backends reach its counters when they
-	// flush (within a second or so of idling): poll until they agree.
-	deadline := time.Now().Add(10 * time.Second)
+	// A backend reports its scans when it ends or after 10 s idle, and
+	// pgpool keeps its backends connected: poll until they agree.
+	deadline := time.Now().Add(25 * time.Second)
 	for {
 		after := orderScans(t, c)
 		off := ""

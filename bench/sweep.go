@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -100,6 +101,14 @@ func RunSweep(ctx context.Context, cfg Config, hooks Hooks) (*SweepOutcome, erro
 		return nil, err
 	}
 	defer cl.Close()
+	if sw.Dimension == "clients" {
+		// The most clients first: not a level measured, then a refusal.
+		most := cfg.Workload
+		most.Clients = int(slices.Max(sw.Levels))
+		if err := pgpoolSlots(most, cl.Env); err != nil {
+			return nil, err
+		}
+	}
 	o := &SweepOutcome{Dir: report.FolderFor(cfg.Output.Dir, "sweep-"+sw.Dimension+"-"+cfg.Output.Label)}
 	res := &metrics.Sweep{Schema: metrics.SweepSchemaVersion, Tool: "pgbenchx", Version: Version(), Command: RedactArgs(cfg.Command),
 		StartedAt: time.Now().UTC(), Dimension: sw.Dimension, Levels: sw.Levels}

@@ -25,12 +25,6 @@ func patroniFailover(ctx context.Context, c *Cluster, to string, promoted func()
 	} else if n.Role != RoleStandby {
 		return nil, input.Bad("to", to, "want a standby of env %q; %s is the %s", c.Name, to, n.Role)
 	}
-	if len(c.Standbys) == 0 {
-		return nil, input.Bad("to", to, "env %q has no replica to elect: the leader was left alone", c.Name)
-	}
-	// Patroni elects within its ttl (10 s) and a loop: a minute is lost.
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
 	r := &FailoverReport{OldPrimary: c.Primary.Name, Followers: map[string]Follower{}, Failed: map[string]string{}}
 	start := time.Now()
 	r.At = start
@@ -39,6 +33,12 @@ func patroniFailover(ctx context.Context, c *Cluster, to string, promoted func()
 		return r, fmt.Errorf("failover: %w", err)
 	}
 	r.OldPrimary, r.Killed = old, time.Since(start)
+	// The leader is dead: whatever ends the caller's context now (the run
+	// ending, Ctrl-C), the election is waited for and recorded, or the
+	// state would name a dead primary. Patroni elects within its ttl
+	// (10 s) and a loop: two minutes means it will not.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
 	leader, took, err := waitLeader(ctx, c, old)
 	if err != nil {
 		return r, fmt.Errorf("failover: patroni elected no new leader: %w", err)

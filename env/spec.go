@@ -181,7 +181,7 @@ func (s *Spec) Validate() error {
 	switch {
 	case len(s.Proxies) > 0 && s.Standbys == 0 && !s.ReadPrimary:
 		return input.Bad("proxy", s.Proxies[0].Kind, "a proxy in front of an env without standbys has nothing to read from: add --standbys, or --read-primary")
-	case s.ReadPrimary && len(s.Proxies) == 0:
+	case s.ReadPrimary && len(s.Proxies) == 0 && s.Stack == "":
 		return input.Bad("read-primary", "", "is the proxies' setting: use it with --proxy (run takes its own --read-primary)")
 	case s.Stack == StackPatroni && s.Standbys == 0:
 		return input.Bad("standbys", "0", "a Patroni stack needs a replica to fail over to: --standbys 1 or more")

@@ -63,8 +63,8 @@ type CapacityStep struct {
 	P90MS    float64 `json:"p90_ms"`
 	P99MS    float64 `json:"p99_ms"`
 	P999MS   float64 `json:"p999_ms"`
-	// ErrorPct and StalePct are of the reads (stale: of those checked;
-	// -1 when none were checked).
+	// ErrorPct is failed attempts of all attempts (as an errors<X% SLO
+	// judges it); StalePct stale reads of those checked (-1: none was).
 	ErrorPct float64 `json:"error_pct"`
 	StalePct float64 `json:"stale_pct"`
 	// ScheduleLagP99MS says how late the generator was: a step where it

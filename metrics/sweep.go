@@ -36,7 +36,8 @@ type SweepPoint struct {
 	P90MS  float64 `json:"p90_ms"`
 	P99MS  float64 `json:"p99_ms"`
 	P999MS float64 `json:"p999_ms"`
-	// ErrorPct is failed reads of all reads; StalePct stale of the checked
+	// ErrorPct is failed attempts of all attempts (as errors<X% judges
+	// it); StalePct stale of the checked
 	// (-1: none checked, unknown).
 	ErrorPct float64 `json:"error_pct"`
 	StalePct float64 `json:"stale_pct"`

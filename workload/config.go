@@ -86,6 +86,10 @@ type Config struct {
 	Throttled func() map[string]float64
 }
 
+// CausalSessionEvery is how often each client of a causal phase writes
+// a row and reads it back, when --session-writes does not say.
+const CausalSessionEvery = 10
+
 // Protocols are the ways reads can be sent (pgbench's -M).
 var Protocols = []string{"prepared", "extended", "simple"}
 

@@ -47,6 +47,9 @@ type readConn struct {
 	// via: the connection goes to a via: endpoint, and built-in reads
 	// ask which node served them.
 	via bool
+	// timeout is --query-timeout (0: none): a script's \sleep longer than
+	// it is the script's error, not a slow node.
+	timeout time.Duration
 	// scriptStmts are a script's statements prepared on conn, by query
 	// kind then step; args is the buffer its parameters are drawn into.
 	scriptStmts [][]*pgconn.StatementDescription
@@ -314,10 +317,15 @@ func (rc *readConn) runScript(ctx context.Context, c *pgconn.PgConn, q *query, k
 				if err != nil {
 					return scriptError{err}
 				}
-				if !deadline.IsZero() && time.Until(deadline) < d {
-					// The script's own pause outlasts the try: its fault,
+				if rc.timeout > 0 && d >= rc.timeout {
+					// The script's own pause outlasts any try: its fault,
 					// not the node's (a timeout would eject the node).
-					return scriptError{fmt.Errorf("%s: \\sleep %s outlasts --query-timeout", sc.Name, d)}
+					return scriptError{fmt.Errorf("%s: \\sleep %s outlasts --query-timeout %s", sc.Name, d, rc.timeout)}
+				}
+				late := false
+				if !deadline.IsZero() && time.Until(deadline) < d {
+					// The statements before it took the try's time.
+					d, late = max(0, time.Until(deadline)), true
 				}
 				// The phase's end or Ctrl-C cuts a pause short.
 				t := time.NewTimer(d)
@@ -326,6 +334,9 @@ func (rc *readConn) runScript(ctx context.Context, c *pgconn.PgConn, q *query, k
 					t.Stop()
 					return ctx.Err()
 				case <-t.C:
+				}
+				if late {
+					return os.ErrDeadlineExceeded
 				}
 			case script.StepSQL:
 				if err := rc.scriptStatement(c, kind, i, step, st); err != nil {

@@ -236,20 +236,21 @@ func (s *Scenario) open(_ context.Context, i int, n Node) error {
 	}
 	for c := range s.conns {
 		s.conns[c][i] = newReadConn(pc.ConnConfig.Config.Copy(), s.qs.list, &s.connGen[i], s.Config.Protocol)
+		s.conns[c][i].timeout = s.Config.QueryTimeout
 	}
 	if i == len(s.nodes)-1 {
 		for v, via := range s.Config.Vias {
-			vc, err := s.poolConfig(Node{Name: "via:" + via.Name, DSN: via.DSN}, 1, 0)
+			// The same session settings as the nodes' (pgpool and HAProxy
+			// pass them on; PgBouncer needs them in its
+			// ignore_startup_parameters): the server cancels a slow read
+			// itself, keeping the connection, before the client gives up.
+			vc, err := s.poolConfig(Node{Name: "via:" + via.Name, DSN: via.DSN}, 1, serverTimeout(s.Config.QueryTimeout))
 			if err != nil {
 				return err
 			}
-			// Poolers refuse startup parameters they do not know
-			// (PgBouncer without ignore_startup_parameters): a read needs
-			// no lock_timeout, and its deadline is the client's.
-			delete(vc.ConnConfig.RuntimeParams, "lock_timeout")
 			for c := range s.conns {
 				rc := newReadConn(vc.ConnConfig.Config.Copy(), s.qs.list, &s.connGen[len(s.nodes)+v], s.Config.Protocol)
-				rc.via = true
+				rc.via, rc.timeout = true, s.Config.QueryTimeout
 				s.conns[c][len(s.nodes)+v] = rc
 			}
 		}

@@ -180,7 +180,7 @@ func (s *Scenario) readPhase(ctx context.Context, strategy routing.Strategy, hoo
 		ph.sessionEvery = 0 // no session writes: there is no primary to pick
 	}
 	if ph.sessionEvery == 0 && strategy == routing.Causal {
-		ph.sessionEvery = 10
+		ph.sessionEvery = CausalSessionEvery
 	}
 	if ph.sessionEvery > 0 {
 		s.warn("%s: every %d operations each client writes a row on the primary and reads it back next (read-your-writes): those writes are not reads, and with --rate they take their share of the schedule", strategy, ph.sessionEvery)

@@ -13,7 +13,7 @@ var (
 	// The password field of a postgres:// URL, however it is encoded.
 	// A password may hold '@' (libpq takes the last one before the host):
 	// the match runs to the last '@' before the host's '/'.
-	urlPassword = regexp.MustCompile(`(?i)(\bpostgres(?:ql)?://[^:@/\s]*:)[^@\s]*(?:@[^@\s/]*)*@`)
+	urlPassword = regexp.MustCompile(`(?i)(\bpostgres(?:ql)?://[^:@/\s]*:)[^@\s]*(?:@[^@\s/?]*)*@`)
 	// A password= keyword, quoted (libpq's backslash escapes) or not, in a
 	// key=value string or a URL's query.
 	kvPassword = regexp.MustCompile("(?i)(\\bpassword\\s*=\\s*)('(?:[^'\\\\]|\\\\.)*'|[^\\s&'\"`]+)")

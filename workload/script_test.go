@@ -96,8 +96,10 @@ END;
 				t.Errorf("%d scripts checked for staleness: they report no heartbeat", sb.StaleChecked)
 			}
 			// Each lookup scans the index twice (two statements), the
-			// warm-up runs once per connection; the stats collector may
-			// lag, so at least what the run recorded must show.
+			// warm-up runs once per connection. A backend reports its
+			// scans when it ends (or after 10 s idle): the clients'
+			// connections are closed first.
+			sc.Close()
 			deadline := time.Now().Add(5 * time.Second)
 			for {
 				scans := idxScans() - before

@@ -102,9 +102,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code.ExitCode()
 	}
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-		// Ctrl-C before anything was measured: nothing to write, and not
-		// a failure of the run.
-		fmt.Fprintln(stderr, "pgbenchx: interrupted: nothing was measured")
+		// Ctrl-C before anything was measured: not a failure of the run.
+		// What else went wrong meanwhile (a cleanup that failed) is said.
+		if msg := err.Error(); msg != context.Canceled.Error() {
+			fmt.Fprintf(stderr, "pgbenchx: interrupted: %s\n", msg)
+		} else {
+			fmt.Fprintln(stderr, "pgbenchx: interrupted")
+		}
 		return exitInterrupted
 	}
 	fmt.Fprintf(stderr, "pgbenchx: %s\n", err)
