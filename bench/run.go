@@ -324,6 +324,9 @@ func pinnedByPgpool(w workload.Config, c *env.Cluster) []string {
 		if p.Kind != env.ProxyPgpool || !slices.Contains(w.Strategies, routing.Via(p.Name())) {
 			continue
 		}
+		if i := slices.IndexFunc(w.Vias, func(v workload.Via) bool { return v.Name == p.Name() }); i >= 0 && w.Vias[i].DSN != p.DSN(&c.Primary, c.Primary.Password) {
+			continue // run --via gave another endpoint this name
+		}
 		out = append(out, fmt.Sprintf("via:%s: reads went as prepared statements, which pgpool runs on the node each connection's Parse went to: its balancing was per connection here; -M extended (parsed every time, as many drivers do) shows its statement-level balancing", p.Name()))
 	}
 	return out

@@ -168,8 +168,8 @@ func (l *Local) Up(ctx context.Context, spec Spec) (_ *Cluster, err error) {
 }
 
 // startProxies starts the proxies spec asks for in front of the built
-// env, each recorded in the state before it starts (a crash leaves what
-// down needs to stop it).
+// env, each saved in the state as soon as its process runs (a crash
+// while it gets ready leaves what down needs to stop it).
 func (l *Local) startProxies(ctx context.Context, c *Cluster, spec Spec) error {
 	for _, ps := range spec.Proxies {
 		p := &Proxy{Kind: ps.Kind, Options: maps.Clone(ps.Options)}
@@ -180,7 +180,7 @@ func (l *Local) startProxies(ctx context.Context, c *Cluster, spec Spec) error {
 			p.Options["read_primary"] = "on"
 		}
 		c.Proxies = append(c.Proxies, p)
-		err := l.timed(ps.Kind, func() error { return startProxy(ctx, c, p) })
+		err := l.timed(ps.Kind, func() error { return startProxySaving(ctx, c, p, func() error { return l.Store.Save(c) }) })
 		if serr := l.Store.Save(c); err == nil {
 			err = serr
 		}
@@ -209,7 +209,15 @@ func restartProxies(ctx context.Context, c *Cluster) error {
 			errs = append(errs, err)
 			continue
 		}
-		errs = append(errs, startProxy(ctx, c, p))
+		var save func() error
+		if c.stateDir != "" {
+			save = func() error {
+				stateMu.Lock()
+				defer stateMu.Unlock()
+				return Store{Dir: c.stateDir}.Save(c)
+			}
+		}
+		errs = append(errs, startProxySaving(ctx, c, p, save))
 	}
 	if len(c.Proxies) > 0 && c.stateDir != "" {
 		stateMu.Lock()

@@ -81,6 +81,13 @@ func proxyBinary(kind string, impl *proxyImpl) (string, error) {
 // succeed, within proxyWait; errors name the proxy and quote the last
 // lines of its log. When ctx ends first, what was started is stopped.
 func startProxy(ctx context.Context, c *Cluster, p *Proxy) error {
+	return startProxySaving(ctx, c, p, nil)
+}
+
+// startProxySaving is startProxy with save called as soon as the process
+// runs (its PID in p): a crash while the proxy gets ready, which can take
+// proxyWait, leaves a state that names it, so down or the next up stops it.
+func startProxySaving(ctx context.Context, c *Cluster, p *Proxy, save func() error) error {
 	impl, err := proxyImplOf(p.Kind)
 	if err != nil {
 		return err
@@ -127,6 +134,11 @@ func startProxy(ctx context.Context, c *Cluster, p *Proxy) error {
 		exited, err := launchProxy(u, p, bin, args)
 		if err != nil {
 			return err
+		}
+		if save != nil {
+			if err := save(); err != nil {
+				return errors.Join(fmt.Errorf("%s: saving the state: %w", p.Kind, err), stopProxy(p))
+			}
 		}
 		err = waitProxy(ctx, c, p, impl, exited, off)
 		if err == nil {
