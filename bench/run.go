@@ -124,7 +124,12 @@ func Measure(ctx context.Context, cl *Cluster, cfg Config, hooks Hooks) (*metric
 	if err := addVias(&w, cl.Vias); err != nil {
 		return res, err
 	}
-	res.Config.Vias = w.Record().Vias
+	// Recorded with the endpoints the run read through, none without.
+	rec := w.Record()
+	res.Config.Vias, res.Config.ViaProtocol = rec.Vias, ""
+	if len(rec.Vias) > 0 {
+		res.Config.ViaProtocol = rec.ViaProtocol
+	}
 	if err := checkRouting(w, cl.Nodes); err != nil {
 		return res, err
 	}
@@ -316,7 +321,11 @@ func checkViaNames(cfg Config) error {
 // Parse went to, so each client's reads stay on one node and what is
 // measured is per-connection balancing, not per-statement.
 func pinnedByPgpool(w workload.Config, c *env.Cluster) []string {
-	if c == nil || (w.Protocol != "" && w.Protocol != "prepared") {
+	protocol := w.Protocol
+	if w.ViaProtocol != "" {
+		protocol = w.ViaProtocol
+	}
+	if c == nil || (protocol != "" && protocol != "prepared") {
 		return nil
 	}
 	var out []string

@@ -184,6 +184,8 @@ type Config struct {
 	// Scripts are the pgbench scripts (-f) the reads ran, each a query
 	// kind named by its file's stem.
 	Scripts []ScriptInfo `json:"scripts,omitempty"`
+	// ViaProtocol is how via: reads were sent when not as Protocol.
+	ViaProtocol string `json:"via_protocol,omitempty"`
 	// Vias are the endpoints via:NAME strategies read through, by name
 	// (DSN, password redacted).
 	Vias map[string]string `json:"vias,omitempty"`

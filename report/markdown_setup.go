@@ -56,6 +56,9 @@ func writeMeasured(m *md, r *metrics.Result) {
 	if c.Protocol != "" && c.Protocol != "prepared" {
 		m.p(", sent with the %s protocol", c.Protocol)
 	}
+	if c.ViaProtocol != "" && c.ViaProtocol != c.Protocol && len(c.Vias) > 0 {
+		m.p(" (through via: endpoints with the %s protocol: a pooler keeps a prepared statement on the node its Parse went to)", c.ViaProtocol)
+	}
 	m.p(", scale %d. Reads went to the %d %s", c.Scale, r.Environment.Standbys, plural(r.Environment.Standbys, "standby", "standbys"))
 	if c.ReadPrimary {
 		m.p(" and the primary")

@@ -78,6 +78,11 @@ type Config struct {
 	// parsed once per connection), extended (parsed at every read, as
 	// through a transaction pooler) or simple (one query string).
 	Protocol string
+	// ViaProtocol is how reads through a via: endpoint are sent; empty:
+	// as Protocol. Through a pooler, a prepared statement stays on the
+	// node its Parse went to (pgpool), so the CLI sends them extended
+	// unless -M is given.
+	ViaProtocol string
 	// LocalProcesses says the servers run on this host, so walsender CPU
 	// can be read from /proc.
 	LocalProcesses bool
@@ -271,6 +276,7 @@ func (c *Config) Record() metrics.Config {
 		LagInterval: metrics.Duration(c.LagInterval), Heartbeat: metrics.Duration(c.Heartbeat), StaleSample: 1,
 		SessionWrites: c.SessionWrites, QueryTimeout: metrics.Duration(c.QueryTimeout), Commit: c.Commit,
 		SlotWarnBytes: c.SlotWarn, StartAt: c.StartAt, Protocol: c.Protocol, Scripts: c.scriptInfos(), Vias: c.viaRecord(),
+		ViaProtocol: c.ViaProtocol,
 	}
 }
 

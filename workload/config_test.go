@@ -27,7 +27,7 @@ func TestRecordKeepsEverySetting(t *testing.T) {
 		WriteRate: 1, ReadPrimary: true, MaxTries: 2, EjectFor: time.Second, MaxLagBytes: 1, MaxLagTime: time.Second,
 		LagFallback: routing.FallbackError, Weights: map[string]float64{"standby1": 1}, LagInterval: time.Second,
 		QueryTimeout: time.Second, Heartbeat: time.Second, SessionWrites: 3, Commit: "remote_apply", SlotWarn: 1 << 30,
-		StartAt: time.Now(), Protocol: "extended", Vias: []Via{{Name: "pgpool", DSN: "postgres://u:pw@127.0.0.1:1/db"}},
+		StartAt: time.Now(), Protocol: "extended", ViaProtocol: "simple", Vias: []Via{{Name: "pgpool", DSN: "postgres://u:pw@127.0.0.1:1/db"}},
 		Scripts: []ScriptFile{{Path: "x.sql", Weight: 1, Script: mustScript(t)}},
 	}
 	r := reflect.ValueOf(c.Record())

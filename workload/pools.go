@@ -249,7 +249,11 @@ func (s *Scenario) open(_ context.Context, i int, n Node) error {
 				return err
 			}
 			for c := range s.conns {
-				rc := newReadConn(vc.ConnConfig.Config.Copy(), s.qs.list, &s.connGen[len(s.nodes)+v], s.Config.Protocol)
+				protocol := s.Config.Protocol
+				if s.Config.ViaProtocol != "" {
+					protocol = s.Config.ViaProtocol
+				}
+				rc := newReadConn(vc.ConnConfig.Config.Copy(), s.qs.list, &s.connGen[len(s.nodes)+v], protocol)
 				rc.via, rc.timeout = true, s.Config.QueryTimeout
 				s.conns[c][len(s.nodes)+v] = rc
 			}

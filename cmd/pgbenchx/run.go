@@ -191,6 +191,12 @@ func parseConfig(cmd *cli.Command) (bench.Config, error) {
 	if w.Protocol, err = workload.ParseProtocol(cmd.String("protocol")); err != nil {
 		return c, err
 	}
+	if !cmd.IsSet("protocol") {
+		// Through a pooler a prepared statement stays on the node its
+		// Parse went to: via: reads are parsed every time, as drivers
+		// talking to a pooler do, unless -M says otherwise.
+		w.ViaProtocol = "extended"
+	}
 	if w.Mix, err = workload.ParseMix(cmd.String("mix")); err != nil {
 		return c, err
 	}
