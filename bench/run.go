@@ -349,14 +349,7 @@ func ParseVias(items []string) ([]workload.Via, error) {
 	// The flag parser splits a value at its commas (a password or a
 	// multi-host DSN may hold some): an item that does not start with
 	// NAME= continues the one before.
-	var joined []string
-	for _, item := range items {
-		if len(joined) > 0 && !viaItem.MatchString(item) {
-			joined[len(joined)-1] += "," + item
-			continue
-		}
-		joined = append(joined, item)
-	}
+	joined := input.Rejoin(items, viaItem.MatchString)
 	var out []workload.Via
 	seen := map[string]bool{}
 	for _, item := range joined {

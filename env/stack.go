@@ -112,25 +112,18 @@ func ParseProxies(items []string) ([]ProxySpec, error) {
 	// The flag parser splits a value at its commas: an item that names no
 	// proxy continues the options of the one before
 	// (pgpool:delay_threshold=8kB,prefer_lower_delay_standby=on).
-	var joined []string
-	for _, item := range items {
+	joined := input.Rejoin(items, func(item string) bool {
 		kind, _, _ := strings.Cut(strings.TrimSpace(item), ":")
 		kind = strings.ToLower(kind)
-		if len(joined) > 0 && kind != ProxyPgpool && kind != ProxyHAProxy && strings.Contains(item, "=") {
-			last := joined[len(joined)-1]
-			if !strings.Contains(last, ":") {
-				last += ":"
-			} else {
-				last += ","
-			}
-			joined[len(joined)-1] = last + item
-			continue
-		}
-		joined = append(joined, item)
-	}
+		return kind == ProxyPgpool || kind == ProxyHAProxy || !strings.Contains(item, "=")
+	})
 	var out []ProxySpec
 	seen := map[string]bool{}
 	for _, item := range joined {
+		// "haproxy,balance=leastconn": its options after a comma.
+		if k, rest, ok := strings.Cut(item, ","); ok && !strings.Contains(k, ":") {
+			item = k + ":" + rest
+		}
 		kind, opts, _ := strings.Cut(strings.TrimSpace(item), ":")
 		kind = strings.ToLower(kind)
 		if kind != ProxyPgpool && kind != ProxyHAProxy {

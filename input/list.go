@@ -23,3 +23,19 @@ func SplitList(s string) []string {
 	}
 	return append(out, strings.TrimSpace(s[start:]))
 }
+
+// Rejoin undoes the flag parser's split of a repeatable flag's values at
+// their commas, for flags whose values hold commas of their own (options,
+// DSNs): an item that does not start a value (starts says which do)
+// continues the one before, joined with a comma.
+func Rejoin(items []string, starts func(string) bool) []string {
+	var out []string
+	for _, item := range items {
+		if len(out) > 0 && !starts(item) {
+			out[len(out)-1] += "," + item
+			continue
+		}
+		out = append(out, item)
+	}
+	return out
+}

@@ -3,7 +3,6 @@ package report
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -15,29 +14,10 @@ import (
 	"github.com/pgbenchx/pgbenchx/metrics"
 )
 
-// -update-capacity rewrites only testdata/capacity/: -update rewrites
-// every golden file of the package, which others own.
-var updateCapacity = flag.Bool("update-capacity", false, "rewrite the golden files under testdata/capacity/ from the current output")
-
+// capacity's golden files sit in testdata/capacity/.
 func capacityGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", "capacity", name)
-	if *updateCapacity {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./report/ -run Capacity -update-capacity to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (go test ./report/ -run Capacity -update-capacity rewrites it)\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
+	golden(t, "capacity/"+name, got)
 }
 
 // step is a measured rate; failed conditions make it a failing one.

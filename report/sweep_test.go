@@ -3,7 +3,6 @@ package report
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"math"
 	"os"
 	"path/filepath"
@@ -16,29 +15,10 @@ import (
 	"github.com/pgbenchx/pgbenchx/metrics"
 )
 
-// -update-sweep rewrites only testdata/sweep/: -update rewrites every
-// golden file of the package, which others own.
-var updateSweep = flag.Bool("update-sweep", false, "rewrite the golden files under testdata/sweep/ from the current output")
-
+// sweep's golden files sit in testdata/sweep/.
 func sweepGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", "sweep", name)
-	if *updateSweep {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./report/ -run Sweep -update-sweep to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (go test ./report/ -run Sweep -update-sweep rewrites it)\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
+	golden(t, "sweep/"+name, got)
 }
 
 // sweepPoint is a closed-loop point; its run folder is named after the

@@ -9,7 +9,6 @@ import (
 
 	"github.com/pgbenchx/pgbenchx/env"
 	"github.com/pgbenchx/pgbenchx/env/envtest"
-	"github.com/pgbenchx/pgbenchx/metrics"
 	"github.com/pgbenchx/pgbenchx/routing"
 	"github.com/pgbenchx/pgbenchx/script"
 	"github.com/pgbenchx/pgbenchx/workload"
@@ -34,10 +33,6 @@ END;
 		t.Fatal(err)
 	}
 	c, _ := envtest.Up(t, env.Spec{Name: "wscript", Standbys: 1, Fast: true})
-	var nodes []workload.Node
-	for _, n := range c.Nodes() {
-		nodes = append(nodes, workload.Node{Name: n.Name, Role: n.Role, DSN: n.DSN()})
-	}
 	idxScans := func() int64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -59,16 +54,9 @@ END;
 			cfg.Duration, cfg.Warmup, cfg.WriteRows, cfg.WriteRate, cfg.Clients = 2*time.Second, 0, 0, 0, 2
 			cfg.Mix, cfg.Protocol = nil, protocol
 			cfg.Scripts = []workload.ScriptFile{{Path: "lookup.sql", Weight: 9, Script: lookup}, {Path: "broken.sql", Weight: 1, Script: broken}}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			sc, err := workload.New(ctx, nodes, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sc.Close()
 			before := idxScans()
-			res := &metrics.Result{}
-			if err := sc.Run(ctx, res, workload.Hooks{}); err != nil {
+			res, err := runWith(t, c, cfg, workload.Hooks{})
+			if err != nil {
 				t.Fatal(err)
 			}
 			sb := res.Strategies[0].Nodes[1]
@@ -97,9 +85,8 @@ END;
 			}
 			// Each lookup scans the index twice (two statements), the
 			// warm-up runs once per connection. A backend reports its
-			// scans when it ends (or after 10 s idle): the clients'
-			// connections are closed first.
-			sc.Close()
+			// scans when it ends (or after 10 s idle): runWith closed the
+			// clients' connections.
 			deadline := time.Now().Add(5 * time.Second)
 			for {
 				scans := idxScans() - before

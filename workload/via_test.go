@@ -1,7 +1,6 @@
 package workload_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -18,24 +17,13 @@ import (
 // checked; a query-file read, which reports nothing, is unattributed.
 func TestViaAttributesReads(t *testing.T) {
 	c, _ := envtest.Up(t, env.Spec{Name: "wvia", Standbys: 2, Fast: true})
-	var nodes []workload.Node
-	for _, n := range c.Nodes() {
-		nodes = append(nodes, workload.Node{Name: n.Name, Role: n.Role, DSN: n.DSN()})
-	}
 	cfg := testConfig(routing.Via("direct"), routing.RoundRobin)
 	cfg.Duration, cfg.Warmup, cfg.WriteRows, cfg.Clients = 2*time.Second, 0, 0, 2
 	cfg.Mix = []workload.Weighted{{Kind: "point", Weight: 9}}
 	cfg.Custom = []workload.CustomQuery{{Name: "plain", Weight: 1, SQL: "SELECT 1"}}
 	cfg.Vias = []workload.Via{{Name: "direct", DSN: c.Standbys[1].DSN()}}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	sc, err := workload.New(ctx, nodes, cfg)
+	res, err := runWith(t, c, cfg, workload.Hooks{})
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer sc.Close()
-	res := &metrics.Result{}
-	if err := sc.Run(ctx, res, workload.Hooks{}); err != nil {
 		t.Fatal(err)
 	}
 	via, rr := res.Strategies[0], res.Strategies[1]

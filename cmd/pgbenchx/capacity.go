@@ -135,13 +135,7 @@ func capacityAction(ctx context.Context, cmd *cli.Command) error {
 		fmt.Fprintf(out, "(uncapped on one host: the load generator and every node shared %d cores, so this is the host's limit as much as the cluster's; --cpus models separate machines)\n", r.Cores)
 	}
 	printFiles(out, o.Dir, o.Files)
-	if runErr != nil {
-		return runErr
-	}
-	if o.Interrupted {
-		return cli.Exit("interrupted: the capacity above covers the steps measured before Ctrl-C", exitInterrupted)
-	}
-	return nil
+	return conclude(out, runErr, nil, o.Interrupted, "the capacity above covers the steps")
 }
 
 // parseFraction reads 5% or 0.05.

@@ -82,6 +82,21 @@ written), 3 a --threshold failed, 130 interrupted (what was measured is written)
 
 // checkGates prints every verdict under "--threshold:" and fails with
 // exit 3 if any failed.
+// conclude ends a command that measured and wrote its files: a failed
+// run's error; else the thresholds' verdicts, printed; an interrupted
+// run exits 130 whatever they say (it did not run as asked), covered
+// naming what its figures cover.
+func conclude(w io.Writer, runErr error, v []report.Verdict, interrupted bool, covered string) error {
+	if runErr != nil {
+		return runErr
+	}
+	gateErr := checkGates(w, v)
+	if interrupted {
+		return cli.Exit("interrupted: "+covered+" measured before Ctrl-C", exitInterrupted)
+	}
+	return gateErr
+}
+
 func checkGates(w io.Writer, v []report.Verdict) error {
 	if len(v) == 0 {
 		return nil

@@ -105,12 +105,5 @@ func matrixAction(ctx context.Context, cmd *cli.Command) error {
 	fmt.Fprintln(out)
 	_ = o.Comparison.WriteTable(out)
 	fmt.Fprintf(out, "\ncomparison: %s\n", filepath.Join(o.Dir, "comparison.md"))
-	if runErr != nil {
-		return runErr
-	}
-	gateErr := checkGates(out, o.Verdicts)
-	if o.Interrupted {
-		return cli.Exit("interrupted: the comparison covers the cells measured before Ctrl-C", exitInterrupted)
-	}
-	return gateErr
+	return conclude(out, runErr, o.Verdicts, o.Interrupted, "the comparison covers the cells")
 }

@@ -316,16 +316,7 @@ func runAction(ctx context.Context, cmd *cli.Command) error {
 	fmt.Fprintln(out)
 	_ = report.WriteTable(out, o.Result)
 	printFiles(out, o.Dir, o.Files)
-	if runErr != nil {
-		return runErr
-	}
-	gateErr := checkGates(out, o.Verdicts)
-	if o.Interrupted {
-		// An interrupted run's verdicts are shown, but it did not run as
-		// asked: that, not a threshold, is what its exit code says.
-		return cli.Exit("interrupted: the figures above cover what was measured before Ctrl-C", exitInterrupted)
-	}
-	return gateErr
+	return conclude(out, runErr, o.Verdicts, o.Interrupted, "the figures above cover what was")
 }
 
 // parseStartAt reads --start-at: an RFC 3339 time or +DURATION from now,
@@ -374,12 +365,5 @@ func sweepAction(ctx context.Context, cmd *cli.Command, cfg bench.Config, hooks 
 	fmt.Fprintln(out)
 	_ = report.WriteSweepTable(out, o.Result)
 	printFiles(out, o.Dir, o.Files)
-	if runErr != nil {
-		return runErr
-	}
-	gateErr := checkGates(out, o.Verdicts)
-	if o.Interrupted {
-		return cli.Exit("interrupted: the figures above cover the levels measured before Ctrl-C", exitInterrupted)
-	}
-	return gateErr
+	return conclude(out, runErr, o.Verdicts, o.Interrupted, "the figures above cover the levels")
 }
