@@ -33,7 +33,6 @@ type base struct {
 	// whole when a failover changes them (SetRoles), read once per pick.
 	roles    atomic.Pointer[roles]
 	ejected  atomic.Uint64
-	turn     atomic.Uint64
 	ejectFor time.Duration
 	now      func() time.Time
 	// ejections is told of ejections and readmissions (Config.Ejections).
@@ -41,6 +40,13 @@ type base struct {
 	// start anchors ejection deadlines: durations since it use the monotonic
 	// clock, so a wall-clock step cannot eject a node for an hour.
 	start time.Time
+	// turn is written by every pick of the strategies that rotate: alone
+	// on its cache line, so that the read-mostly fields above (roles,
+	// ejected, read on every pick) are not invalidated on the other core
+	// each time.
+	_    [64]byte
+	turn atomic.Uint64
+	_    [56]byte
 }
 
 // roles is one assignment of the nodes.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgbenchx/pgbenchx/script"
 )
@@ -33,6 +34,16 @@ type readConn struct {
 	stmts  []*pgconn.StatementDescription
 	params [1][]byte
 	argBuf []byte
+	// bind, execute and sync are a prepared read's messages, reused.
+	bind    pgproto3.Bind
+	execute pgproto3.Execute
+	sync    pgproto3.Sync
+	// sockDeadline is the deadline last set on conn's socket (zero: none),
+	// valid while sockSet; aborted says the phase's end has since set its
+	// own (abort runs on another goroutine), so it must be set again.
+	sockDeadline time.Time
+	sockSet      bool
+	aborted      atomic.Bool
 	// gen is the node's count of broken connections, shared by every
 	// client's connection to it; dialGen its value when conn was made.
 	// When a node restarts, each client's connection to it is dead, but
@@ -60,6 +71,7 @@ func newReadConn(cfg *pgconn.Config, queries []*query, gen *atomic.Uint64, proto
 	if protocol == "" {
 		protocol = "prepared"
 	}
+	cfg.DialFunc = directDial(cfg.DialFunc)
 	return &readConn{cfg: cfg, queries: queries, stmts: make([]*pgconn.StatementDescription, len(queries)), argBuf: make([]byte, 0, 24),
 		gen: gen, protocol: protocol}
 }
@@ -76,6 +88,7 @@ func (rc *readConn) connect(ctx context.Context) (*pgconn.PgConn, error) {
 	}
 	clear(rc.stmts)
 	rc.scriptStmts = nil
+	rc.sockSet = false
 	rc.dialGen = gen
 	rc.conn.Store(c)
 	return c, nil
@@ -122,7 +135,44 @@ func (rc *readConn) prepare(ctx context.Context) error {
 func (rc *readConn) abort() {
 	if c := rc.conn.Load(); c != nil {
 		_ = c.Conn().SetDeadline(time.Now())
+		// After the deadline: a read that sees the flag sets its own
+		// deadline after this one.
+		rc.aborted.Store(true)
 	}
+}
+
+// deadlineSlack is how long after its try's deadline a read may still be
+// cut off. The socket's deadline is moved only when it no longer covers
+// the try, about once per slack per client instead of at every read (each
+// move is two runtime timers changed, for the read and the write side).
+// Go's network poller wakes at millisecond granularity anyway.
+const deadlineSlack = time.Millisecond
+
+// setDeadline makes conn's socket give up at deadline (zero: never), or
+// at most deadlineSlack later.
+func (rc *readConn) setDeadline(c *pgconn.PgConn, deadline time.Time) error {
+	if rc.aborted.Load() {
+		rc.aborted.Store(false)
+		rc.sockSet = false
+	}
+	if rc.sockSet {
+		if deadline.IsZero() && rc.sockDeadline.IsZero() {
+			return nil
+		}
+		if !deadline.IsZero() && !rc.sockDeadline.IsZero() && !rc.sockDeadline.Before(deadline) && rc.sockDeadline.Sub(deadline) <= deadlineSlack {
+			return nil
+		}
+	}
+	sd := deadline
+	if !sd.IsZero() {
+		sd = sd.Add(deadlineSlack)
+	}
+	if err := c.Conn().SetDeadline(sd); err != nil {
+		rc.sockSet = false
+		return err
+	}
+	rc.sockDeadline, rc.sockSet = sd, true
+	return nil
 }
 
 // close drops the connection, waiting at most until ctx ends.
@@ -176,7 +226,7 @@ func (rc *readConn) run(ctx context.Context, q *query, kind int, arg int64, dead
 			return res, err
 		}
 	}
-	if err := c.Conn().SetDeadline(deadline); err != nil {
+	if err := rc.setDeadline(c, deadline); err != nil {
 		return res, err
 	}
 	if ctx.Err() != nil {
@@ -221,15 +271,7 @@ func (rc *readConn) run(ctx context.Context, q *query, kind int, arg int64, dead
 			}
 			rc.stmts[kind] = sd
 		}
-		var params [][]byte
-		if len(sd.ParamOIDs) > 0 {
-			// Text format: the server reads the id into whatever type the
-			// query compares it with.
-			rc.argBuf = strconv.AppendInt(rc.argBuf[:0], arg, 10)
-			rc.params[0] = rc.argBuf
-			params = rc.params[:]
-		}
-		rr = c.ExecStatement(context.Background(), sd, params, nil, rc.formatsOf(q))
+		return rc.execPrepared(c, q, sd, arg)
 	}
 	first := true
 	for rr.NextRow() {
@@ -240,6 +282,58 @@ func (rc *readConn) run(ctx context.Context, q *query, kind int, arg int64, dead
 	}
 	_, err = rr.Close()
 	return res, err
+}
+
+// execPrepared runs a prepared read: Bind, Execute and Sync written at
+// once, the answer read to ReadyForQuery. It goes around pgconn's
+// ExecStatement, which costs per read two runtime timers (its guard
+// against a write blocking while the server also writes: these messages
+// are a few dozen bytes) and a string for the command tag; pgconn still
+// reads the messages, so its state (transaction status, notices) holds.
+func (rc *readConn) execPrepared(c *pgconn.PgConn, q *query, sd *pgconn.StatementDescription, arg int64) (res readResult, err error) {
+	res.seq = -1
+	rc.bind.PreparedStatement = sd.Name
+	rc.bind.Parameters = nil
+	if len(sd.ParamOIDs) > 0 {
+		// Text format: the server reads the id into whatever type the
+		// query compares it with.
+		rc.argBuf = strconv.AppendInt(rc.argBuf[:0], arg, 10)
+		rc.params[0] = rc.argBuf
+		rc.bind.Parameters = rc.params[:]
+	}
+	rc.bind.ResultFormatCodes = rc.formatsOf(q)
+	fe := c.Frontend()
+	fe.SendBind(&rc.bind)
+	fe.SendExecute(&rc.execute)
+	fe.SendSync(&rc.sync)
+	if err := fe.Flush(); err != nil {
+		rc.drop(c) // pgconn did not see the write fail
+		return res, err
+	}
+	first := true
+	for {
+		msg, rerr := c.ReceiveMessage(context.Background())
+		if rerr != nil {
+			// Mid-answer (a timeout too): the connection's place in the
+			// protocol is lost.
+			rc.drop(c)
+			return res, rerr
+		}
+		switch m := msg.(type) {
+		case *pgproto3.DataRow:
+			if first && q.builtin {
+				res = builtinResult(q.kind, m.Values, rc.via)
+			}
+			first = false
+		case *pgproto3.ErrorResponse:
+			// The server goes on to ReadyForQuery: the connection stays.
+			if err == nil {
+				err = pgconn.ErrorResponseToPgError(m)
+			}
+		case *pgproto3.ReadyForQuery:
+			return res, err
+		}
+	}
 }
 
 // sqlOf and formatsOf are q as this connection sends it.

@@ -87,6 +87,9 @@ type querySet struct {
 }
 
 func (qs *querySet) pick(r *rand.Rand) (*query, int) {
+	if len(qs.list) == 1 {
+		return qs.list[0], 0
+	}
 	x := r.IntN(qs.total)
 	for i, c := range qs.cum {
 		if x < c {

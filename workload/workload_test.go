@@ -218,3 +218,24 @@ func TestSlowReadsTimeOutAndAreCounted(t *testing.T) {
 		t.Errorf("end-to-end reads %d, want failed %d + unfinished %d", got, sr.Failed, sr.Unfinished)
 	}
 }
+
+// TestLaterPhasesStartClean runs two strategies on the same connections:
+// the first phase's end cuts its reads short through each socket's
+// deadline, and the second phase's reads must not inherit it.
+func TestLaterPhasesStartClean(t *testing.T) {
+	cfg := testConfig("round-robin", "random")
+	cfg.Duration, cfg.Warmup = 2*time.Second, 0
+	res := run(t, env.Spec{Name: "wphases", Standbys: 1, Fast: true}, cfg)
+	for _, sr := range res.Strategies {
+		var reads int64
+		for _, n := range sr.Nodes {
+			reads += n.Total().TotalCount()
+			if len(n.Errors) > 0 {
+				t.Errorf("%s on %s: errors %v", sr.Strategy, n.Node, n.Errors)
+			}
+		}
+		if reads < 100 || sr.Failed != 0 {
+			t.Errorf("%s: %d reads, %d failed", sr.Strategy, reads, sr.Failed)
+		}
+	}
+}
