@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -22,7 +23,8 @@ import (
 // readConn is one client's connection to one node for its reads: a bare
 // pgconn, no pool in between (a client has one read in flight at a time,
 // so there is nothing to share), the reads prepared on it once, and no
-// context per read: a read's deadline is the socket's, set once per try.
+// context per read: a read's deadline is the socket's (moved about once
+// a millisecond, see setDeadline).
 // That is what keeps the client's cost per read near pgbench's: one
 // Bind/Execute/Sync out, the rows in, no allocation, no goroutine.
 type readConn struct {
@@ -197,6 +199,34 @@ func (rc *readConn) drop(c *pgconn.PgConn) {
 	_ = c.Close(ctx)
 }
 
+// cut abandons a read the server may still be running (its deadline or
+// the phase's end came first), as pgconn does with one of its own: in the
+// background, it asks the server to cancel it (over a connection of its
+// own), ends the session and reads what the server still sends until it
+// closes. A backend left running would load the node through the next
+// phase, and a socket closed with unread data is reset ("connection reset
+// by peer" in the server's log). The goroutine leaves c itself alone (its
+// caller still asks it IsClosed): only its socket, as pgconn's own
+// asynchronous close does.
+func (rc *readConn) cut(c *pgconn.PgConn) {
+	rc.conn.CompareAndSwap(c, nil)
+	go func() {
+		deadline := time.Now().Add(15 * time.Second)
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		defer cancel()
+		_ = c.CancelRequest(ctx)
+		sock := c.Conn()
+		defer sock.Close()
+		if sock.SetDeadline(deadline) != nil {
+			return
+		}
+		if _, err := sock.Write([]byte{'X', 0, 0, 0, 4}); err != nil { // Terminate
+			return
+		}
+		_, _ = io.Copy(io.Discard, sock)
+	}()
+}
+
 // errNotConnected stands for a read that never reached the node because
 // the phase ended while it connected.
 var errNotConnected = errors.New("not connected")
@@ -286,10 +316,11 @@ func (rc *readConn) run(ctx context.Context, q *query, kind int, arg int64, dead
 
 // execPrepared runs a prepared read: Bind, Execute and Sync written at
 // once, the answer read to ReadyForQuery. It goes around pgconn's
-// ExecStatement, which costs per read two runtime timers (its guard
-// against a write blocking while the server also writes: these messages
-// are a few dozen bytes) and a string for the command tag; pgconn still
-// reads the messages, so its state (transaction status, notices) holds.
+// ExecStatement, which costs per read a runtime timer reset and stopped
+// (its guard against a write blocking while the server also writes:
+// these messages are a few dozen bytes) and a string for the command
+// tag; pgconn still reads the messages, so its state (transaction
+// status, notices, a FATAL closing the connection) holds.
 func (rc *readConn) execPrepared(c *pgconn.PgConn, q *query, sd *pgconn.StatementDescription, arg int64) (res readResult, err error) {
 	res.seq = -1
 	rc.bind.PreparedStatement = sd.Name
@@ -306,18 +337,28 @@ func (rc *readConn) execPrepared(c *pgconn.PgConn, q *query, sd *pgconn.Statemen
 	fe.SendBind(&rc.bind)
 	fe.SendExecute(&rc.execute)
 	fe.SendSync(&rc.sync)
-	if err := fe.Flush(); err != nil {
+	if ferr := fe.Flush(); ferr != nil {
 		rc.drop(c) // pgconn did not see the write fail
-		return res, err
+		return res, ferr
 	}
 	first := true
 	for {
 		msg, rerr := c.ReceiveMessage(context.Background())
 		if rerr != nil {
-			// Mid-answer (a timeout too): the connection's place in the
-			// protocol is lost.
-			rc.drop(c)
-			return res, rerr
+			// Mid-answer: the connection's place in the protocol is lost.
+			var pe *pgconn.PgError
+			if errors.As(rerr, &pe) {
+				rerr = pe // a FATAL, as ExecStatement reports it
+			}
+			if isTimeout(rerr) {
+				rc.cut(c)
+			} else {
+				rc.drop(c)
+			}
+			if err == nil {
+				err = rerr // else the server's error comes first
+			}
+			return res, err
 		}
 		switch m := msg.(type) {
 		case *pgproto3.DataRow:

@@ -2,6 +2,7 @@ package workload
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -26,7 +27,8 @@ import (
 // context switches per read from 1.0 to 0.96 (pgbench: 0.86).
 type directConn struct {
 	net.Conn
-	raw syscall.RawConn
+	raw     syscall.RawConn
+	network string // as dialed, for errors
 	// Each direction's buffer and result, for its function below (made
 	// once, so that a read or write allocates nothing). A read and a write
 	// may run at once (pgconn's background reader), never two reads.
@@ -52,7 +54,7 @@ func directDial(dial pgconn.DialFunc) pgconn.DialFunc {
 		if err != nil {
 			return c, nil
 		}
-		d := &directConn{Conn: c, raw: raw}
+		d := &directConn{Conn: c, raw: raw, network: network}
 		d.readFn = d.read
 		d.writeFn = d.write
 		return d, nil
@@ -100,9 +102,9 @@ func (d *directConn) Read(b []byte) (int, error) {
 	d.rbuf = nil
 	switch {
 	case err != nil:
-		return 0, err
+		return 0, d.opError("read", err)
 	case d.rerrno != 0:
-		return 0, &net.OpError{Op: "read", Net: d.LocalAddr().Network(), Source: d.LocalAddr(), Addr: d.RemoteAddr(), Err: os.NewSyscallError("read", d.rerrno)}
+		return 0, d.opError("read", os.NewSyscallError("read", d.rerrno))
 	case d.rn == 0:
 		return 0, io.EOF
 	}
@@ -118,8 +120,21 @@ func (d *directConn) Write(b []byte) (int, error) {
 	err := d.raw.Write(d.writeFn)
 	n := d.wn
 	d.wbuf = nil
-	if err == nil && d.werrno != 0 {
-		err = &net.OpError{Op: "write", Net: d.LocalAddr().Network(), Source: d.LocalAddr(), Addr: d.RemoteAddr(), Err: os.NewSyscallError("write", d.werrno)}
+	switch {
+	case err != nil:
+		err = d.opError("write", err)
+	case d.werrno != 0:
+		err = d.opError("write", os.NewSyscallError("write", d.werrno))
 	}
 	return n, err
+}
+
+// opError is err as the net package's Read and Write report it (the raw
+// calls' own say "raw-read", "raw-write"), for the error samples users see.
+func (d *directConn) opError(op string, err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		err = oe.Err
+	}
+	return &net.OpError{Op: op, Net: d.network, Source: d.LocalAddr(), Addr: d.RemoteAddr(), Err: err}
 }

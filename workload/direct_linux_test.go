@@ -82,8 +82,9 @@ func TestDirectConnMovesBytesBothWays(t *testing.T) {
 
 func TestDirectConnEnds(t *testing.T) {
 	timedOut := func(t *testing.T, err error) {
-		if !isTimeout(err) || !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Errorf("err = %v, want a timeout", err)
+		var oe *net.OpError
+		if !isTimeout(err) || !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &oe) || oe.Op != "read" {
+			t.Errorf("err = %v, want a read timeout", err)
 		}
 	}
 	tests := []struct {

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pgbenchx/pgbenchx/env"
 	"github.com/pgbenchx/pgbenchx/env/envtest"
 	"github.com/pgbenchx/pgbenchx/metrics"
@@ -221,21 +223,66 @@ func TestSlowReadsTimeOutAndAreCounted(t *testing.T) {
 
 // TestLaterPhasesStartClean runs two strategies on the same connections:
 // the first phase's end cuts its reads short through each socket's
-// deadline, and the second phase's reads must not inherit it.
+// deadline, and the second phase's reads must not inherit it, with a
+// query timeout (each try a deadline of its own) or without (none).
 func TestLaterPhasesStartClean(t *testing.T) {
-	cfg := testConfig("round-robin", "random")
-	cfg.Duration, cfg.Warmup = 2*time.Second, 0
-	res := run(t, env.Spec{Name: "wphases", Standbys: 1, Fast: true}, cfg)
-	for _, sr := range res.Strategies {
-		var reads int64
-		for _, n := range sr.Nodes {
-			reads += n.Total().TotalCount()
-			if len(n.Errors) > 0 {
-				t.Errorf("%s on %s: errors %v", sr.Strategy, n.Node, n.Errors)
+	for _, timeout := range []time.Duration{0, 2 * time.Second} {
+		t.Run(timeout.String(), func(t *testing.T) {
+			cfg := testConfig("round-robin", "random")
+			cfg.Duration, cfg.Warmup, cfg.QueryTimeout = 2*time.Second, 0, timeout
+			res := run(t, env.Spec{Name: "wphases", Standbys: 1, Fast: true}, cfg)
+			for _, sr := range res.Strategies {
+				var reads int64
+				for _, n := range sr.Nodes {
+					reads += n.Total().TotalCount()
+					if len(n.Errors) > 0 {
+						t.Errorf("%s on %s: errors %v", sr.Strategy, n.Node, n.Errors)
+					}
+				}
+				if reads < 100 || sr.Failed != 0 {
+					t.Errorf("%s: %d reads, %d failed", sr.Strategy, reads, sr.Failed)
+				}
 			}
+		})
+	}
+}
+
+// TestCutReadsAreCancelled ends a phase while every read is in a 30 s
+// query: the reads are cut off (not counted as done or failed) and the
+// server is asked to cancel them, so that no backend keeps working into
+// whatever runs next.
+func TestCutReadsAreCancelled(t *testing.T) {
+	c, _ := envtest.Up(t, env.Spec{Name: "wcut", Standbys: 1, Fast: true})
+	cfg := testConfig(routing.RoundRobin)
+	cfg.Duration, cfg.Warmup, cfg.WriteRows, cfg.WriteRate, cfg.Clients, cfg.QueryTimeout = time.Second, 0, 0, 0, 2, 0
+	// The warm-up read before the phase (id 1) does not sleep.
+	cfg.Mix, cfg.Custom = nil, []workload.CustomQuery{{Name: "sleepy", Weight: 1, SQL: "SELECT pg_sleep(CASE WHEN $1 > 1 THEN 30 ELSE 0 END)"}}
+	res, err := runWith(t, c, cfg, workload.Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sr := res.Strategies[0]; sr.Unfinished == 0 || sr.Failed != 0 {
+		t.Fatalf("unfinished %d, failed %d: want the reads cut off", sr.Unfinished, sr.Failed)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.Standbys[0].DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for {
+		var n int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%pg_sleep(CASE%' AND pid <> pg_backend_pid()`).Scan(&n); err != nil {
+			t.Fatal(err)
 		}
-		if reads < 100 || sr.Failed != 0 {
-			t.Errorf("%s: %d reads, %d failed", sr.Strategy, reads, sr.Failed)
+		if n == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%d cut-off reads still running on the standby", n)
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
