@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,6 +47,9 @@ type readConn struct {
 	sockDeadline time.Time
 	sockSet      bool
 	aborted      atomic.Bool
+	// cuts counts the reads being cancelled in the background (cut), for
+	// the scenario's Close to wait for; nil: not counted.
+	cuts *sync.WaitGroup
 	// gen is the node's count of broken connections, shared by every
 	// client's connection to it; dialGen its value when conn was made.
 	// When a node restarts, each client's connection to it is dead, but
@@ -100,11 +104,13 @@ func (rc *readConn) connect(ctx context.Context) (*pgconn.PgConn, error) {
 // so that no read pays a Prepare round trip: the scenario calls it once
 // the schema exists, before the read phases.
 func (rc *readConn) prepare(ctx context.Context) error {
-	c, err := rc.connect(ctx)
-	if err != nil {
-		return err
-	}
 	for kind, q := range rc.queries {
+		// The connection again for each kind: a warm-up read that was cut
+		// off (see cut) gave its connection away.
+		c, err := rc.connect(ctx)
+		if err != nil {
+			return err
+		}
 		if q.script != nil {
 			if err := rc.prepareScript(ctx, c, kind); err != nil {
 				return fmt.Errorf("prepare %s: %w", q.kind, err)
@@ -210,7 +216,13 @@ func (rc *readConn) drop(c *pgconn.PgConn) {
 // asynchronous close does.
 func (rc *readConn) cut(c *pgconn.PgConn) {
 	rc.conn.CompareAndSwap(c, nil)
+	if rc.cuts != nil {
+		rc.cuts.Add(1)
+	}
 	go func() {
+		if rc.cuts != nil {
+			defer rc.cuts.Done()
+		}
 		deadline := time.Now().Add(15 * time.Second)
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		defer cancel()

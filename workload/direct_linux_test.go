@@ -134,3 +134,18 @@ func TestDirectConnEnds(t *testing.T) {
 		})
 	}
 }
+
+func TestDirectConnWriteFails(t *testing.T) {
+	c, peer := directPair(t)
+	_ = peer.(*net.TCPConn).SetLinger(0)
+	peer.Close() // reset: the writes fail once the reset has come back
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	var err error
+	for i := 0; i < 1000 && err == nil; i++ {
+		_, err = c.Write([]byte("x"))
+	}
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "write" || isTimeout(err) {
+		t.Errorf("err = %v, want a write error that is not a timeout", err)
+	}
+}

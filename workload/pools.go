@@ -236,7 +236,7 @@ func (s *Scenario) open(_ context.Context, i int, n Node) error {
 	}
 	for c := range s.conns {
 		s.conns[c][i] = newReadConn(pc.ConnConfig.Config.Copy(), s.qs.list, &s.connGen[i], s.Config.Protocol)
-		s.conns[c][i].timeout = s.Config.QueryTimeout
+		s.conns[c][i].timeout, s.conns[c][i].cuts = s.Config.QueryTimeout, &s.cuts
 	}
 	if i == len(s.nodes)-1 {
 		for v, via := range s.Config.Vias {
@@ -254,7 +254,7 @@ func (s *Scenario) open(_ context.Context, i int, n Node) error {
 					protocol = s.Config.ViaProtocol
 				}
 				rc := newReadConn(vc.ConnConfig.Config.Copy(), s.qs.list, &s.connGen[len(s.nodes)+v], protocol)
-				rc.via, rc.timeout = true, s.Config.QueryTimeout
+				rc.via, rc.timeout, rc.cuts = true, s.Config.QueryTimeout, &s.cuts
 				s.conns[c][len(s.nodes)+v] = rc
 			}
 		}

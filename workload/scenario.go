@@ -36,7 +36,9 @@ type Scenario struct {
 	// there broken: the other clients' connections to it, made before,
 	// are dropped before their next read rather than failing it.
 	connGen []atomic.Uint64
-	qs      *querySet
+	// cuts counts reads cut off and being cancelled in the background.
+	cuts sync.WaitGroup
+	qs   *querySet
 	// byPort finds a node by its port (-1: several nodes share it).
 	byPort map[int32]int
 	// probes is one small pool per node for the lag sampler, waits and
@@ -321,10 +323,13 @@ func (s *Scenario) standbys() []int {
 const closeWait = time.Second
 
 // Close closes the connections, waiting at most closeWait for them to
-// go; the rest go in the background.
+// go, and for the cancels of reads cut off (a process that exits first
+// would leave their queries running); the rest go in the background.
 func (s *Scenario) Close() {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); s.cuts.Wait() }()
 	for _, p := range append(slices.Clone(s.probes), s.w()) {
 		if p != nil {
 			wg.Add(1)

@@ -15,16 +15,24 @@ func TestWaiter(t *testing.T) {
 	if w.f == nil {
 		t.Skip("no timerfd here: the time.Timer fallback")
 	}
-	// Due: it wakes at the due time, not before, and not grossly late
-	// (the bound is loose: a shared host stalls threads).
-	for range 3 {
-		due := time.Now().Add(2 * time.Millisecond)
+	// Due: it wakes at the due time, never before, and at least once in
+	// five tries within a millisecond after it (a shared host stalls
+	// threads now and then; a timer that always woke late, as a Go timer
+	// in the poller does, rounded to whole milliseconds, would not).
+	best := time.Hour
+	for range 5 {
+		due := time.Now().Add(2*time.Millisecond + 300*time.Microsecond)
 		if !w.until(ctx, due) {
 			t.Fatal("until reported a wake before due")
 		}
-		if late := time.Since(due); late < 0 || late > time.Second {
-			t.Errorf("woke %v after due", late)
+		late := time.Since(due)
+		if late < 0 {
+			t.Fatalf("woke %v before due", -late)
 		}
+		best = min(best, late)
+	}
+	if best > time.Millisecond {
+		t.Errorf("woke at best %v after due, want within 1ms", best)
 	}
 	// Its reads wait in the netpoller, not in the kernel on a thread of
 	// their own (where wake's deadline would not reach them).

@@ -223,8 +223,10 @@ func TestSlowReadsTimeOutAndAreCounted(t *testing.T) {
 
 // TestLaterPhasesStartClean runs two strategies on the same connections:
 // the first phase's end cuts its reads short through each socket's
-// deadline, and the second phase's reads must not inherit it, with a
-// query timeout (each try a deadline of its own) or without (none).
+// deadline, and the second phase's reads must not inherit it. Without a
+// query timeout every try asks for the same (no) deadline, so only the
+// phase end's mark makes it be set again; with one, each try's deadline
+// is later than the last.
 func TestLaterPhasesStartClean(t *testing.T) {
 	for _, timeout := range []time.Duration{0, 2 * time.Second} {
 		t.Run(timeout.String(), func(t *testing.T) {
