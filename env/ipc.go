@@ -153,17 +153,9 @@ func strays(dataDir string) []proc {
 	if r, err := filepath.EvalSymlinks(dataDir); err == nil {
 		dataDir = r // what /proc/PID/cwd shows
 	}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
 	var out []proc
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if cwd, err := os.Readlink("/proc/" + e.Name() + "/cwd"); err == nil && cwd == dataDir && isPostgres(pid, owner) {
+	for _, pid := range pids() {
+		if cwd, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/cwd"); err == nil && cwd == dataDir && isPostgres(pid, owner) {
 			if p, ok := procOf(pid); ok && p.alive() {
 				out = append(out, p)
 			}

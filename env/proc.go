@@ -18,25 +18,48 @@ type proc struct {
 	start uint64
 }
 
-// procStat reads a process's state letter, parent and start time from
-// /proc/PID/stat. ok is false when there is no such process.
-func procStat(pid int) (state byte, ppid int, start uint64, ok bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+// statFields reads a process's (or a thread's) stat file, path, and
+// returns its fields after the command name, from the state letter on:
+// [0] state, [1] ppid, [2] pgrp, [3] session, ... [19] start time. Fewer
+// than 20 (none) when it is gone.
+func statFields(path string) [][]byte {
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0, 0, 0, false
+		return nil
 	}
 	// "pid (comm) S ppid ...": comm may hold spaces and parentheses.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 || i+2 >= len(b) {
-		return 0, 0, 0, false
+		return nil
 	}
-	f := bytes.Fields(b[i+2:])
+	return bytes.Fields(b[i+2:])
+}
+
+// procStat reads a process's state letter, parent and start time from
+// /proc/PID/stat. ok is false when there is no such process.
+func procStat(pid int) (state byte, ppid int, start uint64, ok bool) {
+	f := statFields("/proc/" + strconv.Itoa(pid) + "/stat")
 	if len(f) < 20 {
 		return 0, 0, 0, false
 	}
 	ppid, _ = strconv.Atoi(string(f[1]))
 	start, _ = strconv.ParseUint(string(f[19]), 10, 64)
 	return f[0][0], ppid, start, true
+}
+
+// pids lists the processes /proc shows now.
+func pids() []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
 
 func procOf(pid int) (proc, bool) {
@@ -68,16 +91,8 @@ func (p proc) stopped() bool {
 // descendants lists every process under root (children, theirs, ...),
 // read from /proc at this moment.
 func descendants(root int) []proc {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
 	children := map[int][]proc{}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	for _, pid := range pids() {
 		if _, ppid, start, ok := procStat(pid); ok {
 			children[ppid] = append(children[ppid], proc{pid, start})
 		}

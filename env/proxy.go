@@ -315,26 +315,9 @@ func procComm(pid int) string {
 // after its leader died; prog guards against a later session that got
 // the same id once they were all gone.
 func sessionProcs(sid int, prog string) []proc {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
 	var out []proc
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// "pid (comm) S ppid pgrp session ... starttime"
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 || i+2 >= len(b) {
-			continue
-		}
-		f := bytes.Fields(b[i+2:])
+	for _, pid := range pids() {
+		f := statFields("/proc/" + strconv.Itoa(pid) + "/stat")
 		if len(f) < 20 || (f[0][0] == 'Z' || f[0][0] == 'X') && !threadsLive(pid) {
 			continue
 		}
@@ -372,11 +355,7 @@ func threadsLive(pid int) bool {
 		return false
 	}
 	for _, e := range ents {
-		b, err := os.ReadFile(dir + "/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		if i := bytes.LastIndexByte(b, ')'); i > 0 && i+2 < len(b) && b[i+2] != 'Z' && b[i+2] != 'X' {
+		if f := statFields(dir + "/" + e.Name() + "/stat"); len(f) > 0 && f[0][0] != 'Z' && f[0][0] != 'X' {
 			return true
 		}
 	}

@@ -194,15 +194,9 @@ func postmasterAlive(pid int, dataDir string) bool {
 	if !slices.ContainsFunc(bytes.Split(cmdline, []byte{0}), func(arg []byte) bool { return string(arg) == dataDir }) {
 		return false
 	}
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
 	// A zombie has exited; only its parent has not collected it yet.
-	if i := bytes.LastIndexByte(st, ')'); i > 0 && i+2 < len(st) && st[i+2] == 'Z' {
-		return false
-	}
-	return true
+	st, _, _, ok := procStat(pid)
+	return ok && st != 'Z'
 }
 
 // postmasterPID is the pid in a data folder's postmaster.pid, if any.

@@ -163,23 +163,20 @@ func (rc *readConn) setDeadline(c *pgconn.PgConn, deadline time.Time) error {
 		rc.aborted.Store(false)
 		rc.sockSet = false
 	}
-	if rc.sockSet {
-		if deadline.IsZero() && rc.sockDeadline.IsZero() {
-			return nil
-		}
-		if !deadline.IsZero() && !rc.sockDeadline.IsZero() && !rc.sockDeadline.Before(deadline) && rc.sockDeadline.Sub(deadline) <= deadlineSlack {
-			return nil
-		}
+	want := deadline
+	if !want.IsZero() {
+		want = want.Add(deadlineSlack)
 	}
-	sd := deadline
-	if !sd.IsZero() {
-		sd = sd.Add(deadlineSlack)
+	// The socket's deadline serves while it is within [deadline, want]
+	// (both zero: none, and none wanted).
+	if rc.sockSet && !rc.sockDeadline.Before(deadline) && !rc.sockDeadline.After(want) {
+		return nil
 	}
-	if err := c.Conn().SetDeadline(sd); err != nil {
+	if err := c.Conn().SetDeadline(want); err != nil {
 		rc.sockSet = false
 		return err
 	}
-	rc.sockDeadline, rc.sockSet = sd, true
+	rc.sockDeadline, rc.sockSet = want, true
 	return nil
 }
 
